@@ -1,0 +1,443 @@
+// SPDX-License-Identifier: MIT
+#include "app/app.hpp"
+
+#include "app/exit_code.hpp"
+#include "backend/backend.hpp"
+#include "cli/options.hpp"
+#include "config/duration.hpp"
+#include "config/url.hpp"
+#include "lock/acquirer.hpp"
+#include "lock/validity.hpp"
+#include "refresher/refresher.hpp"
+#include "supervisor/supervisor.hpp"
+#include "util/fd.hpp"
+#include "util/log.hpp"
+#include "util/random.hpp"
+
+#include <fcntl.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+extern char** environ;
+
+namespace godislock::app {
+
+namespace {
+
+using cli::UsageError;
+using lock::Millis;
+using util::Clock;
+using util::Deadline;
+using util::ErrorKind;
+
+// An unrecoverable failure with its exit code; thrown on the main thread
+// only, caught once in run().
+struct Fatal {
+  int code;
+  std::string message;
+};
+
+constexpr size_t k_max_name = 256;
+constexpr size_t k_max_prefix = 256;
+
+bool has_control(const std::string& s) {
+  for (char c : s) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// 64-bit FNV-1a: a stable, dependency-free hash for derived lock names.
+uint64_t fnv1a(const std::string& data) {
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : data) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+}  // namespace
+
+// Derives a lock name from the command, so that the same command line in
+// two crontabs is mutually exclusive without naming anything:
+// "cmd:<basename of argv[0]>:<16 hex digits of FNV-1a over the argv words,
+// each followed by a NUL>" (for -c: over "sh", "-c", the string).
+std::string derive_name(const std::vector<std::string>& argv) {
+  std::string joined;
+  for (const auto& a : argv) {
+    joined += a;
+    joined.push_back('\0');
+  }
+  std::string base = argv.empty() ? "" : argv[0];
+  if (auto slash = base.rfind('/'); slash != std::string::npos) {
+    base = base.substr(slash + 1);
+  }
+  std::string clean;
+  for (char c : base) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+    clean.push_back(ok ? c : '_');
+    if (clean.size() == 64) {
+      break;
+    }
+  }
+  return fmt::format("cmd:{}:{:016x}", clean, fnv1a(joined));
+}
+
+namespace {
+
+std::string read_password_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) {
+    throw UsageError{fmt::format("cannot read --password-file '{}': {}", path,
+                                 std::strerror(errno))};
+  }
+  std::stringstream ss;
+  ss << f.rdbuf();
+  std::string pw = ss.str();
+  // One trailing newline is the file's, not the password's.
+  if (!pw.empty() && pw.back() == '\n') {
+    pw.pop_back();
+    if (!pw.empty() && pw.back() == '\r') {
+      pw.pop_back();
+    }
+  }
+  if (pw.empty()) {
+    throw UsageError{fmt::format("--password-file '{}' is empty", path)};
+  }
+  return pw;
+}
+
+// The child's environment: ours without our secrets, plus the lock's name
+// and fencing token.
+std::vector<std::string> child_environment(const std::string& name,
+                                           uint64_t fence,
+                                           bool url_env_has_password) {
+  std::vector<std::string> env;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    std::string_view kv(*e);
+    auto key = kv.substr(0, kv.find('='));
+    if (key == "REDISCLI_AUTH" || key == "GODISLOCK_PASSWORD" ||
+        key == "GODISLOCK_NAME" || key == "GODISLOCK_FENCE" ||
+        (key == "GODISLOCK_URL" && url_env_has_password)) {
+      continue;
+    }
+    env.emplace_back(kv);
+  }
+  env.push_back("GODISLOCK_NAME=" + name);
+  env.push_back("GODISLOCK_FENCE=" + std::to_string(fence));
+  return env;
+}
+
+int exit_code_for_error(const util::Error& e) {
+  return e.kind == ErrorKind::config ? k_exit_usage : k_exit_unavailable;
+}
+
+// Releases by token with a short deadline; never throws. Returns whether the
+// key was still ours, or nullopt if Redis could not be asked.
+std::optional<bool> release_lock(backend::Backend& b, const std::string& token,
+                                 Millis timeout) {
+  b.set_interrupt_fd(-1);  // a pending signal must not cut the release
+  for (int tries = 0; tries < 2; ++tries) {
+    auto r = b.release(token, Deadline::after(timeout));
+    if (r) {
+      return *r;
+    }
+    GODISLOCK_DEBUG("release failed: {}", r.error().message);
+  }
+  return std::nullopt;
+}
+
+bool is_terminating(int sig) {
+  return sig == SIGINT || sig == SIGTERM || sig == SIGHUP || sig == SIGQUIT;
+}
+
+int run_command(const cli::RunOptions& o) {
+  util::set_log_level(o.verbose ? util::LogLevel::verbose
+                      : o.quiet ? util::LogLevel::quiet
+                                : util::LogLevel::normal);
+
+  // --- Configuration: every check before anything touches Redis. ---
+  std::string why;
+  auto endpoint = config::parse_url(o.url, &why);
+  if (!endpoint) {
+    throw UsageError{fmt::format("invalid Redis URL: {}", why)};
+  }
+  if (endpoint->password_in_url) {
+    GODISLOCK_WARN(
+        "a password in the URL is visible to other users (ps, /proc); use "
+        "GODISLOCK_PASSWORD or --password-file");
+  }
+  if (o.password_file) {
+    endpoint->password = read_password_file(*o.password_file);
+  } else if (endpoint->password.empty()) {
+    for (const char* var : {"GODISLOCK_PASSWORD", "REDISCLI_AUTH"}) {
+      const char* v = std::getenv(var);
+      if (v != nullptr && *v != '\0') {
+        endpoint->password = v;
+        break;
+      }
+    }
+  }
+
+  std::vector<std::string> argv = o.command;
+  if (o.shell_command) {
+    argv = {"/bin/sh", "-c", *o.shell_command};
+  }
+  std::string name;
+  if (o.name) {
+    name = *o.name;
+    if (name.empty()) {
+      throw UsageError{"--name must not be empty"};
+    }
+  } else {
+    name = derive_name(o.shell_command
+                           ? std::vector<std::string>{"sh", "-c",
+                                                      *o.shell_command}
+                           : argv);
+  }
+  if (name.size() > k_max_name) {
+    throw UsageError{fmt::format("--name is {} bytes long; the limit is {}",
+                                 name.size(), k_max_name)};
+  }
+  if (has_control(name)) {
+    throw UsageError{"--name must not contain control characters"};
+  }
+  if (o.prefix.size() > k_max_prefix || has_control(o.prefix)) {
+    throw UsageError{fmt::format(
+        "--prefix must be at most {} bytes without control characters",
+        k_max_prefix)};
+  }
+  if (o.ttl < Millis(3)) {
+    throw UsageError{fmt::format("--ttl {} is below the minimum of 3ms",
+                                 config::format_duration(o.ttl))};
+  }
+  Millis kill_after = o.kill_after.value_or(lock::default_kill_after(o.ttl));
+  lock::LeaseTiming timing;
+  if (!lock::make_timing(o.ttl, kill_after, &timing)) {
+    throw UsageError{fmt::format(
+        "--kill-after {} does not fit in --ttl {}: the command could not be "
+        "stopped before the lease expires (at most {} fits; or raise --ttl)",
+        config::format_duration(kill_after), config::format_duration(o.ttl),
+        config::format_duration(lock::max_kill_after(o.ttl)))};
+  }
+  int kill_signal = supervisor::parse_signal(o.kill_signal);
+  if (kill_signal == 0) {
+    throw UsageError{
+        fmt::format("invalid value '{}' for --kill-signal: unknown signal",
+                    o.kill_signal)};
+  }
+  auto resolved = supervisor::resolve_command(argv[0]);
+  if (resolved.error != 0) {
+    throw Fatal{supervisor::exec_failure_code(resolved.error),
+                fmt::format("cannot run '{}': {}", argv[0],
+                            resolved.error == ENOENT
+                                ? "command not found"
+                                : std::strerror(resolved.error))};
+  }
+
+  bool single_try = o.nonblock || (o.wait && o.wait->count() == 0);
+  backend::Settings settings{*endpoint, o.prefix, name};
+  GODISLOCK_DEBUG("lock '{}'{} on {}, prefix '{}', ttl {}, wait {}", name,
+                  o.name ? "" : " (derived from the command)",
+                  endpoint->redacted(), o.prefix,
+                  config::format_duration(o.ttl),
+                  single_try ? "none"
+                  : o.wait   ? config::format_duration(*o.wait)
+                             : "forever");
+
+  auto token = util::random_token();
+  if (!token) {
+    throw Fatal{k_exit_internal,
+                fmt::format("no secure random token: {}",
+                            token.error().message)};
+  }
+
+  // --- Acquire ---
+  auto b = backend::open(settings, Deadline::after(o.connect_timeout));
+  if (!b) {
+    throw Fatal{exit_code_for_error(b.error()), b.error().message};
+  }
+  std::unique_ptr<backend::Backend> lock_backend = std::move(b.value());
+  lock_backend->set_interrupt_fd(supervisor::signal_fd());
+
+  lock::AcquireRequest req;
+  req.token = *token;
+  req.ttl = o.ttl;
+  req.single_try = single_try;
+  req.wait = o.wait ? Deadline::after(*o.wait) : Deadline::never();
+  req.outage_tolerance = o.connect_timeout;
+  lock::AcquireResult got;
+  for (;;) {
+    bool maybe_holding = false;
+    auto r = lock::acquire(*lock_backend, req, &maybe_holding);
+    if (r) {
+      got = *r;
+      if (got.outcome != lock::AcquireResult::Outcome::acquired &&
+          maybe_holding) {
+        release_lock(*lock_backend, *token, o.connect_timeout);
+      }
+      break;
+    }
+    if (r.error().kind == ErrorKind::interrupted) {
+      int sig = supervisor::take_signal();
+      if (!is_terminating(sig)) {
+        continue;  // SIGCHLD, SIGCONT, ...: keep waiting
+      }
+      if (maybe_holding) {
+        release_lock(*lock_backend, *token, o.connect_timeout);
+      }
+      GODISLOCK_DEBUG("signal {} while waiting for the lock", sig);
+      return 128 + sig;
+    }
+    if (maybe_holding) {
+      release_lock(*lock_backend, *token, o.connect_timeout);
+    }
+    throw Fatal{exit_code_for_error(r.error()), r.error().message};
+  }
+  using Outcome = lock::AcquireResult::Outcome;
+  switch (got.outcome) {
+    case Outcome::acquired:
+      break;
+    case Outcome::timed_out:
+      GODISLOCK_DEBUG("lock '{}' not acquired: {}", name,
+                      single_try ? "it is held" : "wait time ran out");
+      return o.conflict_exit_code;
+    case Outcome::no_expiry:
+      throw Fatal{k_exit_foreign_key,
+                  fmt::format("lock '{}': its key exists without a TTL (not "
+                              "made by godislock, or stale); left alone: "
+                              "delete it if it is stale",
+                              name)};
+    case Outcome::wrong_type:
+      throw Fatal{k_exit_foreign_key,
+                  fmt::format("lock '{}': its key holds a {}, not a lock; "
+                              "left alone (use another --name or --prefix)",
+                              name, got.detail)};
+  }
+  GODISLOCK_DEBUG("acquired lock '{}' with fence {} after {} attempt(s), "
+                  "{} wakeup(s)",
+                  name, got.fence, got.attempts, got.wakeups);
+
+  // --- Run the command while a refresher keeps the lease ---
+  auto refresh_backend = lock_backend->clone(Deadline::after(o.connect_timeout));
+  if (!refresh_backend) {
+    release_lock(*lock_backend, *token, o.connect_timeout);
+    throw Fatal{k_exit_unavailable, refresh_backend.error().message};
+  }
+  int wake[2];
+  if (::pipe2(wake, O_CLOEXEC | O_NONBLOCK) != 0) {
+    int err = errno;
+    release_lock(*lock_backend, *token, o.connect_timeout);
+    throw Fatal{k_exit_internal, fmt::format("cannot create a pipe: {}",
+                                             std::strerror(err))};
+  }
+  util::Fd wake_rd(wake[0]);
+  util::Fd wake_wr(wake[1]);
+  // Orphaned grandchildren are reparented to us, so that a lock loss can
+  // still reach them and none outlives the lease.
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+
+  const char* url_env = std::getenv("GODISLOCK_URL");
+  auto url_env_ep = config::parse_url(url_env != nullptr ? url_env : "", nullptr);
+  auto env = child_environment(name, got.fence,
+                               url_env_ep && url_env_ep->password_in_url);
+  int exec_errno = 0;
+  auto child = supervisor::spawn(resolved.path, argv, env, &exec_errno);
+  if (!child) {
+    release_lock(*lock_backend, *token, o.connect_timeout);
+    if (exec_errno != 0) {
+      throw Fatal{supervisor::exec_failure_code(exec_errno),
+                  fmt::format("cannot run '{}': {}", argv[0],
+                              std::strerror(exec_errno))};
+    }
+    throw Fatal{k_exit_internal, child.error().message};
+  }
+  GODISLOCK_DEBUG("started '{}' as pid {}", argv[0], child->pid);
+
+  refresher::Refresher refresher(std::move(refresh_backend.value()), *token,
+                                 timing, got.acquired_at, wake_wr.get());
+  refresher.start();
+  auto outcome =
+      supervisor::supervise(*child, wake_rd.get(), kill_signal, kill_after);
+  refresher.stop();
+
+  // --- Release and report ---
+  auto released = release_lock(*lock_backend, *token, o.connect_timeout);
+  if (outcome.lost) {
+    auto detect = std::chrono::duration_cast<Millis>(
+        outcome.lost_signalled_at - refresher.lost_at());
+    GODISLOCK_ERROR("lock '{}' lost while the command ran: {}; the command "
+                    "was sent signal {} ({} ms after the loss was detected)",
+                    name, refresher.lost_reason(), kill_signal,
+                    detect.count());
+    return k_exit_lock_lost;
+  }
+  if (released && !*released) {
+    GODISLOCK_ERROR("lock '{}' was no longer held when the command ended "
+                    "(expired, deleted or taken over since the last refresh)",
+                    name);
+    return k_exit_lock_lost;
+  }
+  if (!released) {
+    GODISLOCK_WARN("could not release lock '{}' (Redis unreachable); it "
+                   "expires within {}",
+                   name, config::format_duration(o.ttl));
+  }
+  int code = supervisor::exit_code_for(outcome.wait_status);
+  GODISLOCK_DEBUG("released lock '{}'; command exited with {} after {} "
+                  "refresh(es)",
+                  name, code, refresher.refreshes());
+  return code;
+}
+
+void print_stdout(const std::string& text) {
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  if (text.empty() || text.back() != '\n') {
+    std::fputc('\n', stdout);
+  }
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int run(int argc, char** argv) {
+  try {
+    auto st = supervisor::init_signals();
+    if (!st) {
+      GODISLOCK_ERROR("{}", st.error().message);
+      return k_exit_internal;
+    }
+    cli::Options opts = cli::parse(argc, argv);
+    switch (opts.action) {
+      case cli::Options::Action::show_help:
+      case cli::Options::Action::show_version:
+        print_stdout(opts.text);
+        return std::ferror(stdout) != 0 ? k_exit_internal : 0;
+      case cli::Options::Action::run:
+        break;
+    }
+    return run_command(opts.run);
+  } catch (const UsageError& e) {
+    GODISLOCK_ERROR("{}", e.message);
+    return k_exit_usage;
+  } catch (const Fatal& e) {
+    GODISLOCK_ERROR("{}", e.message);
+    return e.code;
+  } catch (const std::exception& e) {
+    GODISLOCK_ERROR("internal error: {}", e.what());
+    return k_exit_internal;
+  }
+}
+
+}  // namespace godislock::app

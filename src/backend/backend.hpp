@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+#include "config/url.hpp"
+#include "util/deadline.hpp"
+#include "util/result.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace godislock::backend {
+
+// --- Interface ---
+
+using Millis = std::chrono::milliseconds;
+
+// What one acquisition attempt found.
+struct Attempt {
+  enum class State {
+    acquired,    // ours now (or already ours after a lost reply)
+    held,        // another token holds it for holder_ttl more
+    no_expiry,   // a key without TTL holds it: foreign or stale, left alone
+    wrong_type,  // the key is not a lock (e.g. a hash), left alone
+  };
+  State state = State::held;
+  uint64_t fence = 0;    // acquired: the fencing token, strictly rising
+  Millis holder_ttl{0};  // held: time left on the holder's lease
+  std::string detail;    // wrong_type: the key's type
+};
+
+// Announcements that a lock was released, on a connection of its own.
+// Not thread-safe.
+class ReleaseWatch {
+ public:
+  virtual ~ReleaseWatch() = default;
+  // Waits for a release announcement or `until`. Returns true when one
+  // arrived, false at `until`. An error means the subscription is gone (the
+  // caller opens a new watch) or a signal interrupted the wait.
+  virtual util::Result<bool> wait(util::Deadline until) = 0;
+};
+
+// The lock protocol of one store. Each method is one atomic step on the
+// server. An instance owns one connection and reconnects on the next call
+// after a failure; it is not thread-safe (give each thread its own).
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual util::Result<Attempt> acquire(const std::string& token, Millis ttl,
+                                        util::Deadline deadline) = 0;
+  // True when the lease was extended, false when it is not ours any more.
+  virtual util::Result<bool> refresh(const std::string& token, Millis ttl,
+                                     util::Deadline deadline) = 0;
+  // True when it was ours and is now released (waiters notified).
+  virtual util::Result<bool> release(const std::string& token,
+                                     util::Deadline deadline) = 0;
+  // Subscribes on a new connection and returns once the subscription is
+  // confirmed, so that no release after this call can be missed.
+  virtual util::Result<std::unique_ptr<ReleaseWatch>> watch(
+      util::Deadline deadline) = 0;
+  // Makes blocking calls on this backend (and its watches) fail with
+  // ErrorKind::interrupted while `fd` is readable (-1: never).
+  virtual void set_interrupt_fd(int fd) = 0;
+  // A new, independent backend for the same lock (e.g. for another thread).
+  virtual util::Result<std::unique_ptr<Backend>> clone(
+      util::Deadline deadline) const = 0;
+  // Where the lock lives, safe to print (no password).
+  virtual std::string describe() const = 0;
+};
+
+// How to reach a lock.
+struct Settings {
+  config::Endpoint endpoint;
+  std::string prefix = "godislock:";
+  std::string name;
+};
+
+// Connects a backend for the settings' URL scheme (redis:// and unix://
+// today). Errors as redis::Connection::open.
+util::Result<std::unique_ptr<Backend>> open(const Settings& settings,
+                                            util::Deadline deadline);
+
+}  // namespace godislock::backend

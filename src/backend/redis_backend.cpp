@@ -1,0 +1,247 @@
+// SPDX-License-Identifier: MIT
+#include "backend/redis_backend.hpp"
+
+#include "lock/scripts/acquire_lua.hpp"
+#include "lock/scripts/refresh_lua.hpp"
+#include "lock/scripts/release_lua.hpp"
+#include "redis/connection.hpp"
+#include "util/log.hpp"
+
+#include <fmt/format.h>
+
+#include <optional>
+
+namespace godislock::backend {
+
+using redis::Connection;
+using redis::Reply;
+using util::Deadline;
+using util::Error;
+using util::ErrorKind;
+using util::Result;
+
+RedisKeys redis_keys(const std::string& prefix, const std::string& name) {
+  std::string lock = prefix + "{" + name + "}";
+  return RedisKeys{lock, lock + ":fence", lock + ":released"};
+}
+
+namespace {
+
+struct Script {
+  const char* name;
+  const char* source;
+  const char* sha1;
+};
+
+const Script k_acquire{"acquire", lock::scripts::k_acquire_source,
+                       lock::scripts::k_acquire_sha1};
+const Script k_refresh{"refresh", lock::scripts::k_refresh_source,
+                       lock::scripts::k_refresh_sha1};
+const Script k_release{"release", lock::scripts::k_release_source,
+                       lock::scripts::k_release_sha1};
+
+ErrorKind classify_server_error(const std::string& text) {
+  if (text.rfind("NOAUTH", 0) == 0 || text.rfind("WRONGPASS", 0) == 0 ||
+      text.rfind("NOPERM", 0) == 0) {
+    return ErrorKind::auth;
+  }
+  if (text.rfind("BUSY", 0) == 0 || text.rfind("LOADING", 0) == 0 ||
+      text.rfind("TRYAGAIN", 0) == 0 || text.rfind("MASTERDOWN", 0) == 0) {
+    return ErrorKind::busy;
+  }
+  return ErrorKind::server;
+}
+
+class RedisWatch final : public ReleaseWatch {
+ public:
+  RedisWatch(Connection conn, std::string channel)
+      : m_conn(std::move(conn)), m_channel(std::move(channel)) {}
+
+  Result<bool> wait(Deadline until) override {
+    auto reply = m_conn.read_reply(until);
+    if (!reply) {
+      if (reply.error().kind == ErrorKind::timeout) {
+        return false;  // no announcement before `until`
+      }
+      return reply.error();
+    }
+    // ["message", channel, payload]; anything else means the subscription
+    // is not what we think it is.
+    if (reply->type == Reply::Type::array && reply->elements.size() == 3 &&
+        reply->elements[0].str == "message") {
+      return true;
+    }
+    return Error{ErrorKind::protocol, "unexpected message on subscription"};
+  }
+
+ private:
+  Connection m_conn;
+  std::string m_channel;
+};
+
+class RedisBackend final : public Backend {
+ public:
+  explicit RedisBackend(Settings settings)
+      : m_settings(std::move(settings)),
+        m_keys(redis_keys(m_settings.prefix, m_settings.name)) {}
+
+  util::Status connect(Deadline deadline) {
+    auto c = Connection::open(m_settings.endpoint, deadline);
+    if (!c) {
+      return c.error();
+    }
+    m_conn.emplace(std::move(c.value()));
+    m_conn->set_interrupt_fd(m_interrupt_fd);
+    return util::ok_status();
+  }
+
+  Result<Attempt> acquire(const std::string& token, Millis ttl,
+                          Deadline deadline) override {
+    auto r = eval(k_acquire, {m_keys.lock, m_keys.fence},
+                  {token, std::to_string(ttl.count())}, deadline);
+    if (!r) {
+      return r.error();
+    }
+    if (r->type != Reply::Type::array || r->elements.size() != 2) {
+      return Error{ErrorKind::protocol, "acquire: malformed script reply"};
+    }
+    const Reply& code = r->elements[0];
+    const Reply& arg = r->elements[1];
+    Attempt a;
+    if (code.integer == 1) {
+      a.state = Attempt::State::acquired;
+      a.fence = static_cast<uint64_t>(arg.integer);
+    } else if (code.integer == 0) {
+      if (arg.integer == -1) {
+        a.state = Attempt::State::no_expiry;
+      } else {
+        a.state = Attempt::State::held;
+        // PTTL is -2 when the key vanished between GET and PTTL (not
+        // possible inside a script, but never wait on a negative time).
+        a.holder_ttl = Millis(std::max<long long>(arg.integer, 0));
+      }
+    } else {
+      a.state = Attempt::State::wrong_type;
+      a.detail = arg.str;
+    }
+    return a;
+  }
+
+  Result<bool> refresh(const std::string& token, Millis ttl,
+                       Deadline deadline) override {
+    auto r = eval(k_refresh, {m_keys.lock, m_keys.fence},
+                  {token, std::to_string(ttl.count())}, deadline);
+    if (!r) {
+      return r.error();
+    }
+    return r->integer == 1;
+  }
+
+  Result<bool> release(const std::string& token, Deadline deadline) override {
+    auto r = eval(k_release, {m_keys.lock, m_keys.channel}, {token}, deadline);
+    if (!r) {
+      return r.error();
+    }
+    return r->integer == 1;
+  }
+
+  Result<std::unique_ptr<ReleaseWatch>> watch(Deadline deadline) override {
+    auto c = Connection::open(m_settings.endpoint, deadline);
+    if (!c) {
+      return c.error();
+    }
+    c->set_interrupt_fd(m_interrupt_fd);
+    auto r = c->command({"SUBSCRIBE", m_keys.channel}, deadline);
+    if (!r) {
+      return r.error();
+    }
+    if (r->is_error()) {
+      return Error{classify_server_error(r->str),
+                   fmt::format("SUBSCRIBE {}: {}", m_keys.channel, r->str)};
+    }
+    // The confirmation ["subscribe", channel, 1] comes before any message.
+    if (r->type != Reply::Type::array || r->elements.empty() ||
+        r->elements[0].str != "subscribe") {
+      return Error{ErrorKind::protocol, "SUBSCRIBE: unexpected reply"};
+    }
+    return std::unique_ptr<ReleaseWatch>(
+        std::make_unique<RedisWatch>(std::move(c.value()), m_keys.channel));
+  }
+
+  void set_interrupt_fd(int fd) override {
+    m_interrupt_fd = fd;
+    if (m_conn) {
+      m_conn->set_interrupt_fd(fd);
+    }
+  }
+
+  Result<std::unique_ptr<Backend>> clone(Deadline deadline) const override {
+    return open_redis(m_settings, deadline);
+  }
+
+  std::string describe() const override {
+    return m_settings.endpoint.redacted();
+  }
+
+ private:
+  using Status = util::Status;
+
+  // Runs a script by EVALSHA, falling back to EVAL when the server lost it
+  // (SCRIPT FLUSH, restart, failover). Reconnects first if the connection
+  // broke on an earlier call. Server errors become Errors.
+  Result<Reply> eval(const Script& script,
+                     const std::vector<std::string>& keys,
+                     const std::vector<std::string>& args,
+                     Deadline deadline) {
+    if (!m_conn || m_conn->is_broken()) {
+      m_conn.reset();
+      GODISLOCK_TRY(connect(deadline));
+    }
+    std::vector<std::string> argv;
+    argv.reserve(3 + keys.size() + args.size());
+    argv.emplace_back("EVALSHA");
+    argv.emplace_back(script.sha1);
+    argv.push_back(std::to_string(keys.size()));
+    argv.insert(argv.end(), keys.begin(), keys.end());
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto r = m_conn->command(argv, deadline);
+    if (r && r->is_error() && r->str.rfind("NOSCRIPT", 0) == 0) {
+      GODISLOCK_DEBUG("{} script not cached on the server; sending it",
+                      script.name);
+      argv[0] = "EVAL";
+      argv[1] = script.source;
+      r = m_conn->command(argv, deadline);
+    }
+    if (!r) {
+      return r.error();
+    }
+    if (r->is_error()) {
+      return Error{classify_server_error(r->str),
+                   fmt::format("{} script: {}", script.name, r->str)};
+    }
+    return r;
+  }
+
+  Settings m_settings;
+  RedisKeys m_keys;
+  std::optional<Connection> m_conn;
+  int m_interrupt_fd = -1;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Backend>> open_redis(const Settings& settings,
+                                            Deadline deadline) {
+  auto b = std::make_unique<RedisBackend>(settings);
+  GODISLOCK_TRY(b->connect(deadline));
+  return std::unique_ptr<Backend>(std::move(b));
+}
+
+Result<std::unique_ptr<Backend>> open(const Settings& settings,
+                                      Deadline deadline) {
+  // Both redis:// and unix:// speak RESP; an etcd:// scheme will pick its
+  // own backend here.
+  return open_redis(settings, deadline);
+}
+
+}  // namespace godislock::backend

@@ -1,0 +1,266 @@
+// SPDX-License-Identifier: MIT
+#include "cli/options.hpp"
+
+#include "config/duration.hpp"
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wshadow"
+#pragma GCC diagnostic ignored "-Wconversion"
+#pragma GCC diagnostic ignored "-Wsign-conversion"
+#include <CLI/CLI.hpp>
+#pragma GCC diagnostic pop
+
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <set>
+
+#ifndef GODISLOCK_VERSION
+#define GODISLOCK_VERSION "unknown"
+#endif
+
+namespace godislock::cli {
+
+namespace {
+
+const char* const k_exit_codes_text =
+    "Exit status:\n"
+    "  the command's own    the command ran and exited\n"
+    "  128+N                the command was killed by signal N\n"
+    "  64                   usage or configuration error\n"
+    "  65                   the lock key was not made by godislock (no TTL\n"
+    "                       or not a string); it is never deleted\n"
+    "  69                   Redis unreachable, or authentication failed\n"
+    "  70                   internal error\n"
+    "  75                   lock not acquired (--nonblock or --wait ran "
+    "out);\n"
+    "                       change with -E (flock(1) uses 1)\n"
+    "  79                   lock lost while the command ran (it was "
+    "signalled)\n"
+    "  126 / 127            command not executable / not found\n"
+    "\nSee godislock(1) for details.\n";
+
+// Options of `run` that take a value, for finding where the command starts
+// when it is given without `--` (flock style: options stop at the first
+// non-option word).
+const std::set<std::string> k_value_long = {
+    "--name",   "--ttl",           "--wait",            "--timeout",
+    "--conflict-exit-code",        "--url",             "--password-file",
+    "--prefix", "--connect-timeout", "--kill-signal",   "--kill-after",
+    "--command"};
+const std::string k_value_short = "wEc";
+
+// Index of the first command word in argv[from..], and whether a "--"
+// introduced it; argc if there is no command.
+size_t find_command(const std::vector<std::string>& args, size_t from,
+                    bool* dashdash) {
+  *dashdash = false;
+  size_t i = from;
+  while (i < args.size()) {
+    const std::string& a = args[i];
+    if (a == "--") {
+      *dashdash = true;
+      return i;
+    }
+    if (a.rfind("--", 0) == 0) {
+      bool takes_value =
+          a.find('=') == std::string::npos && k_value_long.count(a) != 0;
+      i += takes_value ? 2 : 1;
+      continue;
+    }
+    if (a.size() > 1 && a[0] == '-') {
+      size_t step = 1;
+      for (size_t k = 1; k < a.size(); ++k) {
+        if (k_value_short.find(a[k]) != std::string::npos) {
+          if (k + 1 == a.size()) {
+            step = 2;  // value in the next word
+          }
+          break;  // otherwise the value is attached: -w5
+        }
+      }
+      i += step;
+      continue;
+    }
+    return i;
+  }
+  return args.size();
+}
+
+Millis duration_option(const std::string& option, const std::string& value) {
+  std::string why;
+  auto d = config::parse_duration(value, &why);
+  if (!d) {
+    throw UsageError{
+        fmt::format("invalid value '{}' for {}: {}", value, option, why)};
+  }
+  return *d;
+}
+
+}  // namespace
+
+Options parse(int argc, const char* const* argv) {
+  std::vector<std::string> args(argv, argv + argc);
+  Options out;
+  RunOptions& o = out.run;
+
+  // Split off the command before CLI11 sees it: every word after it must
+  // reach the child byte for byte, even "--ttl".
+  std::vector<std::string> cli_args = args;
+  bool has_command_words = false;
+  if (args.size() >= 2 && args[1] == "run") {
+    bool dashdash = false;
+    size_t at = find_command(args, 2, &dashdash);
+    if (at < args.size()) {
+      cli_args.assign(args.begin(), args.begin() + static_cast<long>(at));
+      o.command.assign(args.begin() + static_cast<long>(at) + (dashdash ? 1 : 0),
+                       args.end());
+      has_command_words = dashdash || !o.command.empty();
+    }
+  }
+
+  CLI::App app{"godislock: run a command while holding a distributed lock "
+               "in Redis",
+               "godislock"};
+  app.set_version_flag("--version", std::string("godislock ") +
+                                        GODISLOCK_VERSION);
+  app.require_subcommand(1);
+  app.footer(k_exit_codes_text);
+  CLI::App* run = app.add_subcommand(
+      "run", "Take the lock, run COMMAND, pass its exit status on");
+  run->footer(std::string("Usage: godislock run [OPTIONS] -- COMMAND "
+                           "[ARGS...]\n"
+                           "       godislock run [OPTIONS] -c 'SHELL "
+                           "COMMAND'\n\n") +
+              k_exit_codes_text);
+
+  std::string ttl, wait, connect_timeout, kill_after;
+  std::string url, password_file, name, shell;
+  bool exclusive = false, close_fd = false;
+  run->add_option("--name", name,
+                  "Lock name (default: derived from the command, see -v)")
+      ->type_name("NAME");
+  run->add_option("--ttl", ttl,
+                  "Lease if godislock dies; refreshed every ttl/3 "
+                  "(default 30s, at least 3ms)")
+      ->type_name("DURATION");
+  run->add_option("-w,--wait,--timeout", wait,
+                  "Give up waiting after DURATION (default: wait forever; "
+                  "0: one try)")
+      ->type_name("DURATION");
+  run->add_flag("-n,--nonblock,--nb,--no-wait", o.nonblock,
+                "Fail at once if the lock is held (same as --wait 0)");
+  run->add_option("-E,--conflict-exit-code", o.conflict_exit_code,
+                  "Exit code when the lock is not acquired (default 75)")
+      ->check(CLI::Range(0, 255))
+      ->type_name("N");
+  run->add_option("--url", url,
+                  "redis://[user[:password]@]host[:port][/db] or "
+                  "unix:///path.sock[?db=N] (env GODISLOCK_URL; default "
+                  "redis://127.0.0.1:6379)")
+      ->type_name("URL");
+  run->add_option("--password-file", password_file,
+                  "Read the Redis password from FILE (else env "
+                  "GODISLOCK_PASSWORD or REDISCLI_AUTH)")
+      ->type_name("FILE");
+  run->add_option("--prefix", o.prefix,
+                  "Key namespace (default \"godislock:\")")
+      ->type_name("STRING");
+  run->add_option("--connect-timeout", connect_timeout,
+                  "Deadline for connecting and for each Redis call; also "
+                  "how long an outage is tolerated while waiting "
+                  "(default 5s)")
+      ->type_name("DURATION");
+  run->add_option("--kill-signal", o.kill_signal,
+                  "Signal sent to the command's process tree when the lock "
+                  "is lost (default TERM)")
+      ->type_name("SIGNAL");
+  run->add_option("--kill-after", kill_after,
+                  "Then SIGKILL after DURATION (default: min(5s, ttl/3))")
+      ->type_name("DURATION");
+  run->add_option("-c,--command", shell,
+                  "Run SHELL COMMAND with /bin/sh -c (like flock -c)")
+      ->type_name("SHELL COMMAND");
+  run->add_flag("-x,--exclusive", exclusive,
+                "Accepted for flock(1) compatibility (locks are exclusive)");
+  run->add_flag("-o,--close", close_fd,
+                "Accepted for flock(1) compatibility (no lock fd is ever "
+                "passed to the command)");
+  run->add_flag("-v,--verbose", o.verbose,
+                "Say what happens (never prints passwords)");
+  run->add_flag("-q,--quiet", o.quiet, "Print errors only");
+
+  std::vector<const char*> cargv;
+  for (const auto& a : cli_args) {
+    cargv.push_back(a.c_str());
+  }
+  try {
+    app.parse(static_cast<int>(cargv.size()), cargv.data());
+  } catch (const CLI::CallForHelp&) {
+    out.action = Options::Action::show_help;
+    CLI::App* which = run->parsed() ? run : &app;
+    out.text = which->help();
+    return out;
+  } catch (const CLI::CallForVersion&) {
+    out.action = Options::Action::show_version;
+    out.text = app.version();
+    return out;
+  } catch (const CLI::ParseError& e) {
+    std::string msg = e.what();
+    if (msg.empty() || e.get_name() == "RequiredError") {
+      msg = "missing subcommand (try 'godislock run --help')";
+    }
+    throw UsageError{msg};
+  }
+
+  if (run->count("--name") != 0) {
+    o.name = name;
+  }
+  if (run->count("--ttl") != 0) {
+    o.ttl = duration_option("--ttl", ttl);
+  }
+  if (run->count("--wait") != 0) {
+    o.wait = duration_option("--wait", wait);
+  }
+  if (run->count("--connect-timeout") != 0) {
+    o.connect_timeout = duration_option("--connect-timeout", connect_timeout);
+    if (o.connect_timeout.count() <= 0) {
+      throw UsageError{"--connect-timeout must be greater than 0"};
+    }
+  }
+  if (run->count("--kill-after") != 0) {
+    o.kill_after = duration_option("--kill-after", kill_after);
+  }
+  if (run->count("--password-file") != 0) {
+    o.password_file = password_file;
+  }
+  if (run->count("--url") != 0) {
+    o.url = url;
+  } else if (const char* env = std::getenv("GODISLOCK_URL");
+             env != nullptr && *env != '\0') {
+    o.url = env;
+  } else {
+    o.url = k_default_url;
+  }
+  if (o.nonblock && o.wait && o.wait->count() != 0) {
+    throw UsageError{"--nonblock and --wait conflict: use one of them"};
+  }
+  if (o.verbose && o.quiet) {
+    throw UsageError{"--verbose and --quiet conflict: use one of them"};
+  }
+  if (run->count("--command") != 0) {
+    if (has_command_words) {
+      throw UsageError{"-c and a command after -- conflict: use one of them"};
+    }
+    if (shell.empty()) {
+      throw UsageError{"-c needs a non-empty shell command"};
+    }
+    o.shell_command = shell;
+  } else if (o.command.empty()) {
+    throw UsageError{"no command given (put it after --, or use -c)"};
+  } else if (o.command[0].empty()) {
+    throw UsageError{"empty command name"};
+  }
+  return out;
+}
+
+}  // namespace godislock::cli

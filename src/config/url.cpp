@@ -1,0 +1,259 @@
+// SPDX-License-Identifier: MIT
+#include "config/url.hpp"
+
+#include <fmt/format.h>
+
+namespace godislock::config {
+
+namespace {
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') {
+    return c - '0';
+  }
+  if (c >= 'a' && c <= 'f') {
+    return c - 'a' + 10;
+  }
+  if (c >= 'A' && c <= 'F') {
+    return c - 'A' + 10;
+  }
+  return -1;
+}
+
+// Decodes %XX escapes; false on a truncated or non-hex escape.
+bool percent_decode(std::string_view in, std::string* out) {
+  out->clear();
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%') {
+      out->push_back(in[i]);
+      continue;
+    }
+    if (i + 2 >= in.size()) {
+      return false;
+    }
+    int hi = hex_value(in[i + 1]);
+    int lo = hex_value(in[i + 2]);
+    if (hi < 0 || lo < 0) {
+      return false;
+    }
+    out->push_back(static_cast<char>(hi * 16 + lo));
+    i += 2;
+  }
+  return true;
+}
+
+bool parse_number(std::string_view s, long max, long* out) {
+  if (s.empty() || s.size() > 10) {
+    return false;
+  }
+  long v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') {
+      return false;
+    }
+    v = v * 10 + (c - '0');
+  }
+  if (v > max) {
+    return false;
+  }
+  *out = v;
+  return true;
+}
+
+bool has_control(std::string_view s) {
+  for (char c : s) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::optional<Endpoint> parse_unix(std::string_view rest, std::string* why) {
+  Endpoint ep;
+  ep.kind = Endpoint::Kind::unix_socket;
+  std::string_view path = rest;
+  std::string_view query;
+  if (auto q = rest.find('?'); q != std::string_view::npos) {
+    path = rest.substr(0, q);
+    query = rest.substr(q + 1);
+  }
+  std::string decoded;
+  if (!percent_decode(path, &decoded)) {
+    *why = "malformed percent-encoding in socket path";
+    return std::nullopt;
+  }
+  if (decoded.empty() || decoded[0] != '/') {
+    *why = "socket path must be absolute (unix:///path/to.sock)";
+    return std::nullopt;
+  }
+  if (has_control(decoded)) {
+    *why = "control character in socket path";
+    return std::nullopt;
+  }
+  ep.path = decoded;
+  if (!query.empty()) {
+    if (query.substr(0, 3) != "db=") {
+      *why = fmt::format("unknown query parameter '{}' (only db=N)", query);
+      return std::nullopt;
+    }
+    if (!parse_number(query.substr(3), k_max_db, &ep.db)) {
+      *why = fmt::format("database index '{}' is not a number from 0 to {}",
+                         query.substr(3), k_max_db);
+      return std::nullopt;
+    }
+  }
+  return ep;
+}
+
+}  // namespace
+
+std::optional<Endpoint> parse_url(std::string_view url, std::string* why) {
+  std::string scratch;
+  if (why == nullptr) {
+    why = &scratch;
+  }
+  auto sep = url.find("://");
+  if (sep == std::string_view::npos) {
+    *why = "missing scheme (expected redis:// or unix://)";
+    return std::nullopt;
+  }
+  std::string_view scheme = url.substr(0, sep);
+  std::string_view rest = url.substr(sep + 3);
+  if (scheme == "unix") {
+    return parse_unix(rest, why);
+  }
+  if (scheme == "rediss") {
+    *why = "TLS (rediss://) is not supported by this build";
+    return std::nullopt;
+  }
+  if (scheme != "redis") {
+    *why = fmt::format("unknown scheme '{}' (expected redis:// or unix://)",
+                       scheme);
+    return std::nullopt;
+  }
+  Endpoint ep;
+  // Userinfo ends at the last '@' so that a password may contain '@'
+  // unescaped, as redis-cli allows.
+  if (auto at = rest.rfind('@'); at != std::string_view::npos) {
+    std::string_view userinfo = rest.substr(0, at);
+    rest = rest.substr(at + 1);
+    std::string_view user = userinfo;
+    std::string_view pass;
+    bool has_pass = false;
+    if (auto colon = userinfo.find(':'); colon != std::string_view::npos) {
+      user = userinfo.substr(0, colon);
+      pass = userinfo.substr(colon + 1);
+      has_pass = true;
+    }
+    if (!percent_decode(user, &ep.user)) {
+      *why = "malformed percent-encoding in user name";
+      return std::nullopt;
+    }
+    if (has_pass) {
+      if (!percent_decode(pass, &ep.password)) {
+        *why = "malformed percent-encoding in password";
+        return std::nullopt;
+      }
+      ep.password_in_url = !ep.password.empty();
+    } else if (!user.empty()) {
+      // redis://secret@host is redis-cli's form of a bare password.
+      ep.password = ep.user;
+      ep.user.clear();
+      ep.password_in_url = true;
+    }
+  }
+  std::string_view hostport = rest;
+  std::string_view path;
+  if (auto slash = rest.find('/'); slash != std::string_view::npos) {
+    hostport = rest.substr(0, slash);
+    path = rest.substr(slash + 1);
+  }
+  std::string_view host = hostport;
+  std::string_view port;
+  bool has_port = false;
+  if (!hostport.empty() && hostport[0] == '[') {
+    auto close = hostport.find(']');
+    if (close == std::string_view::npos) {
+      *why = "unterminated '[' in IPv6 address";
+      return std::nullopt;
+    }
+    host = hostport.substr(1, close - 1);
+    std::string_view after = hostport.substr(close + 1);
+    if (!after.empty()) {
+      if (after[0] != ':') {
+        *why = fmt::format("unexpected '{}' after IPv6 address", after);
+        return std::nullopt;
+      }
+      port = after.substr(1);
+      has_port = true;
+    }
+  } else {
+    auto colon = hostport.find(':');
+    if (colon != std::string_view::npos) {
+      if (hostport.find(':', colon + 1) != std::string_view::npos) {
+        *why = "IPv6 address must be in brackets, e.g. redis://[::1]:6379";
+        return std::nullopt;
+      }
+      host = hostport.substr(0, colon);
+      port = hostport.substr(colon + 1);
+      has_port = true;
+    }
+  }
+  std::string decoded_host;
+  if (!percent_decode(host, &decoded_host)) {
+    *why = "malformed percent-encoding in host";
+    return std::nullopt;
+  }
+  if (decoded_host.empty()) {
+    *why = "missing host";
+    return std::nullopt;
+  }
+  if (has_control(decoded_host) ||
+      decoded_host.find_first_of(" /?#") != std::string::npos) {
+    *why = "invalid character in host";
+    return std::nullopt;
+  }
+  ep.host = decoded_host;
+  if (has_port) {
+    long p = 0;
+    if (!parse_number(port, 65535, &p) || p == 0) {
+      *why = fmt::format("port '{}' is not a number from 1 to 65535", port);
+      return std::nullopt;
+    }
+    ep.port = static_cast<uint16_t>(p);
+  }
+  if (!path.empty()) {
+    if (!parse_number(path, k_max_db, &ep.db)) {
+      *why = fmt::format("database index '{}' is not a number from 0 to {}",
+                         path, k_max_db);
+      return std::nullopt;
+    }
+  }
+  return ep;
+}
+
+std::string Endpoint::redacted() const {
+  std::string auth;
+  if (!user.empty() || password_in_url) {
+    auth = user;
+    if (password_in_url) {
+      auth += ":***";
+    }
+    auth += "@";
+  }
+  if (kind == Kind::unix_socket) {
+    return db == 0 ? fmt::format("unix://{}", path)
+                   : fmt::format("unix://{}?db={}", path, db);
+  }
+  std::string h = host.find(':') != std::string::npos
+                      ? fmt::format("[{}]", host)
+                      : host;
+  std::string out = fmt::format("redis://{}{}:{}", auth, h, port);
+  if (db != 0) {
+    out += fmt::format("/{}", db);
+  }
+  return out;
+}
+
+}  // namespace godislock::config

@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: MIT
+#include "lock/acquirer.hpp"
+
+#include "util/log.hpp"
+
+#include <algorithm>
+#include <memory>
+#include <thread>
+
+namespace godislock::lock {
+
+using backend::Attempt;
+using util::Clock;
+using util::Deadline;
+using util::Error;
+using util::ErrorKind;
+using util::Result;
+
+namespace {
+
+bool is_transient(const Error& e) {
+  return e.kind == ErrorKind::io || e.kind == ErrorKind::timeout ||
+         e.kind == ErrorKind::busy;
+}
+
+// Retries an operation through a transient outage, with backoff, for at most
+// `tolerance` from the first failure. Stops early on interruption or a
+// non-transient error.
+template <typename F>
+auto with_retries(F&& op, Millis tolerance) -> decltype(op(Deadline::never())) {
+  auto give_up = Clock::now() + tolerance;
+  Millis backoff{20};
+  for (;;) {
+    auto r = op(Deadline::at(give_up).min(Deadline::after(tolerance)));
+    if (r.ok() || !is_transient(r.error())) {
+      return r;
+    }
+    auto now = Clock::now();
+    if (now + backoff >= give_up) {
+      return r;
+    }
+    GODISLOCK_DEBUG("{}; retrying in {} ms", r.error().message,
+                    backoff.count());
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(backoff * 2, Millis(500));
+  }
+}
+
+}  // namespace
+
+Result<AcquireResult> acquire(backend::Backend& backend,
+                              const AcquireRequest& request,
+                              bool* maybe_holding) {
+  AcquireResult result;
+  *maybe_holding = false;
+
+  // One attempt, retried with the same token through a lost reply: if the
+  // first try did take the key, the script recognises our token.
+  auto attempt = [&]() -> Result<Attempt> {
+    return with_retries(
+        [&](Deadline d) -> Result<Attempt> {
+          result.attempts++;
+          auto started = Clock::now();
+          auto a = backend.acquire(request.token, request.ttl, d);
+          if (a) {
+            // A reply tells the whole truth: the key is ours or it is not.
+            *maybe_holding = false;
+          } else if (is_transient(a.error())) {
+            *maybe_holding = true;
+          }
+          if (a && a->state == Attempt::State::acquired) {
+            result.acquired_at = started;
+          }
+          return a;
+        },
+        request.outage_tolerance);
+  };
+
+  auto finish = [&](const Attempt& a) -> std::optional<AcquireResult> {
+    switch (a.state) {
+      case Attempt::State::acquired:
+        result.outcome = AcquireResult::Outcome::acquired;
+        result.fence = a.fence;
+        return result;
+      case Attempt::State::no_expiry:
+        result.outcome = AcquireResult::Outcome::no_expiry;
+        return result;
+      case Attempt::State::wrong_type:
+        result.outcome = AcquireResult::Outcome::wrong_type;
+        result.detail = a.detail;
+        return result;
+      case Attempt::State::held:
+        break;
+    }
+    return std::nullopt;
+  };
+
+  auto a = attempt();
+  if (!a) {
+    return a.error();
+  }
+  if (auto done = finish(*a)) {
+    return *done;
+  }
+  if (request.single_try || request.wait.expired()) {
+    result.outcome = AcquireResult::Outcome::timed_out;
+    return result;
+  }
+
+  std::unique_ptr<backend::ReleaseWatch> watch;
+  for (;;) {
+    if (!watch) {
+      auto w = with_retries(
+          [&](Deadline d) { return backend.watch(d.min(request.wait)); },
+          request.outage_tolerance);
+      if (!w) {
+        if (w.error().kind == ErrorKind::timeout && request.wait.expired()) {
+          result.outcome = AcquireResult::Outcome::timed_out;
+          return result;
+        }
+        return w.error();
+      }
+      watch = std::move(w.value());
+      GODISLOCK_DEBUG("subscribed to release announcements");
+      // Try again now: a release may have happened before the subscription
+      // was confirmed, and it would never be announced to us.
+      a = attempt();
+      if (!a) {
+        return a.error();
+      }
+      if (auto done = finish(*a)) {
+        return *done;
+      }
+    }
+    if (request.wait.expired()) {
+      result.outcome = AcquireResult::Outcome::timed_out;
+      return result;
+    }
+    // Sleep until a release is announced, the holder's lease runs out (a
+    // crashed holder announces nothing; +1 ms so the key is surely gone), or
+    // our wait ends.
+    auto holder_left = std::max(a->holder_ttl, Millis(0)) + Millis(1);
+    auto until = Deadline::after(holder_left).min(request.wait);
+    GODISLOCK_DEBUG("lock held for {} ms more; waiting for its release",
+                    a->holder_ttl.count());
+    auto woke = watch->wait(until);
+    if (!woke) {
+      if (woke.error().kind == ErrorKind::interrupted) {
+        return woke.error();
+      }
+      GODISLOCK_DEBUG("subscription lost ({}); subscribing again",
+                      woke.error().message);
+      watch.reset();
+      continue;  // resubscribe, then attempt
+    }
+    if (*woke) {
+      result.wakeups++;
+    }
+    a = attempt();
+    if (!a) {
+      return a.error();
+    }
+    if (auto done = finish(*a)) {
+      return *done;
+    }
+  }
+}
+
+}  // namespace godislock::lock

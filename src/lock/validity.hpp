@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+#include <chrono>
+
+namespace godislock::lock {
+
+using Millis = std::chrono::milliseconds;
+
+// The timing of a lease, all derived from the TTL and the kill grace.
+// Validity counts from the *start* of the last successful acquire or
+// refresh: the server may have (re)set the TTL at any moment after it.
+struct LeaseTiming {
+  Millis ttl;
+  Millis refresh_interval;  // ttl / 3
+  Millis drift;             // clock drift allowance: 1% of ttl + 2 ms
+  Millis kill_after;        // grace between --kill-signal and SIGKILL
+  // From a successful start, when the lease must be given up (child
+  // signalled) so that SIGKILL lands before the lease can expire:
+  // ttl - drift - kill_after - drift (a second drift for delivery of
+  // SIGKILL and reaping).
+  Millis give_up_after;
+};
+
+// Default grace: the smaller of 5 s and a third of the TTL.
+inline Millis default_kill_after(Millis ttl) {
+  return std::min(Millis(5000), ttl / 3);
+}
+
+inline Millis drift_for(Millis ttl) { return ttl / 100 + Millis(2); }
+
+// Returns false when kill_after leaves no time for a refresh to succeed
+// before the lease must be given up (give_up_after <= refresh_interval).
+inline bool make_timing(Millis ttl, Millis kill_after, LeaseTiming* out) {
+  LeaseTiming t;
+  t.ttl = ttl;
+  t.refresh_interval = std::max(ttl / 3, Millis(1));
+  t.drift = drift_for(ttl);
+  t.kill_after = kill_after;
+  t.give_up_after = ttl - t.drift - kill_after - t.drift;
+  *out = t;
+  return t.give_up_after > t.refresh_interval;
+}
+
+// The largest --kill-after that fits a TTL (for error messages).
+inline Millis max_kill_after(Millis ttl) {
+  auto m = ttl - 2 * drift_for(ttl) - std::max(ttl / 3, Millis(1)) - Millis(1);
+  return std::max(m, Millis(0));
+}
+
+}  // namespace godislock::lock

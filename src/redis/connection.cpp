@@ -1,0 +1,255 @@
+// SPDX-License-Identifier: MIT
+#include "redis/connection.hpp"
+
+#include <fmt/format.h>
+
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace godislock::redis {
+
+using util::Deadline;
+using util::Error;
+using util::ErrorKind;
+
+namespace {
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+// Waits for a non-blocking connect(2) to finish, then reads SO_ERROR
+// (hiredis net.c redisContextWaitReady).
+util::Status finish_connect(int fd, Deadline deadline) {
+  for (;;) {
+    pollfd p{fd, POLLOUT, 0};
+    int n = ::poll(&p, 1, deadline.poll_timeout_ms());
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      return Error{ErrorKind::io, errno_text(errno)};
+    }
+    if (n == 0) {
+      if (deadline.expired()) {
+        return Error{ErrorKind::timeout, "connection timed out"};
+      }
+      continue;
+    }
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) {
+      err = errno;
+    }
+    if (err != 0) {
+      return Error{ErrorKind::io, errno_text(err)};
+    }
+    return util::ok_status();
+  }
+}
+
+util::Result<util::Fd> connect_addr(const sockaddr* addr, socklen_t len,
+                                    Deadline deadline) {
+  util::Fd fd(::socket(addr->sa_family,
+                       SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) {
+    return Error{ErrorKind::io, "socket: " + errno_text(errno)};
+  }
+  if (addr->sa_family != AF_UNIX) {
+    int one = 1;
+    ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  if (::connect(fd.get(), addr, len) < 0) {
+    if (errno != EINPROGRESS && errno != EAGAIN) {
+      return Error{ErrorKind::io, errno_text(errno)};
+    }
+    GODISLOCK_TRY(finish_connect(fd.get(), deadline));
+  }
+  return fd;
+}
+
+util::Result<util::Fd> connect_endpoint(const config::Endpoint& ep,
+                                        Deadline deadline) {
+  if (ep.kind == config::Endpoint::Kind::unix_socket) {
+    sockaddr_un sun{};
+    sun.sun_family = AF_UNIX;
+    if (ep.path.size() >= sizeof sun.sun_path) {
+      return Error{ErrorKind::io, "socket path too long"};
+    }
+    std::memcpy(sun.sun_path, ep.path.c_str(), ep.path.size() + 1);
+    return connect_addr(reinterpret_cast<const sockaddr*>(&sun), sizeof sun,
+                        deadline);
+  }
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  std::string port = std::to_string(ep.port);
+  int rc = ::getaddrinfo(ep.host.c_str(), port.c_str(), &hints, &res);
+  if (rc != 0) {
+    return Error{ErrorKind::io, fmt::format("cannot resolve host '{}': {}",
+                                            ep.host, ::gai_strerror(rc))};
+  }
+  Error last{ErrorKind::io, "no address"};
+  for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+    auto fd = connect_addr(ai->ai_addr, ai->ai_addrlen, deadline);
+    if (fd) {
+      ::freeaddrinfo(res);
+      return std::move(fd.value());
+    }
+    last = fd.error();
+    if (last.kind == ErrorKind::timeout) {
+      break;
+    }
+  }
+  ::freeaddrinfo(res);
+  return last;
+}
+
+}  // namespace
+
+util::Result<Connection> Connection::open(const config::Endpoint& ep,
+                                          Deadline deadline) {
+  std::string peer = ep.redacted();
+  auto fd = connect_endpoint(ep, deadline);
+  if (!fd) {
+    return Error{fd.error().kind,
+                 fmt::format("cannot connect to {}: {}", peer,
+                             fd.error().message)};
+  }
+  Connection conn(std::move(fd.value()), peer);
+  if (!ep.password.empty()) {
+    std::vector<std::string> auth{"AUTH"};
+    if (!ep.user.empty()) {
+      auth.push_back(ep.user);
+    }
+    auth.push_back(ep.password);
+    auto r = conn.command(auth, deadline);
+    if (!r) {
+      return r.error();
+    }
+    if (r->is_error()) {
+      // The server's text names the problem ("WRONGPASS ...") and never
+      // echoes the password.
+      return Error{ErrorKind::auth,
+                   fmt::format("authentication to {} failed: {}", peer,
+                               r->str)};
+    }
+  }
+  if (ep.db != 0) {
+    auto r = conn.command({"SELECT", std::to_string(ep.db)}, deadline);
+    if (!r) {
+      return r.error();
+    }
+    if (r->is_error()) {
+      ErrorKind kind = r->str.rfind("NOAUTH", 0) == 0 ? ErrorKind::auth
+                                                       : ErrorKind::config;
+      return Error{kind, fmt::format("cannot select database {} on {}: {}",
+                                     ep.db, peer, r->str)};
+    }
+  }
+  return conn;
+}
+
+Error Connection::fail(ErrorKind kind, std::string message) {
+  m_broken = true;
+  return Error{kind, fmt::format("{}: {}", m_peer, message)};
+}
+
+util::Status Connection::wait_for(short events, Deadline deadline) {
+  for (;;) {
+    pollfd p[2] = {{m_fd.get(), events, 0}, {m_interrupt_fd, POLLIN, 0}};
+    nfds_t count = m_interrupt_fd >= 0 ? 2 : 1;
+    int n = ::poll(p, count, deadline.poll_timeout_ms());
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      return fail(ErrorKind::io, "poll: " + errno_text(errno));
+    }
+    if (count == 2 && (p[1].revents & POLLIN) != 0) {
+      // Not a connection failure, but a half-read reply cannot be resumed.
+      m_broken = true;
+      return Error{ErrorKind::interrupted, "interrupted by a signal"};
+    }
+    if (n > 0) {
+      return util::ok_status();
+    }
+    if (deadline.expired()) {
+      return fail(ErrorKind::timeout, "no reply in time");
+    }
+  }
+}
+
+util::Status Connection::send(const std::vector<std::string>& argv,
+                              Deadline deadline) {
+  if (m_broken) {
+    return Error{ErrorKind::io, m_peer + ": connection is broken"};
+  }
+  std::string buf = encode_command(argv);
+  size_t off = 0;
+  while (off < buf.size()) {
+    ssize_t n = ::send(m_fd.get(), buf.data() + off, buf.size() - off,
+                       MSG_NOSIGNAL);
+    if (n >= 0) {
+      off += static_cast<size_t>(n);
+      continue;
+    }
+    if (errno == EINTR) {
+      continue;
+    }
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      return fail(ErrorKind::io, "send: " + errno_text(errno));
+    }
+    GODISLOCK_TRY(wait_for(POLLOUT, deadline));
+  }
+  return util::ok_status();
+}
+
+util::Result<Reply> Connection::read_reply(Deadline deadline) {
+  if (m_broken) {
+    return Error{ErrorKind::io, m_peer + ": connection is broken"};
+  }
+  for (;;) {
+    auto r = m_reader.next();
+    if (!r) {
+      return fail(ErrorKind::protocol, r.error().message);
+    }
+    if (r->has_value()) {
+      return std::move(**r);
+    }
+    char buf[16384];
+    ssize_t n = ::recv(m_fd.get(), buf, sizeof buf, 0);
+    if (n > 0) {
+      auto fed = m_reader.feed(buf, static_cast<size_t>(n));
+      if (!fed) {
+        return fail(ErrorKind::protocol, fed.error().message);
+      }
+      continue;
+    }
+    if (n == 0) {
+      return fail(ErrorKind::io, "connection closed by server");
+    }
+    if (errno == EINTR) {
+      continue;
+    }
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      return fail(ErrorKind::io, "recv: " + errno_text(errno));
+    }
+    GODISLOCK_TRY(wait_for(POLLIN, deadline));
+  }
+}
+
+util::Result<Reply> Connection::command(const std::vector<std::string>& argv,
+                                        Deadline deadline) {
+  GODISLOCK_TRY(send(argv, deadline));
+  return read_reply(deadline);
+}
+
+}  // namespace godislock::redis

@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+#include "config/url.hpp"
+#include "redis/resp.hpp"
+#include "util/deadline.hpp"
+#include "util/fd.hpp"
+#include "util/result.hpp"
+
+#include <string>
+#include <vector>
+
+namespace godislock::redis {
+
+// One connection to a Redis server over a non-blocking, close-on-exec socket.
+// Every call takes a deadline and never blocks past it (name resolution by
+// getaddrinfo(3) excepted). After any I/O or protocol error the connection is
+// broken and must be replaced. Not thread-safe; move-only.
+class Connection {
+ public:
+  // Connects, then sends AUTH and SELECT as the endpoint asks.
+  // Errors: io/timeout (unreachable), auth (AUTH refused), protocol (the peer
+  // does not speak RESP), server (SELECT refused).
+  static util::Result<Connection> open(const config::Endpoint& ep,
+                                       util::Deadline deadline);
+
+  // While `fd` is readable, blocking calls fail with ErrorKind::interrupted
+  // (used with the signalfd so that signals cut waits short). -1: none.
+  void set_interrupt_fd(int fd) { m_interrupt_fd = fd; }
+
+  // Sends a command and reads its reply. A server error is a reply of type
+  // error, not a failed Result.
+  util::Result<Reply> command(const std::vector<std::string>& argv,
+                              util::Deadline deadline);
+  util::Status send(const std::vector<std::string>& argv,
+                    util::Deadline deadline);
+  util::Result<Reply> read_reply(util::Deadline deadline);
+
+  bool is_broken() const { return m_broken; }
+
+ private:
+  Connection(util::Fd fd, std::string peer)
+      : m_fd(std::move(fd)), m_peer(std::move(peer)) {}
+  util::Status wait_for(short events, util::Deadline deadline);
+  util::Error fail(util::ErrorKind kind, std::string message);
+
+  util::Fd m_fd;
+  std::string m_peer;  // redacted, for messages
+  ReplyReader m_reader;
+  int m_interrupt_fd = -1;
+  bool m_broken = false;
+};
+
+}  // namespace godislock::redis

@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: MIT
+#include "refresher/refresher.hpp"
+
+#include "config/duration.hpp"
+#include "util/log.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+
+namespace godislock::refresher {
+
+using lock::Millis;
+using util::Clock;
+using util::Deadline;
+
+Refresher::Refresher(std::unique_ptr<backend::Backend> backend,
+                     std::string token, lock::LeaseTiming timing,
+                     Clock::time_point acquired_at, int wake_fd)
+    : m_backend(std::move(backend)),
+      m_token(std::move(token)),
+      m_timing(timing),
+      m_wake_fd(wake_fd),
+      m_last_ok_start(acquired_at) {}
+
+Refresher::~Refresher() { stop(); }
+
+void Refresher::start() { m_thread = std::thread([this] { run(); }); }
+
+void Refresher::stop() {
+  {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    m_stop = true;
+  }
+  m_cv.notify_all();
+  if (m_thread.joinable()) {
+    m_thread.join();
+  }
+}
+
+bool Refresher::is_lost() const {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  return m_lost;
+}
+
+std::string Refresher::lost_reason() const {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  return m_lost_reason;
+}
+
+Clock::time_point Refresher::lost_at() const {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  return m_lost_at;
+}
+
+int Refresher::refreshes() const {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  return m_refreshes;
+}
+
+void Refresher::declare_lost(std::string reason) {
+  {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    m_lost = true;
+    m_lost_reason = std::move(reason);
+    m_lost_at = Clock::now();
+  }
+  char byte = 'L';
+  // The pipe is non-blocking and has room; nothing to do if it fails.
+  [[maybe_unused]] ssize_t n = ::write(m_wake_fd, &byte, 1);
+}
+
+void Refresher::run() {
+  // No exception may escape a thread (std::terminate would skip the release
+  // and leave the child running): report any as a loss.
+  try {
+    Clock::time_point next = m_last_ok_start + m_timing.refresh_interval;
+    std::string last_error;
+    const Millis retry_delay =
+        std::clamp(m_timing.refresh_interval / 4, Millis(5), Millis(1000));
+    for (;;) {
+      Clock::time_point give_up = m_last_ok_start + m_timing.give_up_after;
+      {
+        std::unique_lock<std::mutex> lock(m_mutex);
+        m_cv.wait_until(lock, std::min(next, give_up),
+                        [this] { return m_stop; });
+        if (m_stop) {
+          return;
+        }
+      }
+      auto started = Clock::now();
+      // Checked before refreshing: after a pause (SIGSTOP, suspend) longer
+      // than the lease, a refresh could even succeed on a key that expired
+      // and was re-created by nobody, but someone may have held it meanwhile.
+      if (started >= give_up) {
+        declare_lost(
+            last_error.empty()
+                ? fmt::format("no refresh succeeded for {} (process paused?)",
+                              config::format_duration(
+                                  std::chrono::duration_cast<Millis>(
+                                      started - m_last_ok_start)))
+                : fmt::format("could not refresh the lease in time: {}",
+                              last_error));
+        return;
+      }
+      auto r = m_backend->refresh(m_token, m_timing.ttl,
+                                  Deadline::at(give_up));
+      if (r && *r) {
+        std::lock_guard<std::mutex> lock(m_mutex);
+        m_last_ok_start = started;
+        m_refreshes++;
+        next = started + m_timing.refresh_interval;
+        last_error.clear();
+        continue;
+      }
+      if (r) {
+        declare_lost("the lock key no longer holds our token "
+                     "(expired, deleted or taken over)");
+        return;
+      }
+      last_error = r.error().message;
+      GODISLOCK_DEBUG("refresh failed: {}", last_error);
+      next = Clock::now() + retry_delay;
+    }
+  } catch (const std::exception& e) {
+    declare_lost(fmt::format("refresher failed: {}", e.what()));
+  }
+}
+
+}  // namespace godislock::refresher

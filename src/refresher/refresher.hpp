@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+#include "backend/backend.hpp"
+#include "lock/validity.hpp"
+#include "util/deadline.hpp"
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace godislock::refresher {
+
+// Keeps a lease alive from a thread of its own, on a backend (connection) of
+// its own. Every refresh_interval it extends the TTL; it tracks validity from
+// the start of the last successful refresh, retries failures until the lease
+// must be given up, and then reports the loss once by writing a byte to
+// `wake_fd` (the supervisor polls it). Public methods are thread-safe; the
+// destructor stops and joins the thread.
+class Refresher {
+ public:
+  Refresher(std::unique_ptr<backend::Backend> backend, std::string token,
+            lock::LeaseTiming timing, util::Clock::time_point acquired_at,
+            int wake_fd);
+  ~Refresher();
+  Refresher(const Refresher&) = delete;
+  Refresher& operator=(const Refresher&) = delete;
+
+  void start();
+  void stop();
+
+  // Whether the lease was given up, and why ("" while held).
+  bool is_lost() const;
+  std::string lost_reason() const;
+  // When the loss was detected (valid only if is_lost()).
+  util::Clock::time_point lost_at() const;
+  int refreshes() const;
+
+ private:
+  void run();
+  void declare_lost(std::string reason);
+
+  std::unique_ptr<backend::Backend> m_backend;
+  const std::string m_token;
+  const lock::LeaseTiming m_timing;
+  const int m_wake_fd;
+
+  mutable std::mutex m_mutex;
+  std::condition_variable m_cv;
+  bool m_stop = false;
+  bool m_lost = false;
+  std::string m_lost_reason;
+  util::Clock::time_point m_lost_at{};
+  util::Clock::time_point m_last_ok_start;
+  int m_refreshes = 0;
+  std::thread m_thread;
+};
+
+}  // namespace godislock::refresher

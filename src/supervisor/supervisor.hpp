@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+#include "util/deadline.hpp"
+#include "util/result.hpp"
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace godislock::supervisor {
+
+// --- Signals ---
+
+// Blocks the signals godislock handles (INT, TERM, HUP, QUIT, USR1, USR2,
+// CHLD, TTIN, TTOU, CONT) and opens a signalfd for them; ignores SIGPIPE.
+// Saves the original mask and dispositions for the child. Call first in
+// main, while the process has a single thread, so every thread inherits the
+// mask and no signal is delivered the default way.
+util::Status init_signals();
+
+// The signalfd (close-on-exec, non-blocking): readable while a handled
+// signal is pending.
+int signal_fd();
+
+// Takes one pending signal from the signalfd without blocking; 0 if none.
+int take_signal();
+
+// --- Child processes ---
+
+// Finds `file` the way execvp(3) does (PATH search when it has no '/').
+// Returns the path to execute, or an error whose message is the strerror of
+// ENOENT (127: not found) or EACCES (126: not executable).
+struct Resolved {
+  std::string path;
+  int error = 0;  // 0, ENOENT or EACCES
+};
+Resolved resolve_command(const std::string& file);
+
+// Exit code for an exec failure errno: 127 when not found, else 126.
+int exec_failure_code(int err);
+
+struct Spawned {
+  pid_t pid = -1;
+  bool owns_terminal = false;  // the tty was handed to the child's group
+  int terminal_fd = -1;
+};
+
+// Forks and execs `argv` (argv[0] resolved to `path`) with exactly `env`,
+// in a new process group that is also made the terminal's foreground group
+// when godislock itself is in the foreground. Before exec the child sets
+// PR_SET_PDEATHSIG=SIGKILL (and exits if its parent is already gone),
+// restores the original signal mask and dispositions, and keeps no fd of
+// ours (all are close-on-exec). Fails with the exec errno in `*exec_errno`
+// when exec itself failed (the child is reaped), or with an io error when
+// fork or pipe failed.
+util::Result<Spawned> spawn(const std::string& path,
+                            const std::vector<std::string>& argv,
+                            const std::vector<std::string>& env,
+                            int* exec_errno);
+
+struct Outcome {
+  int wait_status = 0;  // as from waitpid(2)
+  bool lost = false;    // the lease was given up while the child ran
+  int forwarded = 0;    // last signal forwarded to the child (0: none)
+  util::Clock::time_point lost_signalled_at{};
+};
+
+// Waits for the child to exit, forwarding INT, TERM, HUP, QUIT, USR1 and
+// USR2 to its process group, and handing job-control stops on. When
+// `wake_fd` becomes readable (the lease is lost) the child's whole tree gets
+// `kill_signal`, then SIGKILL after `kill_after`; the call returns only once
+// the child has exited and, after a loss, no descendant is left.
+Outcome supervise(const Spawned& child, int wake_fd, int kill_signal,
+                  std::chrono::milliseconds kill_after);
+
+// The exit code that passes a wait status on: the child's code, or 128+N
+// when it died of signal N.
+int exit_code_for(int wait_status);
+
+// Parses a signal name or number ("TERM", "SIGTERM", "15"); 0 if unknown.
+int parse_signal(const std::string& text);
+
+}  // namespace godislock::supervisor
