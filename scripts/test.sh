@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# The README's test command: installs what is missing, builds the plain and
+# the sanitized (ASan + UBSan) variants, runs every test (unit, integration,
+# bats) against both, and ends with "tests: N passed, M failed".
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+"$root/scripts/install-deps.sh" || { echo "tests: 0 passed, 1 failed"; exit 1; }
+
+export GODISLOCK_REQUIRE_REDIS=1
+passed=0
+failed=0
+log_dir=$(mktemp -d "${TMPDIR:-/tmp}/godislock-test.XXXXXX")
+
+run_variant() {
+  local variant=$1 dir
+  echo "== build ($variant)"
+  if ! dir=$("$root/scripts/build.sh" "$variant"); then
+    echo "build ($variant) FAILED"
+    failed=$((failed + 1))
+    return
+  fi
+  echo "== ctest ($variant): unit and integration"
+  local ctest_log="$log_dir/ctest-$variant.log"
+  (cd "$dir" && ctest -LE bats -j2 --output-on-failure --timeout 300) \
+    >"$ctest_log" 2>&1
+  grep -E "tests passed|tests failed|Failed|\*\*\*|Test +#" "$ctest_log" |
+    grep -vE " Passed +[0-9.]+ sec" | tail -n 40
+  # "100% tests passed, 0 tests failed out of 57"
+  local total bad
+  total=$(sed -nE 's/.*tests failed out of ([0-9]+).*/\1/p' "$ctest_log" | tail -n1)
+  bad=$(sed -nE 's/.* ([0-9]+) tests failed out of.*/\1/p' "$ctest_log" | tail -n1)
+  if [[ -z "$total" ]]; then
+    echo "ctest ($variant) did not run"
+    failed=$((failed + 1))
+  else
+    passed=$((passed + total - bad))
+    failed=$((failed + bad))
+  fi
+  echo "== bats ($variant)"
+  local bats_log="$log_dir/bats-$variant.log"
+  GODISLOCK_BIN="$dir/godislock" bats --tap "$root/tests/bats" \
+    >"$bats_log" 2>&1
+  grep -E "^not ok|^#" "$bats_log" | head -n 80
+  local ok notok
+  ok=$(grep -cE "^ok " "$bats_log")
+  notok=$(grep -cE "^not ok " "$bats_log")
+  if ((ok + notok == 0)); then
+    echo "bats ($variant) ran no test"
+    tail -n 20 "$bats_log"
+    failed=$((failed + 1))
+  fi
+  echo "bats ($variant): $ok passed, $notok failed"
+  passed=$((passed + ok))
+  failed=$((failed + notok))
+}
+
+run_variant plain
+run_variant asan
+
+echo "logs: $log_dir"
+echo "tests: $passed passed, $failed failed"
+((failed == 0))

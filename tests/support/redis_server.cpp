@@ -1,0 +1,168 @@
+// SPDX-License-Identifier: MIT
+#include "support/redis_server.hpp"
+
+#include "redis/connection.hpp"
+
+#include <fmt/format.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <thread>
+
+namespace godislock::test {
+
+namespace {
+
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  int port = ntohs(a.sin_port);
+  ::close(fd);
+  return port;
+}
+
+std::string flatten(const redis::Reply& r) {
+  switch (r.type) {
+    case redis::Reply::Type::nil:
+      return "(nil)";
+    case redis::Reply::Type::integer:
+      return fmt::format("(integer) {}", r.integer);
+    case redis::Reply::Type::error:
+      return "(error) " + r.str;
+    case redis::Reply::Type::array: {
+      std::string out;
+      for (size_t i = 0; i < r.elements.size(); ++i) {
+        if (i != 0) {
+          out += "\n";
+        }
+        out += flatten(r.elements[i]);
+      }
+      return out;
+    }
+    default:
+      return r.str;
+  }
+}
+
+}  // namespace
+
+RedisServer::RedisServer(std::vector<std::string> extra_args)
+    : m_extra(std::move(extra_args)) {
+  char tmpl[] = "/tmp/godislock-redis.XXXXXX";
+  if (::mkdtemp(tmpl) == nullptr) {
+    return;
+  }
+  m_dir = tmpl;
+  m_socket = m_dir + "/redis.sock";
+  m_port = free_port();
+  start();
+}
+
+void RedisServer::start() {
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    std::vector<std::string> args = {
+        "redis-server", "--port", std::to_string(m_port), "--bind",
+        "127.0.0.1",    "--unixsocket", m_socket,        "--save",
+        "",             "--appendonly", "no",            "--dir",
+        m_dir,          "--logfile",    m_dir + "/redis.log"};
+    args.insert(args.end(), m_extra.begin(), m_extra.end());
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      std::vector<char*> argv;
+      for (auto& a : args) {
+        argv.push_back(a.data());
+      }
+      argv.push_back(nullptr);
+      ::execvp("redis-server", argv.data());
+      ::_exit(127);
+    }
+    if (pid < 0) {
+      return;
+    }
+    m_pid = pid;
+    for (int i = 0; i < 200; ++i) {
+      int st;
+      if (::waitpid(pid, &st, WNOHANG) == pid) {
+        m_pid = -1;  // exited: port taken or redis-server missing
+        break;
+      }
+      auto c = redis::Connection::open(endpoint(),
+                                       util::Deadline::after(std::chrono::milliseconds(200)));
+      if (c) {
+        auto r = c->command({"PING"}, util::Deadline::after(std::chrono::seconds(1)));
+        if (r && r->str == "PONG") {
+          return;
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    if (m_pid > 0) {
+      ::kill(m_pid, SIGKILL);
+      ::waitpid(m_pid, nullptr, 0);
+      m_pid = -1;
+    }
+    m_port = free_port();
+  }
+}
+
+RedisServer::~RedisServer() {
+  if (m_pid > 0) {
+    ::kill(m_pid, SIGCONT);
+    ::kill(m_pid, SIGKILL);
+    ::waitpid(m_pid, nullptr, 0);
+  }
+  if (!m_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(m_dir, ec);
+  }
+}
+
+std::string RedisServer::url() const {
+  return fmt::format("redis://127.0.0.1:{}", m_port);
+}
+
+config::Endpoint RedisServer::endpoint() const {
+  config::Endpoint ep;
+  ep.host = "127.0.0.1";
+  ep.port = static_cast<uint16_t>(m_port);
+  return ep;
+}
+
+std::string RedisServer::cli(const std::vector<std::string>& argv) const {
+  auto c = redis::Connection::open(endpoint(), util::Deadline::after(std::chrono::seconds(2)));
+  if (!c) {
+    return "(connect error) " + c.error().message;
+  }
+  auto r = c->command(argv, util::Deadline::after(std::chrono::seconds(2)));
+  if (!r) {
+    return "(io error) " + r.error().message;
+  }
+  return flatten(*r);
+}
+
+void RedisServer::restart_empty() {
+  if (m_pid > 0) {
+    ::kill(m_pid, SIGKILL);
+    ::waitpid(m_pid, nullptr, 0);
+    m_pid = -1;
+  }
+  int port = m_port;
+  start();
+  (void)port;
+}
+
+void RedisServer::pause() { ::kill(m_pid, SIGSTOP); }
+void RedisServer::resume() { ::kill(m_pid, SIGCONT); }
+
+}  // namespace godislock::test
