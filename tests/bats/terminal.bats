@@ -1,0 +1,47 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# A command run from a terminal stays interactive: it reads the terminal, and
+# Ctrl-C reaches it exactly once (the child's process group is given the
+# terminal's foreground).
+load helpers
+
+setup() { start_redis; }
+
+PTY_RUN="$BATS_TEST_DIRNAME/lib/pty_run.py"
+
+@test "the child reads the terminal and gets Ctrl-C exactly once" {
+  run python3 "$PTY_RUN" '[[1.0, "hello\n"], [1.0, "\u0003"]]' -- \
+    "$GODISLOCK" run --name tty -- sh -c \
+    'read line; echo "got:$line"; trap "echo INT-\$((n=n+1)); exit 9" INT; echo ready; sleep 30 & wait'
+  assert_success
+  assert_line "got:hello"
+  assert_line "ready"
+  assert_line --regexp '^(\^C)?INT-1$'
+  refute_line --partial "INT-2"
+  assert_line "exit 9"
+  run rcli exists 'godislock:{tty}'
+  assert_output 0
+}
+
+@test "Ctrl-C at a terminal ends a child that does not trap it, with 130" {
+  run python3 "$PTY_RUN" '[[1.0, "\u0003"]]' -- \
+    "$GODISLOCK" run --name tty2 -- sh -c 'echo ready; sleep 30'
+  assert_success
+  assert_line "ready"
+  assert_line "exit 130"
+  run rcli exists 'godislock:{tty2}'
+  assert_output 0
+}
+
+@test "Ctrl-Z stops the job in an interactive shell and fg resumes it" {
+  export TSTP_BIN="$GODISLOCK"
+  run python3 "$PTY_RUN" \
+    '[[0.5, "\"$TSTP_BIN\" run --name tstp -- sh -c \"sleep 2; echo done-\\$((6*7))\"\n"], [0.8, "\u001a"], [0.5, "jobs\n"], [0.3, "fg\n"], [3.5, "echo rc=$?\n"], [0.3, "exit\n"]]' \
+    -- bash --norc --noprofile -i
+  assert_success
+  assert_output --regexp 'Stopped +'
+  assert_line "done-42"
+  assert_line --regexp '(^|[^=])rc=0$'
+  run rcli exists 'godislock:{tstp}'
+  assert_output 0
+}
