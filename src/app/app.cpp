@@ -330,11 +330,6 @@ int run_command(const cli::RunOptions& o) {
                   name, got.fence, got.attempts, got.wakeups);
 
   // --- Run the command while a refresher keeps the lease ---
-  auto refresh_backend = lock_backend->clone(Deadline::after(o.connect_timeout));
-  if (!refresh_backend) {
-    release_lock(*lock_backend, *token, o.connect_timeout);
-    throw Fatal{k_exit_unavailable, refresh_backend.error().message};
-  }
   int wake[2];
   if (::pipe2(wake, O_CLOEXEC | O_NONBLOCK) != 0) {
     int err = errno;
@@ -365,7 +360,9 @@ int run_command(const cli::RunOptions& o) {
   }
   GODISLOCK_DEBUG("started '{}' as pid {}", argv[0], child->pid);
 
-  refresher::Refresher refresher(std::move(refresh_backend.value()), *token,
+  // The refresher's connection opens on its first refresh, off the path
+  // from acquisition to the child's start.
+  refresher::Refresher refresher(lock_backend->clone(), *token,
                                  timing, got.acquired_at, wake_wr.get());
   refresher.start();
   auto outcome =

@@ -64,8 +64,8 @@ class Backend {
   // ErrorKind::interrupted while `fd` is readable (-1: never).
   virtual void set_interrupt_fd(int fd) = 0;
   // A new, independent backend for the same lock (e.g. for another thread).
-  virtual util::Result<std::unique_ptr<Backend>> clone(
-      util::Deadline deadline) const = 0;
+  // It connects on its first call, so that creating it costs nothing.
+  virtual std::unique_ptr<Backend> clone() const = 0;
   // Where the lock lives, safe to print (no password).
   virtual std::string describe() const = 0;
 };

@@ -58,9 +58,9 @@ class RedisWatch final : public ReleaseWatch {
       : m_conn(std::move(conn)), m_channel(std::move(channel)) {}
 
   Result<bool> wait(Deadline until) override {
-    auto reply = m_conn.read_reply(until);
+    auto reply = m_conn.read_reply(until, /*idle_ok=*/true);
     if (!reply) {
-      if (reply.error().kind == ErrorKind::timeout) {
+      if (reply.error().kind == ErrorKind::timeout && !m_conn.is_broken()) {
         return false;  // no announcement before `until`
       }
       return reply.error();
@@ -175,8 +175,8 @@ class RedisBackend final : public Backend {
     }
   }
 
-  Result<std::unique_ptr<Backend>> clone(Deadline deadline) const override {
-    return open_redis(m_settings, deadline);
+  std::unique_ptr<Backend> clone() const override {
+    return std::make_unique<RedisBackend>(m_settings);
   }
 
   std::string describe() const override {

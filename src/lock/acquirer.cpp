@@ -62,12 +62,10 @@ Result<AcquireResult> acquire(backend::Backend& backend,
           result.attempts++;
           auto started = Clock::now();
           auto a = backend.acquire(request.token, request.ttl, d);
-          if (a) {
-            // A reply tells the whole truth: the key is ours or it is not.
-            *maybe_holding = false;
-          } else if (is_transient(a.error())) {
-            *maybe_holding = true;
-          }
+          // A reply tells the whole truth: the key is ours or it is not.
+          // Without one (lost, timed out, interrupted after sending), the
+          // script may have run: assume it did until a reply says otherwise.
+          *maybe_holding = !a.ok();
           if (a && a->state == Attempt::State::acquired) {
             result.acquired_at = started;
           }

@@ -162,7 +162,8 @@ Error Connection::fail(ErrorKind kind, std::string message) {
   return Error{kind, fmt::format("{}: {}", m_peer, message)};
 }
 
-util::Status Connection::wait_for(short events, Deadline deadline) {
+util::Status Connection::wait_for(short events, Deadline deadline,
+                                  bool idle_ok) {
   for (;;) {
     pollfd p[2] = {{m_fd.get(), events, 0}, {m_interrupt_fd, POLLIN, 0}};
     nfds_t count = m_interrupt_fd >= 0 ? 2 : 1;
@@ -174,14 +175,20 @@ util::Status Connection::wait_for(short events, Deadline deadline) {
       return fail(ErrorKind::io, "poll: " + errno_text(errno));
     }
     if (count == 2 && (p[1].revents & POLLIN) != 0) {
-      // Not a connection failure, but a half-read reply cannot be resumed.
-      m_broken = true;
+      // Not a connection failure, but a reply still owed or half read
+      // cannot be resumed later.
+      if (!idle_ok) {
+        m_broken = true;
+      }
       return Error{ErrorKind::interrupted, "interrupted by a signal"};
     }
     if (n > 0) {
       return util::ok_status();
     }
     if (deadline.expired()) {
+      if (idle_ok) {
+        return Error{ErrorKind::timeout, "nothing arrived in time"};
+      }
       return fail(ErrorKind::timeout, "no reply in time");
     }
   }
@@ -212,7 +219,7 @@ util::Status Connection::send(const std::vector<std::string>& argv,
   return util::ok_status();
 }
 
-util::Result<Reply> Connection::read_reply(Deadline deadline) {
+util::Result<Reply> Connection::read_reply(Deadline deadline, bool idle_ok) {
   if (m_broken) {
     return Error{ErrorKind::io, m_peer + ": connection is broken"};
   }
@@ -222,11 +229,13 @@ util::Result<Reply> Connection::read_reply(Deadline deadline) {
       return fail(ErrorKind::protocol, r.error().message);
     }
     if (r->has_value()) {
+      m_partial = false;
       return std::move(**r);
     }
     char buf[16384];
     ssize_t n = ::recv(m_fd.get(), buf, sizeof buf, 0);
     if (n > 0) {
+      m_partial = true;
       auto fed = m_reader.feed(buf, static_cast<size_t>(n));
       if (!fed) {
         return fail(ErrorKind::protocol, fed.error().message);
@@ -242,7 +251,7 @@ util::Result<Reply> Connection::read_reply(Deadline deadline) {
     if (errno != EAGAIN && errno != EWOULDBLOCK) {
       return fail(ErrorKind::io, "recv: " + errno_text(errno));
     }
-    GODISLOCK_TRY(wait_for(POLLIN, deadline));
+    GODISLOCK_TRY(wait_for(POLLIN, deadline, idle_ok && !m_partial));
   }
 }
 

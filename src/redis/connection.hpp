@@ -34,14 +34,19 @@ class Connection {
                               util::Deadline deadline);
   util::Status send(const std::vector<std::string>& argv,
                     util::Deadline deadline);
-  util::Result<Reply> read_reply(util::Deadline deadline);
+  // Reads one reply. With `idle_ok` (for subscriptions, where nothing is
+  // owed), reaching the deadline or an interruption before any byte of a
+  // reply arrived leaves the connection usable.
+  util::Result<Reply> read_reply(util::Deadline deadline,
+                                 bool idle_ok = false);
 
   bool is_broken() const { return m_broken; }
 
  private:
   Connection(util::Fd fd, std::string peer)
       : m_fd(std::move(fd)), m_peer(std::move(peer)) {}
-  util::Status wait_for(short events, util::Deadline deadline);
+  util::Status wait_for(short events, util::Deadline deadline,
+                        bool idle_ok = false);
   util::Error fail(util::ErrorKind kind, std::string message);
 
   util::Fd m_fd;
@@ -49,6 +54,7 @@ class Connection {
   ReplyReader m_reader;
   int m_interrupt_fd = -1;
   bool m_broken = false;
+  bool m_partial = false;  // bytes of an unfinished reply are buffered
 };
 
 }  // namespace godislock::redis
