@@ -148,12 +148,18 @@ int exit_code_for_error(const util::Error& e) {
 std::optional<bool> release_lock(backend::Backend& b, const std::string& token,
                                  Millis timeout) {
   b.set_interrupt_fd(-1);  // a pending signal must not cut the release
+  // A second try only after an I/O error: the connection may have died
+  // while idle (server restarted) and the backend reconnects. After a
+  // timeout, another try would only double the wait on a hung server.
   for (int tries = 0; tries < 2; ++tries) {
     auto r = b.release(token, Deadline::after(timeout));
     if (r) {
       return *r;
     }
     GODISLOCK_DEBUG("release failed: {}", r.error().message);
+    if (r.error().kind != ErrorKind::io) {
+      break;
+    }
   }
   return std::nullopt;
 }
@@ -175,8 +181,8 @@ int run_command(const cli::RunOptions& o) {
   }
   if (endpoint->password_in_url) {
     GODISLOCK_WARN(
-        "a password in the URL is visible to other users (ps, /proc); use "
-        "GODISLOCK_PASSWORD or --password-file");
+        "using a password in the URL may not be safe (other users can see "
+        "command lines); use GODISLOCK_PASSWORD or --password-file");
   }
   if (o.password_file) {
     endpoint->password = read_password_file(*o.password_file);
@@ -225,11 +231,16 @@ int run_command(const cli::RunOptions& o) {
   Millis kill_after = o.kill_after.value_or(lock::default_kill_after(o.ttl));
   lock::LeaseTiming timing;
   if (!lock::make_timing(o.ttl, kill_after, &timing)) {
+    auto max_fit = lock::max_kill_after(o.ttl);
     throw UsageError{fmt::format(
         "--kill-after {} does not fit in --ttl {}: the command could not be "
-        "stopped before the lease expires (at most {} fits; or raise --ttl)",
+        "stopped before the lease expires ({}use --ttl {} or more)",
         config::format_duration(kill_after), config::format_duration(o.ttl),
-        config::format_duration(lock::max_kill_after(o.ttl)))};
+        max_fit.count() >= 0
+            ? fmt::format("use --kill-after {} or less, or ",
+                          config::format_duration(max_fit))
+            : std::string(),
+        config::format_duration(lock::min_ttl_for(kill_after)))};
   }
   int kill_signal = supervisor::parse_signal(o.kill_signal);
   if (kill_signal == 0) {

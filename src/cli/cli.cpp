@@ -35,8 +35,8 @@ const char* const k_exit_codes_text =
     "  75                   lock not acquired (--nonblock or --wait ran "
     "out);\n"
     "                       change with -E (flock(1) uses 1)\n"
-    "  79                   lock lost while the command ran (it was "
-    "signalled)\n"
+    "  79                   lock lost while the command ran (it was\n"
+    "                       signalled), or found gone at release\n"
     "  126 / 127            command not executable / not found\n"
     "\nSee godislock(1) for details.\n";
 
@@ -86,6 +86,20 @@ size_t find_command(const std::vector<std::string>& args, size_t from,
   return args.size();
 }
 
+// CLI11 2.1 names a subcommand's usage "run [OPTIONS]"; ours tells where
+// the command goes.
+class Formatter final : public CLI::Formatter {
+ public:
+  std::string make_usage(const CLI::App* app,
+                         std::string name) const override {
+    if (app->get_name() == "run") {
+      return "Usage: godislock run [OPTIONS] -- COMMAND [ARGS...]\n"
+             "       godislock run [OPTIONS] -c 'SHELL COMMAND'\n";
+    }
+    return CLI::Formatter::make_usage(app, std::move(name));
+  }
+};
+
 Millis duration_option(const std::string& option, const std::string& value) {
   std::string why;
   auto d = config::parse_duration(value, &why);
@@ -127,11 +141,10 @@ Options parse(int argc, const char* const* argv) {
   app.footer(k_exit_codes_text);
   CLI::App* run = app.add_subcommand(
       "run", "Take the lock, run COMMAND, pass its exit status on");
-  run->footer(std::string("Usage: godislock run [OPTIONS] -- COMMAND "
-                           "[ARGS...]\n"
-                           "       godislock run [OPTIONS] -c 'SHELL "
-                           "COMMAND'\n\n") +
-              k_exit_codes_text);
+  run->footer(k_exit_codes_text);
+  auto formatter = std::make_shared<Formatter>();
+  app.formatter(formatter);
+  run->formatter(formatter);
 
   std::string ttl, wait, connect_timeout, kill_after;
   std::string url, password_file, name, shell;
@@ -141,7 +154,8 @@ Options parse(int argc, const char* const* argv) {
       ->type_name("NAME");
   run->add_option("--ttl", ttl,
                   "Lease if godislock dies; refreshed every ttl/3 "
-                  "(default 30s, at least 3ms)")
+                  "(default 30s; at least 3ms, and long enough for "
+                  "--kill-after: 11ms with its default)")
       ->type_name("DURATION");
   run->add_option("-w,--wait,--timeout", wait,
                   "Give up waiting after DURATION (default: wait forever; "
@@ -151,7 +165,7 @@ Options parse(int argc, const char* const* argv) {
                 "Fail at once if the lock is held (same as --wait 0)");
   run->add_option("-E,--conflict-exit-code", o.conflict_exit_code,
                   "Exit code when the lock is not acquired (default 75)")
-      ->check(CLI::Range(0, 255))
+      ->check(CLI::Range(0, 255).description(""))
       ->type_name("N");
   run->add_option("--url", url,
                   "redis://[user[:password]@]host[:port][/db] or "

@@ -18,25 +18,28 @@ using util::Result;
 
 namespace {
 
+constexpr Millis k_attempt_grace{1000};
+
 bool is_transient(const Error& e) {
   return e.kind == ErrorKind::io || e.kind == ErrorKind::timeout ||
          e.kind == ErrorKind::busy;
 }
 
 // Retries an operation through a transient outage, with backoff, for at most
-// `tolerance` from the first failure. Stops early on interruption or a
-// non-transient error.
+// `tolerance` from the first failure, and not past `stop`. Stops early on
+// interruption or a non-transient error.
 template <typename F>
-auto with_retries(F&& op, Millis tolerance) -> decltype(op(Deadline::never())) {
-  auto give_up = Clock::now() + tolerance;
+auto with_retries(F&& op, Millis tolerance, Deadline stop)
+    -> decltype(op(Deadline::never())) {
+  auto outage_end = Deadline::after(tolerance);
+  auto give_up = outage_end.min(stop);
   Millis backoff{20};
   for (;;) {
-    auto r = op(Deadline::at(give_up).min(Deadline::after(tolerance)));
+    auto r = op(outage_end);
     if (r.ok() || !is_transient(r.error())) {
       return r;
     }
-    auto now = Clock::now();
-    if (now + backoff >= give_up) {
+    if (give_up.remaining() <= backoff) {
       return r;
     }
     GODISLOCK_DEBUG("{}; retrying in {} ms", r.error().message,
@@ -55,13 +58,22 @@ Result<AcquireResult> acquire(backend::Backend& backend,
   *maybe_holding = false;
 
   // One attempt, retried with the same token through a lost reply: if the
-  // first try did take the key, the script recognises our token.
+  // first try did take the key, the script recognises our token. A finite
+  // wait bounds attempts too (a hung server must not stretch --wait); the
+  // caller then releases by token, as the key may be ours.
+  const Deadline attempt_stop =
+      request.single_try ? Deadline::never() : request.wait;
   auto attempt = [&]() -> Result<Attempt> {
     return with_retries(
         [&](Deadline d) -> Result<Attempt> {
           result.attempts++;
           auto started = Clock::now();
-          auto a = backend.acquire(request.token, request.ttl, d);
+          // An attempt begun just before the wait ends still gets a fair
+          // chance to complete (at most k_attempt_grace more).
+          auto bound = d.min(Deadline::at(
+              std::max(attempt_stop.when(),
+                       (Deadline::after(k_attempt_grace)).when())));
+          auto a = backend.acquire(request.token, request.ttl, bound);
           // A reply tells the whole truth: the key is ours or it is not.
           // Without one (lost, timed out, interrupted after sending), the
           // script may have run: assume it did until a reply says otherwise.
@@ -71,7 +83,7 @@ Result<AcquireResult> acquire(backend::Backend& backend,
           }
           return a;
         },
-        request.outage_tolerance);
+        request.outage_tolerance, attempt_stop);
   };
 
   auto finish = [&](const Attempt& a) -> std::optional<AcquireResult> {
@@ -110,9 +122,11 @@ Result<AcquireResult> acquire(backend::Backend& backend,
     if (!watch) {
       auto w = with_retries(
           [&](Deadline d) { return backend.watch(d.min(request.wait)); },
-          request.outage_tolerance);
+          request.outage_tolerance, request.wait);
       if (!w) {
-        if (w.error().kind == ErrorKind::timeout && request.wait.expired()) {
+        // Our wait ran out while the subscription could not be restored:
+        // the lock was held all along, so that is a timeout.
+        if (is_transient(w.error()) && request.wait.expired()) {
           result.outcome = AcquireResult::Outcome::timed_out;
           return result;
         }
@@ -153,6 +167,9 @@ Result<AcquireResult> acquire(backend::Backend& backend,
     }
     if (*woke) {
       result.wakeups++;
+    } else if (request.wait.expired()) {
+      result.outcome = AcquireResult::Outcome::timed_out;
+      return result;
     }
     a = attempt();
     if (!a) {

@@ -42,10 +42,20 @@ inline bool make_timing(Millis ttl, Millis kill_after, LeaseTiming* out) {
   return t.give_up_after > t.refresh_interval;
 }
 
-// The largest --kill-after that fits a TTL (for error messages).
+// The largest --kill-after that fits a TTL, or a negative value when even
+// 0 does not fit (for error messages).
 inline Millis max_kill_after(Millis ttl) {
-  auto m = ttl - 2 * drift_for(ttl) - std::max(ttl / 3, Millis(1)) - Millis(1);
-  return std::max(m, Millis(0));
+  return ttl - 2 * drift_for(ttl) - std::max(ttl / 3, Millis(1)) - Millis(1);
+}
+
+// The smallest TTL into which kill_after fits (for error messages).
+inline Millis min_ttl_for(Millis kill_after) {
+  Millis ttl(3);
+  LeaseTiming t;
+  while (!make_timing(ttl, kill_after, &t)) {
+    ttl += Millis(1);
+  }
+  return ttl;
 }
 
 }  // namespace godislock::lock

@@ -101,7 +101,8 @@ void RedisServer::start() {
                                        util::Deadline::after(std::chrono::milliseconds(200)));
       if (c) {
         auto r = c->command({"PING"}, util::Deadline::after(std::chrono::seconds(1)));
-        if (r && r->str == "PONG") {
+        // A server started with --requirepass answers NOAUTH: it is up.
+        if (r && (r->str == "PONG" || r->str.rfind("NOAUTH", 0) == 0)) {
           return;
         }
       }

@@ -1,0 +1,152 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# The documentation agrees with the binary: `run --help`, the man page and the
+# bash completion list the same long options; every exit status in --help is
+# documented in the man page and README.md; the man page lints clean; the
+# completion loads and completes. Needs no Redis.
+load helpers
+
+ROOT=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
+MAN="$ROOT/man/godislock.1"
+COMPLETION="$ROOT/completions/godislock.bash"
+README="$ROOT/README.md"
+
+# Long options, one per line, sorted, without the top-level --help/--version
+# (they are not options of `run`; excluded from every source alike).
+long_options() {
+  grep -o -- '--[a-z][a-z-]*' | grep -vxE -- '--(help|version)' | sort -u
+}
+
+# The text of man page section $1 (roff source, "\-" turned into "-").
+man_section() {
+  awk -v want=".SH $1" '
+    /^\.SH / { on = ($0 == want || $0 == want "\"") }
+    on' "$MAN" | sed 's/\\-/-/g'
+}
+
+# Runs the completion function for the words given (the last one is the word
+# being completed) in a clean bash; prints COMPREPLY one per line.
+complete_words() {
+  bash --norc --noprofile -c '
+    source "$1" || exit 1
+    shift
+    spec=$(complete -p godislock) || exit 1
+    fn=$(sed -nE "s/.* -F ([^ ]+) .*/\1/p" <<<"$spec")
+    [[ -n $fn ]] || exit 1
+    COMP_WORDS=("$@")
+    COMP_CWORD=$(($# - 1))
+    COMP_LINE="$*"
+    COMP_POINT=${#COMP_LINE}
+    "$fn" godislock "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
+    printf "%s\n" "${COMPREPLY[@]}"
+  ' _ "$COMPLETION" "$@"
+}
+
+# The exit statuses listed in --help ("  64   ..." and "  126 / 127  ...").
+help_exit_codes() {
+  "$GODISLOCK" --help | sed -n '/^Exit status:/,$p' |
+    grep -oE '^ +[0-9]+( / [0-9]+)? ' | grep -oE '[0-9]+'
+}
+
+@test "run --help, the man page and the bash completion list the same long options" {
+  local from_help from_man from_completion
+  from_help=$("$GODISLOCK" run --help | long_options)
+  from_man=$(man_section OPTIONS | long_options)
+  from_completion=$(long_options <"$COMPLETION")
+  # Sanity: the extraction found the options at all.
+  [[ $from_help == *--ttl* && $from_help == *--kill-after* ]]
+  [[ $(wc -l <<<"$from_help") -ge 15 ]]
+  assert_equal "$from_man" "$from_help"
+  assert_equal "$from_completion" "$from_help"
+}
+
+@test "the man page has the sections of STYLE.md in order" {
+  run grep -E '^\.SH ' "$MAN"
+  assert_success
+  assert_output "$(printf '%s\n' '.SH NAME' '.SH SYNOPSIS' '.SH DESCRIPTION' \
+    '.SH OPTIONS' '.SH DURATIONS' '.SH EXIT STATUS' '.SH ENVIRONMENT' \
+    '.SH FILES' '.SH NOTES' '.SH EXAMPLES' '.SH SEE ALSO')"
+}
+
+@test "mandoc -Tlint reports nothing for the man page" {
+  command -v mandoc >/dev/null || skip "mandoc is not installed"
+  run mandoc -Tlint -W all "$MAN"
+  assert_success
+  assert_output ""
+}
+
+@test "groff -man -ww reports nothing for the man page" {
+  command -v groff >/dev/null || skip "groff is not installed"
+  run groff -man -ww -z "$MAN"
+  assert_success
+  assert_output ""
+}
+
+@test "the bash completion loads and is registered for godislock" {
+  run bash --norc --noprofile -c 'source "$1" && complete -p godislock' _ \
+    "$COMPLETION"
+  assert_success
+  assert_output --regexp '^complete -F [_A-Za-z0-9]+ godislock$'
+}
+
+@test "completing 'godislock run --tt' offers --ttl" {
+  run complete_words godislock run --tt
+  assert_success
+  assert_output -- --ttl
+}
+
+@test "completing 'godislock r' offers run" {
+  run complete_words godislock r
+  assert_success
+  assert_output run
+}
+
+@test "the completion offers values, and commands after --" {
+  run complete_words godislock run --ttl ''
+  assert_success
+  assert_line 30s
+  run complete_words godislock run --url r
+  assert_output redis://
+  run complete_words godislock run -- bas
+  assert_line bash
+  run complete_words godislock run --name x -- ls /
+  assert_line /etc
+}
+
+@test "every --kill-signal the completion offers is accepted by godislock" {
+  local line signals
+  line=$(grep -E "^[[:space:]]*'--kill-signal'\)" -A1 "$COMPLETION" | tail -n1)
+  signals=$(sed -nE 's/.*compgen -W "([^"]+)".*/\1/p' <<<"$line")
+  [[ -n $signals ]]
+  local s
+  for s in $signals; do
+    # Valid options, then a refused connection (69): the signal was parsed.
+    run "$GODISLOCK" run --url redis://127.0.0.1:1 --connect-timeout 200ms \
+      --kill-signal "$s" --name docs -- true
+    assert_equal "$status" 69
+  done
+  run "$GODISLOCK" run --url redis://127.0.0.1:1 --kill-signal NOPE \
+    --name docs -- true
+  assert_equal "$status" 64
+}
+
+@test "every exit status in --help is in the man page EXIT STATUS and README.md" {
+  local codes
+  codes=$(help_exit_codes | tr '\n' ' ')
+  assert_equal "$codes" "64 65 69 70 75 79 126 127 "
+  local man_exit readme_exit code
+  man_exit=$(man_section 'EXIT STATUS')
+  readme_exit=$(sed -n '/^## Exit codes/,/^## /p' "$README")
+  for code in $codes; do
+    # A .TP tag line of its own in the man page, a table row in the README.
+    grep -qx -- "$code" <<<"$man_exit" || fail "man page lacks exit status $code"
+    grep -qE "^\| $code \|" <<<"$readme_exit" ||
+      fail "README.md lacks exit status $code"
+  done
+}
+
+@test "the man page and README.md tell flock users about -E 1" {
+  man_section 'EXIT STATUS' | grep -q -- '-E 1'
+  grep -q -- '-E 1' "$README"
+  man_section EXAMPLES | grep -qF -- 'godislock run --name backup -n -E 0 -- ./backup.sh'
+}
