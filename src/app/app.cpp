@@ -58,7 +58,7 @@ bool has_control(const std::string& s) {
 
 // 64-bit FNV-1a: a stable, dependency-free hash for derived lock names.
 uint64_t fnv1a(const std::string& data) {
-  uint64_t h = 1469598103934665603ULL;
+  uint64_t h = 14695981039346656037ULL;
   for (unsigned char c : data) {
     h ^= c;
     h *= 1099511628211ULL;

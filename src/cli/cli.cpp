@@ -154,8 +154,8 @@ Options parse(int argc, const char* const* argv) {
       ->type_name("NAME");
   run->add_option("--ttl", ttl,
                   "Lease if godislock dies; refreshed every ttl/3 "
-                  "(default 30s; at least 3ms, and long enough for "
-                  "--kill-after: 11ms with its default)")
+                  "(default 30s; at least 3ms, and 7ms to leave room for "
+                  "--kill-after)")
       ->type_name("DURATION");
   run->add_option("-w,--wait,--timeout", wait,
                   "Give up waiting after DURATION (default: wait forever; "

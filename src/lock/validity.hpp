@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 
 namespace godislock::lock {
@@ -22,12 +23,21 @@ struct LeaseTiming {
   Millis give_up_after;
 };
 
-// Default grace: the smaller of 5 s and a third of the TTL.
-inline Millis default_kill_after(Millis ttl) {
-  return std::min(Millis(5000), ttl / 3);
+inline Millis drift_for(Millis ttl) { return ttl / 100 + Millis(2); }
+
+// The largest --kill-after that fits a TTL, or a negative value when even
+// 0 does not fit (for error messages).
+inline Millis max_kill_after(Millis ttl) {
+  return ttl - 2 * drift_for(ttl) - std::max(ttl / 3, Millis(1)) - Millis(1);
 }
 
-inline Millis drift_for(Millis ttl) { return ttl / 100 + Millis(2); }
+// Default grace: the smaller of 5 s and a third of the TTL, cut to what
+// fits for the tiniest TTLs (a third does not fit at 12 ms).
+inline Millis default_kill_after(Millis ttl) {
+  Millis d = std::min(Millis(5000), ttl / 3);
+  Millis fit = max_kill_after(ttl);
+  return fit >= Millis(0) ? std::min(d, fit) : d;
+}
 
 // Returns false when kill_after leaves no time for a refresh to succeed
 // before the lease must be given up (give_up_after <= refresh_interval).
@@ -40,12 +50,6 @@ inline bool make_timing(Millis ttl, Millis kill_after, LeaseTiming* out) {
   t.give_up_after = ttl - t.drift - kill_after - t.drift;
   *out = t;
   return t.give_up_after > t.refresh_interval;
-}
-
-// The largest --kill-after that fits a TTL, or a negative value when even
-// 0 does not fit (for error messages).
-inline Millis max_kill_after(Millis ttl) {
-  return ttl - 2 * drift_for(ttl) - std::max(ttl / 3, Millis(1)) - Millis(1);
 }
 
 // The smallest TTL into which kill_after fits (for error messages).

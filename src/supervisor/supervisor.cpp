@@ -315,6 +315,7 @@ util::Result<Spawned> spawn(const std::string& path,
 Outcome supervise(const Spawned& child, int wake_fd, int kill_signal,
                   std::chrono::milliseconds kill_after) {
   Outcome out;
+  ::fcntl(wake_fd, F_SETFL, ::fcntl(wake_fd, F_GETFL) | O_NONBLOCK);
   bool exited = false;
   bool kill_sent = false;
   Clock::time_point kill_at{};

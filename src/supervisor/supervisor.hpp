@@ -72,7 +72,8 @@ struct Outcome {
 // USR2 to its process group, and handing job-control stops on. When
 // `wake_fd` becomes readable (the lease is lost) the child's whole tree gets
 // `kill_signal`, then SIGKILL after `kill_after`; the call returns only once
-// the child has exited and, after a loss, no descendant is left.
+// the child has exited and, after a loss, no descendant is left. `wake_fd`
+// is made non-blocking (it is drained).
 Outcome supervise(const Spawned& child, int wake_fd, int kill_signal,
                   std::chrono::milliseconds kill_after);
 

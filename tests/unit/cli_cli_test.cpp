@@ -1,0 +1,366 @@
+// SPDX-License-Identifier: MIT
+#include "cli/options.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace {
+
+using godislock::cli::k_default_url;
+using godislock::cli::Millis;
+using godislock::cli::Options;
+using godislock::cli::parse;
+using godislock::cli::UsageError;
+using Words = std::vector<std::string>;
+
+using namespace std::string_literals;
+
+// Parses "godislock" followed by `words`.
+Options parse_words(const Words& words) {
+  Words all = {"godislock"};
+  all.insert(all.end(), words.begin(), words.end());
+  std::vector<const char*> argv;
+  for (const auto& w : all) {
+    argv.push_back(w.c_str());
+  }
+  argv.push_back(nullptr);
+  return parse(static_cast<int>(all.size()), argv.data());
+}
+
+// The UsageError message for `words`; fails the test when none is thrown.
+std::string usage_error(const Words& words) {
+  try {
+    parse_words(words);
+  } catch (const UsageError& e) {
+    EXPECT_FALSE(e.message.empty());
+    return e.message;
+  } catch (...) {
+    ADD_FAILURE() << "an exception other than UsageError";
+    return "";
+  }
+  std::string joined;
+  for (const auto& w : words) {
+    joined += " '" + w + "'";
+  }
+  ADD_FAILURE() << "no UsageError for" << joined;
+  return "";
+}
+
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
+// Keeps the environment variables the parser reads out of the tests' way.
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (const char* v = std::getenv("GODISLOCK_URL")) {
+      m_saved_url = v;
+    }
+    ::unsetenv("GODISLOCK_URL");
+  }
+  void TearDown() override {
+    if (m_saved_url) {
+      ::setenv("GODISLOCK_URL", m_saved_url->c_str(), 1);
+    } else {
+      ::unsetenv("GODISLOCK_URL");
+    }
+  }
+
+ private:
+  std::optional<std::string> m_saved_url;
+};
+
+TEST_F(CliTest, Defaults) {
+  Options o = parse_words({"run", "--", "true"});
+  EXPECT_EQ(o.action, Options::Action::run);
+  const auto& r = o.run;
+  EXPECT_FALSE(r.name.has_value());
+  EXPECT_EQ(r.ttl, Millis(30000));
+  EXPECT_FALSE(r.wait.has_value());
+  EXPECT_FALSE(r.nonblock);
+  EXPECT_EQ(r.conflict_exit_code, 75);
+  EXPECT_EQ(r.url, k_default_url);
+  EXPECT_EQ(r.url, "redis://127.0.0.1:6379");
+  EXPECT_FALSE(r.password_file.has_value());
+  EXPECT_EQ(r.prefix, "godislock:");
+  EXPECT_EQ(r.connect_timeout, Millis(5000));
+  EXPECT_EQ(r.kill_signal, "TERM");
+  EXPECT_FALSE(r.kill_after.has_value());
+  EXPECT_FALSE(r.verbose);
+  EXPECT_FALSE(r.quiet);
+  EXPECT_FALSE(r.shell_command.has_value());
+  EXPECT_EQ(r.command, Words{"true"});
+}
+
+TEST_F(CliTest, ArgvAfterDoubleDashPassesThroughByteForByte) {
+  Words cmd = {"ls",  "--ttl", "-n",    "--",       "-c",
+               "x",   "",      "a b",   "\xff\xfe", "--url=redis://x",
+               "-w5", "run",   "--help"};
+  Words words = {"run", "--ttl", "5s", "-n", "--"};
+  words.insert(words.end(), cmd.begin(), cmd.end());
+  Options o = parse_words(words);
+  EXPECT_EQ(o.run.command, cmd);
+  EXPECT_EQ(o.run.ttl, Millis(5000));
+  EXPECT_TRUE(o.run.nonblock);
+  EXPECT_EQ(o.run.url, k_default_url);
+}
+
+TEST_F(CliTest, CommandWithoutDoubleDashFlockStyle) {
+  Options o = parse_words({"run", "--name", "x", "ls", "-la"});
+  EXPECT_EQ(o.run.name, "x");
+  EXPECT_EQ(o.run.command, (Words{"ls", "-la"}));
+}
+
+TEST_F(CliTest, OptionsStopAtFirstNonOptionWord) {
+  Options o = parse_words({"run", "-n", "ls", "--ttl", "5s", "-v", "-c", "x"});
+  EXPECT_TRUE(o.run.nonblock);
+  EXPECT_EQ(o.run.ttl, Millis(30000));
+  EXPECT_FALSE(o.run.verbose);
+  EXPECT_FALSE(o.run.shell_command.has_value());
+  EXPECT_EQ(o.run.command, (Words{"ls", "--ttl", "5s", "-v", "-c", "x"}));
+}
+
+TEST_F(CliTest, ValueOptionsDoNotEndOptionsEarly) {
+  // The values of --name, -w and -E look like command words but are not.
+  Options o = parse_words({"run", "--name", "job", "-w", "5", "-E", "3",
+                           "--kill-signal", "KILL", "make", "all"});
+  EXPECT_EQ(o.run.name, "job");
+  EXPECT_EQ(o.run.wait, Millis(5000));
+  EXPECT_EQ(o.run.conflict_exit_code, 3);
+  EXPECT_EQ(o.run.kill_signal, "KILL");
+  EXPECT_EQ(o.run.command, (Words{"make", "all"}));
+}
+
+TEST_F(CliTest, AttachedShortValue) {
+  Options o = parse_words({"run", "-w5", "--", "true"});
+  ASSERT_TRUE(o.run.wait.has_value());
+  EXPECT_EQ(*o.run.wait, Millis(5000));
+  Options o2 = parse_words({"run", "-w250ms", "true"});
+  EXPECT_EQ(o2.run.wait, Millis(250));
+  EXPECT_EQ(o2.run.command, Words{"true"});
+}
+
+TEST_F(CliTest, ClusteredShortFlags) {
+  Options o = parse_words({"run", "-nv", "--", "true"});
+  EXPECT_TRUE(o.run.nonblock);
+  EXPECT_TRUE(o.run.verbose);
+  Options o2 = parse_words({"run", "-xo", "-q", "true"});
+  EXPECT_TRUE(o2.run.quiet);
+  EXPECT_EQ(o2.run.command, Words{"true"});
+}
+
+TEST_F(CliTest, ClusterEndingInValueOption) {
+  Options o = parse_words({"run", "-vw", "2", "true"});
+  EXPECT_TRUE(o.run.verbose);
+  EXPECT_EQ(o.run.wait, Millis(2000));
+  EXPECT_EQ(o.run.command, Words{"true"});
+}
+
+TEST_F(CliTest, LongOptionWithEquals) {
+  Options o = parse_words({"run", "--ttl=2s", "--name=n1", "--", "true"});
+  EXPECT_EQ(o.run.ttl, Millis(2000));
+  EXPECT_EQ(o.run.name, "n1");
+  Options o2 = parse_words({"run", "--ttl=2s", "true"});
+  EXPECT_EQ(o2.run.ttl, Millis(2000));
+  EXPECT_EQ(o2.run.command, Words{"true"});
+}
+
+TEST_F(CliTest, AllOptions) {
+  Options o = parse_words({"run",
+                           "--name",
+                           "job",
+                           "--ttl",
+                           "1m",
+                           "--timeout",
+                           "10s",
+                           "-E",
+                           "1",
+                           "--url",
+                           "unix:///tmp/r.sock",
+                           "--password-file",
+                           "/etc/pw",
+                           "--prefix",
+                           "app:",
+                           "--connect-timeout",
+                           "250ms",
+                           "--kill-signal",
+                           "INT",
+                           "--kill-after",
+                           "3s",
+                           "-x",
+                           "-o",
+                           "-v",
+                           "--",
+                           "cmd"});
+  const auto& r = o.run;
+  EXPECT_EQ(r.name, "job");
+  EXPECT_EQ(r.ttl, Millis(60000));
+  EXPECT_EQ(r.wait, Millis(10000));
+  EXPECT_EQ(r.conflict_exit_code, 1);
+  EXPECT_EQ(r.url, "unix:///tmp/r.sock");
+  EXPECT_EQ(r.password_file, "/etc/pw");
+  EXPECT_EQ(r.prefix, "app:");
+  EXPECT_EQ(r.connect_timeout, Millis(250));
+  EXPECT_EQ(r.kill_signal, "INT");
+  EXPECT_EQ(r.kill_after, Millis(3000));
+  EXPECT_TRUE(r.verbose);
+  EXPECT_EQ(r.command, Words{"cmd"});
+}
+
+TEST_F(CliTest, WaitAliasesAndNonblockAliases) {
+  EXPECT_EQ(parse_words({"run", "--wait", "3", "true"}).run.wait, Millis(3000));
+  EXPECT_EQ(parse_words({"run", "--timeout", "3", "true"}).run.wait,
+            Millis(3000));
+  EXPECT_EQ(parse_words({"run", "--wait", "0", "true"}).run.wait, Millis(0));
+  for (const char* flag : {"-n", "--nonblock", "--nb", "--no-wait"}) {
+    EXPECT_TRUE(parse_words({"run", flag, "true"}).run.nonblock) << flag;
+  }
+}
+
+TEST_F(CliTest, NonblockWithZeroWaitIsAllowed) {
+  Options o = parse_words({"run", "-n", "--wait", "0", "true"});
+  EXPECT_TRUE(o.run.nonblock);
+  EXPECT_EQ(o.run.wait, Millis(0));
+}
+
+TEST_F(CliTest, ConflictExitCodeRange) {
+  EXPECT_EQ(parse_words({"run", "-E", "0", "true"}).run.conflict_exit_code, 0);
+  EXPECT_EQ(parse_words({"run", "-E", "255", "true"}).run.conflict_exit_code,
+            255);
+  EXPECT_EQ(parse_words({"run", "--conflict-exit-code", "9", "true"})
+                .run.conflict_exit_code,
+            9);
+}
+
+TEST_F(CliTest, UrlFromEnvironmentWhenOptionAbsent) {
+  ::setenv("GODISLOCK_URL", "redis://envhost:7000/2", 1);
+  EXPECT_EQ(parse_words({"run", "true"}).run.url, "redis://envhost:7000/2");
+  EXPECT_EQ(parse_words({"run", "--url", "redis://opt:1", "true"}).run.url,
+            "redis://opt:1");
+  ::setenv("GODISLOCK_URL", "", 1);
+  EXPECT_EQ(parse_words({"run", "true"}).run.url, k_default_url);
+  ::unsetenv("GODISLOCK_URL");
+  EXPECT_EQ(parse_words({"run", "true"}).run.url, k_default_url);
+}
+
+TEST_F(CliTest, ShellCommand) {
+  Options o = parse_words({"run", "-c", "echo hi; exit 3"});
+  EXPECT_EQ(o.run.shell_command, "echo hi; exit 3");
+  EXPECT_TRUE(o.run.command.empty());
+  Options o2 = parse_words({"run", "--name", "n", "--command", "true"});
+  EXPECT_EQ(o2.run.shell_command, "true");
+  Options o3 = parse_words({"run", "-c", "--ttl"});
+  EXPECT_EQ(o3.run.shell_command, "--ttl");
+}
+
+TEST_F(CliTest, TopLevelHelp) {
+  Options o = parse_words({"--help"});
+  EXPECT_EQ(o.action, Options::Action::show_help);
+  EXPECT_TRUE(contains(o.text, "Exit status")) << o.text;
+  EXPECT_TRUE(contains(o.text, "run")) << o.text;
+}
+
+TEST_F(CliTest, RunHelp) {
+  for (const Words& w : {Words{"run", "--help"}, Words{"run", "-h"},
+                         Words{"run", "--ttl", "5s", "--help"}}) {
+    Options o = parse_words(w);
+    EXPECT_EQ(o.action, Options::Action::show_help);
+    EXPECT_TRUE(contains(o.text, "Exit status")) << o.text;
+    EXPECT_TRUE(contains(o.text, "--ttl")) << o.text;
+    EXPECT_TRUE(contains(o.text, "--kill-after")) << o.text;
+  }
+}
+
+TEST_F(CliTest, Version) {
+  Options o = parse_words({"--version"});
+  EXPECT_EQ(o.action, Options::Action::show_version);
+  EXPECT_EQ(o.text.rfind("godislock ", 0), 0u) << o.text;
+  EXPECT_GT(o.text.size(), std::string("godislock ").size());
+}
+
+TEST_F(CliTest, ErrorNoCommand) {
+  EXPECT_TRUE(contains(usage_error({"run"}), "command"));
+  usage_error({"run", "--ttl", "5s"});
+  usage_error({"run", "--"});
+  usage_error({"run", "-n"});
+}
+
+TEST_F(CliTest, ErrorEmptyCommandName) {
+  std::string m = usage_error({"run", "--", ""});
+  EXPECT_TRUE(contains(m, "empty")) << m;
+  usage_error({"run", "--", "", "arg"});
+}
+
+TEST_F(CliTest, ErrorShellCommandAndCommand) {
+  std::string m = usage_error({"run", "-c", "echo", "--", "ls"});
+  EXPECT_TRUE(contains(m, "-c")) << m;
+  usage_error({"run", "-c", "echo", "ls"});
+}
+
+TEST_F(CliTest, ErrorEmptyShellCommand) {
+  std::string m = usage_error({"run", "-c", ""});
+  EXPECT_TRUE(contains(m, "-c")) << m;
+}
+
+TEST_F(CliTest, ErrorNonblockWithWait) {
+  std::string m = usage_error({"run", "-n", "--wait", "5", "true"});
+  EXPECT_TRUE(contains(m, "--nonblock")) << m;
+  EXPECT_TRUE(contains(m, "--wait")) << m;
+  usage_error({"run", "-w", "1s", "--no-wait", "true"});
+}
+
+TEST_F(CliTest, ErrorVerboseWithQuiet) {
+  std::string m = usage_error({"run", "-v", "-q", "true"});
+  EXPECT_TRUE(contains(m, "--verbose")) << m;
+  usage_error({"run", "-vq", "true"});
+}
+
+TEST_F(CliTest, ErrorBadDurationNamesOptionAndValue) {
+  std::string m = usage_error({"run", "--ttl", "30x", "true"});
+  EXPECT_TRUE(contains(m, "--ttl")) << m;
+  EXPECT_TRUE(contains(m, "30x")) << m;
+  m = usage_error({"run", "--wait", "-1", "true"});
+  EXPECT_TRUE(contains(m, "--wait")) << m;
+  m = usage_error({"run", "--kill-after", "1h30", "true"});
+  EXPECT_TRUE(contains(m, "--kill-after")) << m;
+  EXPECT_TRUE(contains(m, "1h30")) << m;
+  m = usage_error({"run", "--connect-timeout", "soon", "true"});
+  EXPECT_TRUE(contains(m, "--connect-timeout")) << m;
+}
+
+TEST_F(CliTest, ErrorZeroConnectTimeout) {
+  std::string m = usage_error({"run", "--connect-timeout", "0", "true"});
+  EXPECT_TRUE(contains(m, "--connect-timeout")) << m;
+}
+
+TEST_F(CliTest, ErrorConflictExitCodeOutOfRange) {
+  usage_error({"run", "-E", "256", "true"});
+  usage_error({"run", "-E", "-1", "true"});
+  usage_error({"run", "-E", "abc", "true"});
+}
+
+TEST_F(CliTest, ErrorUnknownOption) {
+  std::string m = usage_error({"run", "--bogus", "--", "true"});
+  EXPECT_TRUE(contains(m, "--bogus")) << m;
+  usage_error({"run", "-Z", "true"});
+  usage_error({"--bogus"});
+}
+
+TEST_F(CliTest, ErrorMissingSubcommand) {
+  std::string m = usage_error({});
+  EXPECT_TRUE(contains(m, "subcommand")) << m;
+  usage_error({"frobnicate", "--", "true"});
+}
+
+TEST_F(CliTest, ErrorMissingOptionValue) {
+  usage_error({"run", "--name"});
+  usage_error({"run", "--ttl"});
+  usage_error({"run", "-w"});
+}
+
+}  // namespace

@@ -1,0 +1,308 @@
+// SPDX-License-Identifier: MIT
+#include "config/url.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace {
+
+using godislock::config::Endpoint;
+using godislock::config::k_max_db;
+using godislock::config::parse_url;
+
+Endpoint parse_ok(const std::string& url) {
+  std::string why;
+  auto ep = parse_url(url, &why);
+  EXPECT_TRUE(ep.has_value()) << "'" << url << "' rejected: " << why;
+  return ep.value_or(Endpoint{});
+}
+
+// Returns the reason for rejecting url ("" and a failure if accepted).
+std::string parse_bad(const std::string& url) {
+  std::string why;
+  auto ep = parse_url(url, &why);
+  EXPECT_FALSE(ep.has_value()) << "'" << url << "' accepted";
+  EXPECT_FALSE(why.empty()) << "no reason given for '" << url << "'";
+  return why;
+}
+
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
+TEST(Url, HostOnlyGetsDefaults) {
+  Endpoint ep = parse_ok("redis://example.com");
+  EXPECT_EQ(ep.kind, Endpoint::Kind::tcp);
+  EXPECT_EQ(ep.host, "example.com");
+  EXPECT_EQ(ep.port, 6379);
+  EXPECT_EQ(ep.db, 0);
+  EXPECT_EQ(ep.user, "");
+  EXPECT_EQ(ep.password, "");
+  EXPECT_FALSE(ep.password_in_url);
+}
+
+TEST(Url, HostAndPort) {
+  Endpoint ep = parse_ok("redis://127.0.0.1:6380");
+  EXPECT_EQ(ep.host, "127.0.0.1");
+  EXPECT_EQ(ep.port, 6380);
+  EXPECT_EQ(parse_ok("redis://h:1").port, 1);
+  EXPECT_EQ(parse_ok("redis://h:65535").port, 65535);
+}
+
+TEST(Url, UserAndPassword) {
+  Endpoint ep = parse_ok("redis://alice:s3cret@db.local:7000");
+  EXPECT_EQ(ep.user, "alice");
+  EXPECT_EQ(ep.password, "s3cret");
+  EXPECT_TRUE(ep.password_in_url);
+  EXPECT_EQ(ep.host, "db.local");
+  EXPECT_EQ(ep.port, 7000);
+}
+
+TEST(Url, PasswordWithoutUser) {
+  Endpoint ep = parse_ok("redis://:s3cret@host");
+  EXPECT_EQ(ep.user, "");
+  EXPECT_EQ(ep.password, "s3cret");
+  EXPECT_TRUE(ep.password_in_url);
+}
+
+TEST(Url, UserWithEmptyPasswordHasNoPassword) {
+  Endpoint ep = parse_ok("redis://alice:@host");
+  EXPECT_EQ(ep.user, "alice");
+  EXPECT_EQ(ep.password, "");
+  EXPECT_FALSE(ep.password_in_url);
+}
+
+TEST(Url, BarePasswordForm) {
+  // redis-cli's redis://PASSWORD@host: a lone userinfo word is a password.
+  Endpoint ep = parse_ok("redis://secret@host");
+  EXPECT_EQ(ep.user, "");
+  EXPECT_EQ(ep.password, "secret");
+  EXPECT_TRUE(ep.password_in_url);
+  EXPECT_EQ(ep.host, "host");
+}
+
+TEST(Url, PasswordMayContainAtSign) {
+  Endpoint ep = parse_ok("redis://alice:p@ss@host:6380");
+  EXPECT_EQ(ep.user, "alice");
+  EXPECT_EQ(ep.password, "p@ss");
+  EXPECT_EQ(ep.host, "host");
+  EXPECT_EQ(ep.port, 6380);
+}
+
+TEST(Url, PercentDecodesUserAndPassword) {
+  Endpoint ep = parse_ok("redis://al%69ce%40corp:p%3Aw%2fd%25%20x@host");
+  EXPECT_EQ(ep.user, "alice@corp");
+  EXPECT_EQ(ep.password, "p:w/d% x");
+  Endpoint bare = parse_ok("redis://se%40cr%3At@host");
+  EXPECT_EQ(bare.password, "se@cr:t");
+  EXPECT_EQ(bare.user, "");
+}
+
+TEST(Url, Ipv6InBrackets) {
+  Endpoint ep = parse_ok("redis://[::1]");
+  EXPECT_EQ(ep.host, "::1");
+  EXPECT_EQ(ep.port, 6379);
+  Endpoint with_port = parse_ok("redis://[fe80::1:2]:6390/4");
+  EXPECT_EQ(with_port.host, "fe80::1:2");
+  EXPECT_EQ(with_port.port, 6390);
+  EXPECT_EQ(with_port.db, 4);
+  Endpoint with_auth = parse_ok("redis://u:pw@[::1]:7001");
+  EXPECT_EQ(with_auth.host, "::1");
+  EXPECT_EQ(with_auth.port, 7001);
+  EXPECT_EQ(with_auth.password, "pw");
+}
+
+TEST(Url, Ipv6WithoutBracketsIsAnError) {
+  std::string why = parse_bad("redis://::1");
+  EXPECT_TRUE(contains(why, "bracket")) << why;
+  parse_bad("redis://fe80::1:6379");
+}
+
+TEST(Url, MalformedBrackets) {
+  parse_bad("redis://[::1");
+  parse_bad("redis://[::1]6379");
+  parse_bad("redis://[::1]:");
+  parse_bad("redis://[]:6379");
+}
+
+TEST(Url, BadPorts) {
+  std::string why = parse_bad("redis://host:0");
+  EXPECT_TRUE(contains(why, "port")) << why;
+  why = parse_bad("redis://host:65536");
+  EXPECT_TRUE(contains(why, "65536")) << why;
+  why = parse_bad("redis://host:abc");
+  EXPECT_TRUE(contains(why, "abc")) << why;
+  parse_bad("redis://host:");
+  parse_bad("redis://host:-1");
+  parse_bad("redis://host:99999999999999999999");
+  parse_bad("redis://host:6379x");
+}
+
+TEST(Url, DatabaseInPath) {
+  EXPECT_EQ(parse_ok("redis://host/3").db, 3);
+  EXPECT_EQ(parse_ok("redis://host:6380/15").db, 15);
+  EXPECT_EQ(parse_ok("redis://host/0").db, 0);
+  EXPECT_EQ(parse_ok("redis://host/" + std::to_string(k_max_db)).db, k_max_db);
+}
+
+TEST(Url, DatabaseOutOfRangeOrMalformed) {
+  std::string why = parse_bad("redis://host/99999999999");
+  EXPECT_TRUE(contains(why, "database")) << why;
+  parse_bad("redis://host/" + std::to_string(k_max_db + 1));
+  parse_bad("redis://host/x");
+  parse_bad("redis://host/-1");
+  parse_bad("redis://host/1/2");
+}
+
+TEST(Url, UnknownScheme) {
+  std::string why = parse_bad("http://host:6379");
+  EXPECT_TRUE(contains(why, "http")) << why;
+  parse_bad("REDIS://host");
+  parse_bad("redis+tls://host");
+}
+
+TEST(Url, TlsSchemeIsRejected) {
+  std::string why = parse_bad("rediss://host:6380");
+  EXPECT_TRUE(contains(why, "rediss")) << why;
+}
+
+TEST(Url, MissingScheme) {
+  std::string why = parse_bad("localhost:6379");
+  EXPECT_TRUE(contains(why, "scheme")) << why;
+  parse_bad("");
+  parse_bad("redis:/host");
+}
+
+TEST(Url, MissingHost) {
+  parse_bad("redis://");
+  parse_bad("redis://:6379");
+  parse_bad("redis://u:pw@");
+  parse_bad("redis:///3");
+}
+
+TEST(Url, MalformedPercentEncoding) {
+  parse_bad("redis://u:%G1@host");
+  parse_bad("redis://u:pw%4@host");
+  parse_bad("redis://u:pw%@host");
+  parse_bad("redis://%zzuser:pw@host");
+  parse_bad("redis://bare%4@host");
+  parse_bad("redis://ho%st");
+  parse_bad("unix:///tmp/x%4");
+}
+
+TEST(Url, InvalidHostCharacters) {
+  parse_bad("redis://ho st");
+  parse_bad("redis://host%0a");
+}
+
+TEST(Url, UnixSocket) {
+  Endpoint ep = parse_ok("unix:///tmp/x.sock");
+  EXPECT_EQ(ep.kind, Endpoint::Kind::unix_socket);
+  EXPECT_EQ(ep.path, "/tmp/x.sock");
+  EXPECT_EQ(ep.db, 0);
+  EXPECT_FALSE(ep.password_in_url);
+}
+
+TEST(Url, UnixSocketWithDatabase) {
+  Endpoint ep = parse_ok("unix:///tmp/x.sock?db=2");
+  EXPECT_EQ(ep.kind, Endpoint::Kind::unix_socket);
+  EXPECT_EQ(ep.path, "/tmp/x.sock");
+  EXPECT_EQ(ep.db, 2);
+  parse_bad("unix:///tmp/x.sock?db=99999999999");
+  parse_bad("unix:///tmp/x.sock?db=x");
+  parse_bad("unix:///tmp/x.sock?db=");
+}
+
+TEST(Url, UnixSocketPercentDecodesPath) {
+  EXPECT_EQ(parse_ok("unix:///tmp/my%20dir/r.sock").path, "/tmp/my dir/r.sock");
+}
+
+TEST(Url, UnixSocketRelativePathIsAnError) {
+  std::string why = parse_bad("unix://tmp/x.sock");
+  EXPECT_TRUE(contains(why, "absolute")) << why;
+  parse_bad("unix://");
+  parse_bad("unix://x.sock");
+}
+
+TEST(Url, UnixSocketBadQuery) {
+  std::string why = parse_bad("unix:///tmp/x.sock?foo=1");
+  EXPECT_TRUE(contains(why, "foo")) << why;
+  parse_bad("unix:///tmp/x.sock?db");
+  parse_bad("unix:///tmp/x.sock?password=x");
+}
+
+TEST(Url, NullReasonPointerIsAllowed) {
+  EXPECT_FALSE(parse_url("http://x", nullptr).has_value());
+  EXPECT_TRUE(parse_url("redis://x", nullptr).has_value());
+}
+
+TEST(Url, RedactedShowsStarsNeverThePassword) {
+  struct Case {
+    std::string url;
+    std::string password;
+  };
+  std::vector<Case> cases = {
+      {"redis://alice:Pw0rdA1@host:6380/2", "Pw0rdA1"},
+      {"redis://:Pw0rdB2@host", "Pw0rdB2"},
+      {"redis://Pw0rdC3@host", "Pw0rdC3"},
+      {"redis://u:Pw%40rdD4@host", "Pw@rdD4"},
+      {"redis://u:p@ssE5@[::1]:7000", "p@ssE5"},
+      {"redis://default:hunter2xyz@10.0.0.1:6379/0", "hunter2xyz"},
+  };
+  for (const auto& c : cases) {
+    Endpoint ep = parse_ok(c.url);
+    ASSERT_EQ(ep.password, c.password) << c.url;
+    std::string r = ep.redacted();
+    EXPECT_FALSE(contains(r, c.password)) << c.url << " -> " << r;
+    EXPECT_TRUE(contains(r, "***")) << c.url << " -> " << r;
+    // The percent-encoded form must not leak either.
+    if (c.url.find('%') != std::string::npos) {
+      EXPECT_FALSE(contains(r, "Pw%40rdD4")) << r;
+    }
+  }
+}
+
+TEST(Url, RedactedForms) {
+  EXPECT_EQ(parse_ok("redis://host").redacted(), "redis://host:6379");
+  EXPECT_EQ(parse_ok("redis://host:6380/3").redacted(), "redis://host:6380/3");
+  EXPECT_EQ(parse_ok("redis://alice:pw@host").redacted(),
+            "redis://alice:***@host:6379");
+  EXPECT_EQ(parse_ok("redis://pw@host").redacted(), "redis://:***@host:6379");
+  EXPECT_EQ(parse_ok("redis://alice:@host").redacted(),
+            "redis://alice@host:6379");
+  EXPECT_EQ(parse_ok("redis://[::1]:7000").redacted(), "redis://[::1]:7000");
+  EXPECT_EQ(parse_ok("unix:///tmp/x.sock").redacted(), "unix:///tmp/x.sock");
+  EXPECT_EQ(parse_ok("unix:///tmp/x.sock?db=2").redacted(),
+            "unix:///tmp/x.sock?db=2");
+}
+
+TEST(Url, RedactedOfManualEndpointWithPasswordNotFromUrl) {
+  // A password from --password-file or the environment is not in the URL,
+  // so the URL shown carries no marker and certainly not the secret.
+  Endpoint ep;
+  ep.host = "h";
+  ep.password = "fromfileSecret";
+  EXPECT_EQ(ep.redacted(), "redis://h:6379");
+}
+
+TEST(Url, ReasonNeverContainsPassword) {
+  const std::string pw = "Zq9SecretPw";
+  std::vector<std::string> bad = {
+      "redis://u:" + pw + "@host:abc", "redis://u:" + pw + "@host:0",
+      "redis://u:" + pw + "@host/xyz", "redis://u:" + pw + "@::1",
+      "redis://u:" + pw + "@[::1]x",   "redis://u:" + pw + "@[::1",
+      "redis://u:" + pw + "@",         "redis://u:" + pw + "%G1@host",
+      "redis://" + pw + "%4@host",     "redis://" + pw + "@ho st",
+      "http://u:" + pw + "@host",
+  };
+  for (const auto& url : bad) {
+    std::string why;
+    EXPECT_FALSE(parse_url(url, &why).has_value()) << url;
+    EXPECT_FALSE(why.empty()) << url;
+    EXPECT_FALSE(contains(why, pw)) << url << " -> " << why;
+  }
+}
+
+}  // namespace
