@@ -10,6 +10,7 @@ packages=(
   redis-server redis-tools
   bats bats-support bats-assert
   iproute2 iptables procps util-linux python3 mandoc groff-base
+  gnuplot-nox libc6-dev
 )
 
 missing=()

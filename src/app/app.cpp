@@ -230,6 +230,17 @@ int run_command(const cli::RunOptions& o) {
   }
   Millis kill_after = o.kill_after.value_or(lock::default_kill_after(o.ttl));
   lock::LeaseTiming timing;
+  if (!o.kill_after && !lock::make_timing(o.ttl, kill_after, &timing)) {
+    Millis min_ttl(3);
+    while (!lock::make_timing(min_ttl, lock::default_kill_after(min_ttl),
+                              &timing)) {
+      min_ttl += Millis(1);
+    }
+    throw UsageError{fmt::format(
+        "--ttl {} is too short to stop the command before the lease expires "
+        "(use --ttl {} or more)",
+        config::format_duration(o.ttl), config::format_duration(min_ttl))};
+  }
   if (!lock::make_timing(o.ttl, kill_after, &timing)) {
     auto max_fit = lock::max_kill_after(o.ttl);
     throw UsageError{fmt::format(
@@ -378,10 +389,14 @@ int run_command(const cli::RunOptions& o) {
   refresher.start();
   auto outcome =
       supervisor::supervise(*child, wake_rd.get(), kill_signal, kill_after);
-  refresher.stop();
 
   // --- Release and report ---
+  // Release first, join the refresher after: the next holder should not
+  // wait for a thread to wind down (a refresh racing the release fails the
+  // token check and changes nothing).
+  refresher.request_stop();
   auto released = release_lock(*lock_backend, *token, o.connect_timeout);
+  refresher.stop();
   if (outcome.lost) {
     auto detect = std::chrono::duration_cast<Millis>(
         outcome.lost_signalled_at - refresher.lost_at());

@@ -27,12 +27,16 @@ Refresher::~Refresher() { stop(); }
 
 void Refresher::start() { m_thread = std::thread([this] { run(); }); }
 
-void Refresher::stop() {
+void Refresher::request_stop() {
   {
     std::lock_guard<std::mutex> lock(m_mutex);
     m_stop = true;
   }
   m_cv.notify_all();
+}
+
+void Refresher::stop() {
+  request_stop();
   if (m_thread.joinable()) {
     m_thread.join();
   }
@@ -56,6 +60,11 @@ Clock::time_point Refresher::lost_at() const {
 int Refresher::refreshes() const {
   std::lock_guard<std::mutex> lock(m_mutex);
   return m_refreshes;
+}
+
+bool Refresher::is_stop_requested() const {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  return m_stop;
 }
 
 void Refresher::declare_lost(std::string reason) {
@@ -107,11 +116,17 @@ void Refresher::run() {
                                   Deadline::at(give_up));
       if (r && *r) {
         std::lock_guard<std::mutex> lock(m_mutex);
+        if (m_stop) {
+          return;
+        }
         m_last_ok_start = started;
         m_refreshes++;
         next = started + m_timing.refresh_interval;
         last_error.clear();
         continue;
+      }
+      if (is_stop_requested()) {
+        return;  // released meanwhile: the token is gone on purpose
       }
       if (r) {
         declare_lost("the lock key no longer holds our token "

@@ -29,6 +29,10 @@ class Refresher {
   Refresher& operator=(const Refresher&) = delete;
 
   void start();
+  // Asks the thread to stop without waiting for it: a refresh under way
+  // may still finish (harmless after a release, which checks the token).
+  void request_stop();
+  // Stops and joins the thread.
   void stop();
 
   // Whether the lease was given up, and why ("" while held).
@@ -40,6 +44,7 @@ class Refresher {
 
  private:
   void run();
+  bool is_stop_requested() const;
   void declare_lost(std::string reason);
 
   std::unique_ptr<backend::Backend> m_backend;

@@ -1,0 +1,236 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# Losing the lease while the command runs: the command's whole tree is
+# stopped before the lease could expire, and godislock exits 79. A holder
+# that dies takes its command with it, and a waiter gets the lock within
+# about one TTL.
+bats_require_minimum_version 1.5.0
+load helpers
+
+setup() { start_redis; }
+
+# start_victim NAME OPTIONS...: a command that writes "got-term" to
+# $BATS_TEST_TMPDIR/marker on SIGTERM and exits 0; returns once it runs.
+# Sets BG_PID.
+start_victim() {
+  local name=$1 dir=$BATS_TEST_TMPDIR
+  shift
+  "$GODISLOCK" run --name "$name" "$@" -- sh -c \
+    'trap "echo got-term >\"$1/marker\"; exit 0" TERM
+     : >"$1/started"
+     sleep 30 &
+     wait' sh "$dir" 2>"$dir/err" 3>&- &
+  BG_PID=$!
+  wait_for 10 test -e "$dir/started"
+}
+
+# wait_bg: waits for BG_PID; sets BG_STATUS.
+wait_bg() {
+  wait_job 30 "$BG_PID"
+  BG_STATUS=$WAIT_STATUS
+}
+
+key_absent() {
+  [[ "$(rcli exists "godislock:{$1}")" == 0 ]]
+}
+
+@test "lock key deleted behind our back: command gets TERM, exit 79" {
+  start_victim del --ttl 900ms
+  local start elapsed
+  start=$(mono_ms)
+  rcli del 'godislock:{del}'
+  wait_bg
+  elapsed=$(($(mono_ms) - start))
+  assert_equal "$BG_STATUS" 79
+  run cat "$BATS_TEST_TMPDIR/marker"
+  assert_output got-term
+  run cat "$BATS_TEST_TMPDIR/err"
+  assert_equal "${#lines[@]}" 1
+  assert_regex "$output" "^godislock: error: lock 'del' lost while the \
+command ran: the lock key no longer holds our token"
+  ((elapsed < 4000))
+  assert_no_lock_key
+}
+
+@test "lock key overwritten with another value: exit 79, the new value is kept" {
+  start_victim over --ttl 900ms
+  local start elapsed
+  start=$(mono_ms)
+  rcli set 'godislock:{over}' someone-else px 60000
+  wait_bg
+  elapsed=$(($(mono_ms) - start))
+  assert_equal "$BG_STATUS" 79
+  run cat "$BATS_TEST_TMPDIR/marker"
+  assert_output got-term
+  run cat "$BATS_TEST_TMPDIR/err"
+  assert_regex "$output" "^godislock: error: lock 'over' lost while the \
+command ran"
+  ((elapsed < 4000))
+  # Not ours any more: never deleted by the release.
+  run rcli get 'godislock:{over}'
+  assert_output someone-else
+}
+
+@test "--kill-signal chooses the signal sent on a loss" {
+  local dir=$BATS_TEST_TMPDIR
+  "$GODISLOCK" run --name ks --ttl 900ms --kill-signal HUP -- sh -c \
+    'trap "echo got-hup >\"$1/marker\"; exit 0" HUP
+     trap "echo got-term >\"$1/marker\"; exit 0" TERM
+     : >"$1/started"
+     while :; do sleep 0.05; done' sh "$dir" 2>"$dir/err" 3>&- &
+  BG_PID=$!
+  wait_for 10 test -e "$dir/started"
+  rcli del 'godislock:{ks}'
+  wait_bg
+  assert_equal "$BG_STATUS" 79
+  run cat "$dir/marker"
+  assert_output got-hup
+  run grep -c 'was sent signal 1 ' "$dir/err"
+  assert_output 1
+}
+
+@test "a lease that expires while the command ends is reported as lost (79)" {
+  # The command outlives nothing: it ends after the key was deleted but
+  # before the refresher noticed; the release finds the key gone.
+  local dir=$BATS_TEST_TMPDIR
+  run --separate-stderr "$GODISLOCK" run --name late --ttl 30s -- sh -c \
+    'redis-cli -p "$1" del "godislock:{late}" >/dev/null; exit 0' sh \
+    "$REDIS_PORT"
+  assert_equal "$status" 79
+  assert_equal "$stderr" "godislock: error: lock 'late' was no longer held \
+when the command ended (expired, deleted or taken over since the last refresh)"
+}
+
+@test "holder SIGKILLed: its command dies, a waiter gets the lock within a TTL" {
+  local dir=$BATS_TEST_TMPDIR
+  "$GODISLOCK" run --name crash --ttl 1s -- \
+    sh -c 'echo $$ >"$1/pidfile"; exec sleep 30' sh "$dir" 3>&- &
+  local holder=$!
+  wait_for 10 test -s "$dir/pidfile"
+  local child
+  child=$(cat "$dir/pidfile")
+  wait_for 10 grep -q sleep "/proc/$child/comm"
+  "$GODISLOCK" run -v --name crash --wait 10 -- \
+    sh -c ': >"$1/got"' sh "$dir" 2>"$dir/waiter.err" 3>&- &
+  local waiter=$!
+  wait_for 10 subscribers_are crash 1
+  [[ ! -e "$dir/got" ]]
+  local start elapsed
+  start=$(mono_ms)
+  kill -KILL "$holder"
+  wait_job 10 "$holder"
+  assert_equal "$WAIT_STATUS" 137
+  # PR_SET_PDEATHSIG: the command does not outlive its godislock.
+  wait_for 5 pid_gone "$child"
+  wait_for 10 test -e "$dir/got"
+  elapsed=$(($(mono_ms) - start))
+  wait_job 30 "$waiter"
+  assert_equal "$WAIT_STATUS" 0
+  ((elapsed < 4000))
+  assert_no_lock_key
+}
+
+@test "a command that ignores TERM, with grandchildren: all gone within the TTL, 79" {
+  local dir=$BATS_TEST_TMPDIR
+  # The child and its grandchildren ignore TERM; one grandchild leaves the
+  # process group (setsid), one stays in it.
+  "$GODISLOCK" run --name stubborn --ttl 1500ms -- sh -c '
+    trap "" TERM
+    echo $$ >"$1/child.pid"
+    sleep 30 &
+    echo $! >"$1/gc1.pid"
+    setsid sleep 30 &
+    echo $! >"$1/gc2.pid"
+    sh -c "trap \"\" TERM; echo \$\$ >\"$1/gc3.pid\"; sleep 30; :" &
+    : >"$1/started"
+    wait' sh "$dir" 2>"$dir/err" 3>&- &
+  BG_PID=$!
+  wait_for 10 test -e "$dir/started"
+  wait_for 10 test -s "$dir/gc3.pid"
+  local pids=() f
+  for f in child gc1 gc2 gc3; do
+    pids+=("$(cat "$dir/$f.pid")")
+  done
+  # The setsid'd grandchild really left the process group.
+  wait_for 10 grep -q sleep "/proc/${pids[2]}/comm"
+  local gc2_pgid
+  gc2_pgid=$(ps -o pgid= -p "${pids[2]}" | tr -d ' ')
+  [[ "$gc2_pgid" != "${pids[0]}" ]]
+  local start elapsed
+  start=$(mono_ms)
+  rcli del 'godislock:{stubborn}'
+  wait_bg
+  elapsed=$(($(mono_ms) - start))
+  assert_equal "$BG_STATUS" 79
+  local p
+  for p in "${pids[@]}"; do
+    pid_gone "$p"
+  done
+  # Nominally within ttl/3 (detection) + ttl/3 (kill grace) = 1 s; generous
+  # for slow (sanitizer) builds, still far below the 30 s sleeps.
+  ((elapsed < 3000))
+  run cat "$dir/err"
+  assert_regex "$output" "^godislock: error: lock 'stubborn' lost while"
+  assert_no_lock_key
+}
+
+@test "Redis killed while the command runs: command stopped, exit 79" {
+  start_victim gone --ttl 1500ms --connect-timeout 200ms
+  local start elapsed
+  start=$(mono_ms)
+  stop_redis
+  wait_bg
+  elapsed=$(($(mono_ms) - start))
+  assert_equal "$BG_STATUS" 79
+  run cat "$BATS_TEST_TMPDIR/marker"
+  assert_output got-term
+  run cat "$BATS_TEST_TMPDIR/err"
+  assert_regex "$output" "^godislock: error: lock 'gone' lost while the \
+command ran: could not refresh the lease in time: "
+  # Given up before the 1.5 s lease could run out on the server.
+  ((elapsed < 4000))
+}
+
+@test "godislock paused past its lease: the command is stopped on resume, 79" {
+  start_victim paused --ttl 600ms
+  kill -STOP "$BG_PID"
+  # The lease runs out on the server while godislock cannot refresh it.
+  wait_for 10 key_absent paused
+  run "$GODISLOCK" run --name paused -n -- echo taken
+  assert_success
+  assert_output taken
+  kill -CONT "$BG_PID"
+  wait_bg
+  assert_equal "$BG_STATUS" 79
+  run cat "$BATS_TEST_TMPDIR/marker"
+  assert_output got-term
+  run cat "$BATS_TEST_TMPDIR/err"
+  assert_regex "$output" "^godislock: error: lock 'paused' lost while"
+  assert_no_lock_key
+}
+
+proc_state_is() {
+  [[ "$(sed -E 's/^.*\) ([A-Za-z]).*$/\1/' "/proc/$1/stat" 2>/dev/null)" == "$2" ]]
+}
+
+# Without a terminal (cron, scripts), a command stopped and continued from
+# outside (kill -STOP / -CONT) keeps its lease: godislock mirrors a stop
+# only for job control, when the command owns the terminal.
+@test "a command stopped and continued from outside keeps its lease" {
+  start_holder stopped --ttl 1s
+  local child
+  child=$(pgrep -P "$HOLDER_PID" -x sh)
+  [[ "$child" =~ ^[0-9]+$ ]]
+  kill -STOP "$child"
+  wait_for 10 proc_state_is "$child" T
+  kill -CONT "$child"
+  wait_for 10 proc_state_is "$child" S
+  # Three TTLs: the lease must still be held, refreshed by godislock.
+  run "$GODISLOCK" run --name stopped --wait 3 -- echo "second holder"
+  assert_equal "$status" 75
+  refute_output "second holder"
+  local rc=0
+  release_holder || rc=$?
+  assert_equal "$rc" 0
+  assert_no_lock_key
+}
