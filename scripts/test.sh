@@ -26,7 +26,7 @@ run_variant() {
   local ctest_log="$log_dir/ctest-$variant.log"
   (cd "$dir" && ctest -LE bats -j2 --output-on-failure --timeout 300) \
     >"$ctest_log" 2>&1
-  grep -E "tests passed|tests failed|Failed|\*\*\*|Test +#" "$ctest_log" |
+  grep -E "tests passed|tests failed|\*\*\*|Test +#.*(Failed|Timeout|Exception)" "$ctest_log" |
     grep -vE " Passed +[0-9.]+ sec" | tail -n 40
   # "100% tests passed, 0 tests failed out of 57"
   local total bad
