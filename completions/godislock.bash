@@ -145,6 +145,7 @@ _godislock_module()
 				--wait
 				--timeout
 				--nonblock
+				--no-fair
 				--nb
 				--no-wait
 				--conflict-exit-code

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # The README's test command: installs what is missing, builds the plain and
 # the sanitized (ASan + UBSan) variants, runs every test (unit, integration,
-# bats) against both, and ends with "tests: N passed, M failed".
+# bats, and the fault-injection suite in its short mode) against both, and
+# ends with "tests: N passed, M failed".
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -42,7 +43,7 @@ run_variant() {
   echo "== bats ($variant)"
   local bats_log="$log_dir/bats-$variant.log"
   GODISLOCK_BIN="$dir/godislock" bats --tap "$root/tests/bats" \
-    >"$bats_log" 2>&1
+    "$root/tests/fault" >"$bats_log" 2>&1
   grep -E "^not ok|^#" "$bats_log" | head -n 80
   local ok notok
   ok=$(grep -cE "^ok " "$bats_log")

@@ -22,8 +22,6 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 extern char** environ;
 
@@ -97,14 +95,33 @@ std::string derive_name(const std::vector<std::string>& argv) {
 namespace {
 
 std::string read_password_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) {
-    throw UsageError{fmt::format("cannot read --password-file '{}': {}", path,
-                                 std::strerror(errno))};
+  auto fail = [&](int err) {
+    return UsageError{fmt::format("cannot read --password-file '{}': {}",
+                                  path, std::strerror(err))};
+  };
+  util::Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) {
+    throw fail(errno);
   }
-  std::stringstream ss;
-  ss << f.rdbuf();
-  std::string pw = ss.str();
+  std::string pw;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      throw fail(errno);  // e.g. EISDIR
+    }
+    if (n == 0) {
+      break;
+    }
+    pw.append(buf, static_cast<size_t>(n));
+    if (pw.size() > 65536) {
+      throw UsageError{
+          fmt::format("--password-file '{}' is too large for a password", path)};
+    }
+  }
   // One trailing newline is the file's, not the password's.
   if (!pw.empty() && pw.back() == '\n') {
     pw.pop_back();
@@ -144,24 +161,29 @@ int exit_code_for_error(const util::Error& e) {
 }
 
 // Releases by token with a short deadline; never throws. Returns whether the
-// key was still ours, or nullopt if Redis could not be asked.
-std::optional<bool> release_lock(backend::Backend& b, const std::string& token,
-                                 Millis timeout) {
+// key was still ours, or why Redis could not release it.
+util::Result<bool> release_lock(backend::Backend& b, const std::string& token,
+                                Millis timeout) {
   b.set_interrupt_fd(-1);  // a pending signal must not cut the release
   // A second try only after an I/O error: the connection may have died
   // while idle (server restarted) and the backend reconnects. After a
   // timeout, another try would only double the wait on a hung server.
-  for (int tries = 0; tries < 2; ++tries) {
-    auto r = b.release(token, Deadline::after(timeout));
-    if (r) {
-      return *r;
-    }
-    GODISLOCK_DEBUG("release failed: {}", r.error().message);
-    if (r.error().kind != ErrorKind::io) {
-      break;
-    }
+  auto r = b.release(token, Deadline::after(timeout));
+  if (!r && r.error().kind == ErrorKind::io) {
+    GODISLOCK_DEBUG("release failed: {}; once more", r.error().message);
+    r = b.release(token, Deadline::after(timeout));
   }
-  return std::nullopt;
+  return r;
+}
+
+// On a way out without the command: the key may be ours (a lost reply) or
+// our token queued; errors only delay the cleanup to the key's TTL.
+void release_best_effort(backend::Backend& b, const std::string& token,
+                         Millis timeout) {
+  auto r = release_lock(b, token, timeout);
+  if (!r) {
+    GODISLOCK_DEBUG("could not release by token: {}", r.error().message);
+  }
 }
 
 bool is_terminating(int sig) {
@@ -297,37 +319,57 @@ int run_command(const cli::RunOptions& o) {
   req.token = *token;
   req.ttl = o.ttl;
   req.single_try = single_try;
+  req.fair = !o.no_fair;
   req.wait = o.wait ? Deadline::after(*o.wait) : Deadline::never();
   req.outage_tolerance = o.connect_timeout;
   lock::AcquireResult got;
+  using Outcome = lock::AcquireResult::Outcome;
   for (;;) {
     bool maybe_holding = false;
     auto r = lock::acquire(*lock_backend, req, &maybe_holding);
-    if (r) {
-      got = *r;
-      if (got.outcome != lock::AcquireResult::Outcome::acquired &&
-          maybe_holding) {
-        release_lock(*lock_backend, *token, o.connect_timeout);
+    if (!r) {
+      if (r.error().kind == ErrorKind::interrupted) {
+        int sig = supervisor::take_signal();
+        if (!is_terminating(sig)) {
+          continue;  // SIGCHLD, SIGCONT, ...: keep waiting
+        }
+        if (maybe_holding) {
+          release_best_effort(*lock_backend, *token, o.connect_timeout);
+        }
+        GODISLOCK_DEBUG("signal {} while waiting for the lock", sig);
+        return 128 + sig;
+      }
+      if (maybe_holding) {
+        release_best_effort(*lock_backend, *token, o.connect_timeout);
+      }
+      throw Fatal{exit_code_for_error(r.error()), r.error().message};
+    }
+    got = *r;
+    if (got.outcome != Outcome::acquired) {
+      if (maybe_holding) {
+        release_best_effort(*lock_backend, *token, o.connect_timeout);
       }
       break;
     }
-    if (r.error().kind == ErrorKind::interrupted) {
-      int sig = supervisor::take_signal();
-      if (!is_terminating(sig)) {
-        continue;  // SIGCHLD, SIGCONT, ...: keep waiting
-      }
-      if (maybe_holding) {
-        release_lock(*lock_backend, *token, o.connect_timeout);
-      }
-      GODISLOCK_DEBUG("signal {} while waiting for the lock", sig);
-      return 128 + sig;
+    // The lease counts from the start of the attempt that took it. A reply
+    // that arrived too late (server paused, network stalled) leaves no
+    // lease we could prove: starting the command now could overlap the
+    // next holder. Give it back and try again while --wait allows.
+    auto late = Clock::now() - got.acquired_at;
+    if (late < timing.give_up_after) {
+      break;
     }
-    if (maybe_holding) {
-      release_lock(*lock_backend, *token, o.connect_timeout);
+    release_best_effort(*lock_backend, *token, o.connect_timeout);
+    std::string too_late = fmt::format(
+        "the reply that granted lock '{}' took {} ms, too late to use the "
+        "lease",
+        name, std::chrono::duration_cast<Millis>(late).count());
+    if (single_try || req.wait.expired()) {
+      GODISLOCK_WARN("{}; not acquired", too_late);
+      return o.conflict_exit_code;
     }
-    throw Fatal{exit_code_for_error(r.error()), r.error().message};
+    GODISLOCK_DEBUG("{}; trying again", too_late);
   }
-  using Outcome = lock::AcquireResult::Outcome;
   switch (got.outcome) {
     case Outcome::acquired:
       break;
@@ -355,7 +397,7 @@ int run_command(const cli::RunOptions& o) {
   int wake[2];
   if (::pipe2(wake, O_CLOEXEC | O_NONBLOCK) != 0) {
     int err = errno;
-    release_lock(*lock_backend, *token, o.connect_timeout);
+    release_best_effort(*lock_backend, *token, o.connect_timeout);
     throw Fatal{k_exit_internal, fmt::format("cannot create a pipe: {}",
                                              std::strerror(err))};
   }
@@ -372,7 +414,7 @@ int run_command(const cli::RunOptions& o) {
   int exec_errno = 0;
   auto child = supervisor::spawn(resolved.path, argv, env, &exec_errno);
   if (!child) {
-    release_lock(*lock_backend, *token, o.connect_timeout);
+    release_best_effort(*lock_backend, *token, o.connect_timeout);
     if (exec_errno != 0) {
       throw Fatal{supervisor::exec_failure_code(exec_errno),
                   fmt::format("cannot run '{}': {}", argv[0],
@@ -407,15 +449,23 @@ int run_command(const cli::RunOptions& o) {
     return k_exit_lock_lost;
   }
   if (released && !*released) {
-    GODISLOCK_ERROR("lock '{}' was no longer held when the command ended "
-                    "(expired, deleted or taken over since the last refresh)",
-                    name);
+    // Strict on purpose: a key deleted or taken over by a third party looks
+    // the same as a release that merely came late, and only the first can
+    // mean that another holder ran beside the command.
+    GODISLOCK_ERROR(
+        "lock '{}' was not held any more at release ({}); another holder "
+        "may have run beside the command",
+        name,
+        outcome.exited_at < refresher.valid_until()
+            ? "the command ended within the lease: the release came late, "
+              "or the key was deleted or overwritten"
+            : "expired, deleted or taken over since the last refresh");
     return k_exit_lock_lost;
   }
   if (!released) {
-    GODISLOCK_WARN("could not release lock '{}' (Redis unreachable); it "
-                   "expires within {}",
-                   name, config::format_duration(o.ttl));
+    GODISLOCK_WARN("could not release lock '{}': {}; it expires within {}",
+                   name, released.error().message,
+                   config::format_duration(o.ttl));
   }
   int code = supervisor::exit_code_for(outcome.wait_status);
   GODISLOCK_DEBUG("released lock '{}'; command exited with {} after {} "
@@ -424,13 +474,32 @@ int run_command(const cli::RunOptions& o) {
   return code;
 }
 
-void print_stdout(const std::string& text) {
-  std::fwrite(text.data(), 1, text.size(), stdout);
-  if (text.empty() || text.back() != '\n') {
-    std::fputc('\n', stdout);
+// Prints help or version text; false (errno set) when stdout is closed or
+// a broken pipe.
+bool print_stdout(std::string text) {
+  if (supervisor::was_closed_at_start(STDOUT_FILENO)) {
+    errno = EBADF;
+    return false;
   }
-  std::fflush(stdout);
+  if (text.empty() || text.back() != '\n') {
+    text.push_back('\n');
+  }
+  const char* p = text.data();
+  size_t left = text.size();
+  while (left > 0) {
+    ssize_t n = ::write(STDOUT_FILENO, p, left);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      return false;
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  return true;
 }
+
 
 }  // namespace
 
@@ -445,8 +514,12 @@ int run(int argc, char** argv) {
     switch (opts.action) {
       case cli::Options::Action::show_help:
       case cli::Options::Action::show_version:
-        print_stdout(opts.text);
-        return std::ferror(stdout) != 0 ? k_exit_internal : 0;
+        if (!print_stdout(opts.text)) {
+          GODISLOCK_ERROR("cannot write to standard output: {}",
+                          std::strerror(errno));
+          return k_exit_internal;
+        }
+        return 0;
       case cli::Options::Action::run:
         break;
     }

@@ -16,11 +16,18 @@ namespace godislock::backend {
 
 using Millis = std::chrono::milliseconds;
 
+// How long a queued waiter stays queued without coming back (the fallback
+// liveness for a host that vanished without closing its connection; a
+// waiter that died on a live host leaves at once, its subscription gone).
+// Waiters come back at least every third of it.
+constexpr Millis k_queue_lease{60000};
+
 // What one acquisition attempt found.
 struct Attempt {
   enum class State {
     acquired,    // ours now (or already ours after a lost reply)
     held,        // another token holds it for holder_ttl more
+    queued,      // free, but an earlier waiter goes first (fair mode)
     no_expiry,   // a key without TTL holds it: foreign or stale, left alone
     wrong_type,  // the key is not a lock (e.g. a hash), left alone
   };
@@ -48,18 +55,29 @@ class Backend {
  public:
   virtual ~Backend() = default;
 
+  // How an attempt treats the FIFO queue of waiters.
+  enum class Mode {
+    race,   // ignore the queue: whoever comes first (--no-fair)
+    try_,   // respect the queue, but do not join it (a first, single try)
+    queue,  // respect the queue and join it (or stay in it) when not taken
+  };
   virtual util::Result<Attempt> acquire(const std::string& token, Millis ttl,
+                                        Mode mode,
                                         util::Deadline deadline) = 0;
   // True when the lease was extended, false when it is not ours any more.
   virtual util::Result<bool> refresh(const std::string& token, Millis ttl,
                                      util::Deadline deadline) = 0;
-  // True when it was ours and is now released (waiters notified).
+  // True when it was ours and is now released (the next waiter woken).
+  // Either way the token leaves the queue.
   virtual util::Result<bool> release(const std::string& token,
                                      util::Deadline deadline) = 0;
   // Subscribes on a new connection and returns once the subscription is
-  // confirmed, so that no release after this call can be missed.
+  // confirmed, so that no release after this call can be missed: to the
+  // token's own wake-up channel (fair mode: being subscribed there is also
+  // what keeps the token's place in the queue), or to every release
+  // (race mode).
   virtual util::Result<std::unique_ptr<ReleaseWatch>> watch(
-      util::Deadline deadline) = 0;
+      const std::string& token, bool fair, util::Deadline deadline) = 0;
   // Makes blocking calls on this backend (and its watches) fail with
   // ErrorKind::interrupted while `fd` is readable (-1: never).
   virtual void set_interrupt_fd(int fd) = 0;

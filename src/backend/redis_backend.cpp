@@ -22,7 +22,12 @@ using util::Result;
 
 RedisKeys redis_keys(const std::string& prefix, const std::string& name) {
   std::string lock = prefix + "{" + name + "}";
-  return RedisKeys{lock, lock + ":fence", lock + ":released"};
+  return RedisKeys{lock, lock + ":fence", lock + ":released", lock + ":queue"};
+}
+
+std::string redis_wake_channel(const RedisKeys& keys,
+                               const std::string& token) {
+  return keys.lock + ":wake:" + token;
 }
 
 namespace {
@@ -95,10 +100,15 @@ class RedisBackend final : public Backend {
     return util::ok_status();
   }
 
-  Result<Attempt> acquire(const std::string& token, Millis ttl,
+  Result<Attempt> acquire(const std::string& token, Millis ttl, Mode mode,
                           Deadline deadline) override {
-    auto r = eval(k_acquire, {m_keys.lock, m_keys.fence},
-                  {token, std::to_string(ttl.count())}, deadline);
+    const char* mode_arg = mode == Mode::race   ? "race"
+                           : mode == Mode::try_ ? "try"
+                                                : "queue";
+    auto r = eval(k_acquire, {m_keys.lock, m_keys.fence, m_keys.queue},
+                  {token, std::to_string(ttl.count()), mode_arg,
+                   std::to_string(k_queue_lease.count())},
+                  deadline);
     if (!r) {
       return r.error();
     }
@@ -114,10 +124,10 @@ class RedisBackend final : public Backend {
     } else if (code.integer == 0) {
       if (arg.integer == -1) {
         a.state = Attempt::State::no_expiry;
+      } else if (arg.integer == -2) {
+        a.state = Attempt::State::queued;
       } else {
         a.state = Attempt::State::held;
-        // PTTL is -2 when the key vanished between GET and PTTL (not
-        // possible inside a script, but never wait on a negative time).
         a.holder_ttl = Millis(std::max<long long>(arg.integer, 0));
       }
     } else {
@@ -138,26 +148,31 @@ class RedisBackend final : public Backend {
   }
 
   Result<bool> release(const std::string& token, Deadline deadline) override {
-    auto r = eval(k_release, {m_keys.lock, m_keys.channel}, {token}, deadline);
+    auto r = eval(k_release, {m_keys.lock, m_keys.channel, m_keys.queue},
+                  {token}, deadline);
     if (!r) {
       return r.error();
     }
     return r->integer == 1;
   }
 
-  Result<std::unique_ptr<ReleaseWatch>> watch(Deadline deadline) override {
+  Result<std::unique_ptr<ReleaseWatch>> watch(const std::string& token,
+                                              bool fair,
+                                              Deadline deadline) override {
     auto c = Connection::open(m_settings.endpoint, deadline);
     if (!c) {
       return c.error();
     }
     c->set_interrupt_fd(m_interrupt_fd);
-    auto r = c->command({"SUBSCRIBE", m_keys.channel}, deadline);
+    std::string channel =
+        fair ? redis_wake_channel(m_keys, token) : m_keys.channel;
+    auto r = c->command({"SUBSCRIBE", channel}, deadline);
     if (!r) {
       return r.error();
     }
     if (r->is_error()) {
       return Error{classify_server_error(r->str),
-                   fmt::format("SUBSCRIBE {}: {}", m_keys.channel, r->str)};
+                   fmt::format("SUBSCRIBE {}: {}", channel, r->str)};
     }
     // The confirmation ["subscribe", channel, 1] comes before any message.
     if (r->type != Reply::Type::array || r->elements.empty() ||
@@ -165,7 +180,7 @@ class RedisBackend final : public Backend {
       return Error{ErrorKind::protocol, "SUBSCRIBE: unexpected reply"};
     }
     return std::unique_ptr<ReleaseWatch>(
-        std::make_unique<RedisWatch>(std::move(c.value()), m_keys.channel));
+        std::make_unique<RedisWatch>(std::move(c.value()), channel));
   }
 
   void set_interrupt_fd(int fd) override {

@@ -11,7 +11,11 @@ struct RedisKeys {
   std::string lock;     // PREFIX{NAME}
   std::string fence;    // PREFIX{NAME}:fence
   std::string channel;  // PREFIX{NAME}:released
+  std::string queue;    // PREFIX{NAME}:queue
 };
+
+// A queued waiter's wake-up channel: PREFIX{NAME}:wake:TOKEN.
+std::string redis_wake_channel(const RedisKeys& keys, const std::string& token);
 RedisKeys redis_keys(const std::string& prefix, const std::string& name);
 
 util::Result<std::unique_ptr<Backend>> open_redis(const Settings& settings,

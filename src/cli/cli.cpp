@@ -163,6 +163,9 @@ Options parse(int argc, const char* const* argv) {
       ->type_name("DURATION");
   run->add_flag("-n,--nonblock,--nb,--no-wait", o.nonblock,
                 "Fail at once if the lock is held (same as --wait 0)");
+  run->add_flag("--no-fair", o.no_fair,
+                "Race for the lock instead of queueing in arrival order "
+                "(every release then wakes every such waiter)");
   run->add_option("-E,--conflict-exit-code", o.conflict_exit_code,
                   "Exit code when the lock is not acquired (default 75)")
       ->check(CLI::Range(0, 255).description(""))
@@ -222,6 +225,11 @@ Options parse(int argc, const char* const* argv) {
     std::string msg = e.what();
     if (msg.empty() || e.get_name() == "RequiredError") {
       msg = "missing subcommand (try 'godislock run --help')";
+    }
+    // CLI11 writes sentences; our messages are lower case (STYLE.md).
+    if (msg.size() > 1 && msg[0] >= 'A' && msg[0] <= 'Z' &&
+        !(msg[1] >= 'A' && msg[1] <= 'Z')) {
+      msg[0] = static_cast<char>(msg[0] - 'A' + 'a');
     }
     throw UsageError{msg};
   }

@@ -17,6 +17,7 @@ struct RunOptions {
   Millis ttl{30000};
   std::optional<Millis> wait;  // nullopt: wait forever
   bool nonblock = false;
+  bool no_fair = false;
   int conflict_exit_code = 75;
   std::string url;  // --url, else $GODISLOCK_URL, else the default
   std::optional<std::string> password_file;

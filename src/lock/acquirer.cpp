@@ -39,12 +39,14 @@ auto with_retries(F&& op, Millis tolerance, Deadline stop)
     if (r.ok() || !is_transient(r.error())) {
       return r;
     }
-    if (give_up.remaining() <= backoff) {
+    auto left = give_up.remaining();
+    if (left <= Millis(1)) {
       return r;
     }
+    auto pause = std::min<util::Clock::duration>(backoff, left / 2);
     GODISLOCK_DEBUG("{}; retrying in {} ms", r.error().message,
-                    backoff.count());
-    std::this_thread::sleep_for(backoff);
+                    std::chrono::duration_cast<Millis>(pause).count());
+    std::this_thread::sleep_for(pause);
     backoff = std::min(backoff * 2, Millis(500));
   }
 }
@@ -63,6 +65,8 @@ Result<AcquireResult> acquire(backend::Backend& backend,
   // caller then releases by token, as the key may be ours.
   const Deadline attempt_stop =
       request.single_try ? Deadline::never() : request.wait;
+  using Mode = backend::Backend::Mode;
+  Mode mode = request.fair ? Mode::try_ : Mode::race;
   auto attempt = [&]() -> Result<Attempt> {
     return with_retries(
         [&](Deadline d) -> Result<Attempt> {
@@ -73,11 +77,12 @@ Result<AcquireResult> acquire(backend::Backend& backend,
           auto bound = d.min(Deadline::at(
               std::max(attempt_stop.when(),
                        (Deadline::after(k_attempt_grace)).when())));
-          auto a = backend.acquire(request.token, request.ttl, bound);
+          auto a = backend.acquire(request.token, request.ttl, mode, bound);
           // A reply tells the whole truth: the key is ours or it is not.
           // Without one (lost, timed out, interrupted after sending), the
           // script may have run: assume it did until a reply says otherwise.
-          *maybe_holding = !a.ok();
+          // In the queue, our token must leave it when we give up.
+          *maybe_holding = !a.ok() || mode == Mode::queue;
           if (a && a->state == Attempt::State::acquired) {
             result.acquired_at = started;
           }
@@ -100,6 +105,7 @@ Result<AcquireResult> acquire(backend::Backend& backend,
         result.detail = a.detail;
         return result;
       case Attempt::State::held:
+      case Attempt::State::queued:
         break;
     }
     return std::nullopt;
@@ -121,7 +127,10 @@ Result<AcquireResult> acquire(backend::Backend& backend,
   for (;;) {
     if (!watch) {
       auto w = with_retries(
-          [&](Deadline d) { return backend.watch(d.min(request.wait)); },
+          [&](Deadline d) {
+            return backend.watch(request.token, request.fair,
+                                 d.min(request.wait));
+          },
           request.outage_tolerance, request.wait);
       if (!w) {
         // Our wait ran out while the subscription could not be restored:
@@ -134,8 +143,12 @@ Result<AcquireResult> acquire(backend::Backend& backend,
       }
       watch = std::move(w.value());
       GODISLOCK_DEBUG("subscribed to release announcements");
-      // Try again now: a release may have happened before the subscription
-      // was confirmed, and it would never be announced to us.
+      // Try again now, joining the queue when fair: a release may have
+      // happened before the subscription was confirmed, and it would never
+      // be announced to us.
+      if (request.fair) {
+        mode = Mode::queue;
+      }
       a = attempt();
       if (!a) {
         return a.error();
@@ -149,12 +162,18 @@ Result<AcquireResult> acquire(backend::Backend& backend,
       return result;
     }
     // Sleep until a release is announced, the holder's lease runs out (a
-    // crashed holder announces nothing; +1 ms so the key is surely gone), or
-    // our wait ends.
-    auto holder_left = std::max(a->holder_ttl, Millis(0)) + Millis(1);
-    auto until = Deadline::after(holder_left).min(request.wait);
-    GODISLOCK_DEBUG("lock held for {} ms more; waiting for its release",
-                    a->holder_ttl.count());
+    // crashed holder announces nothing; +1 ms so the key is surely gone),
+    // our place in the queue needs renewing, or our wait ends.
+    Millis sleep = backend::k_queue_lease / 3;
+    if (a->state == Attempt::State::held) {
+      sleep = request.fair ? std::min(sleep, a->holder_ttl + Millis(1))
+                           : a->holder_ttl + Millis(1);
+      GODISLOCK_DEBUG("lock held for {} ms more; waiting for its release",
+                      a->holder_ttl.count());
+    } else {
+      GODISLOCK_DEBUG("lock free but an earlier waiter goes first; waiting");
+    }
+    auto until = Deadline::after(sleep).min(request.wait);
     auto woke = watch->wait(until);
     if (!woke) {
       if (woke.error().kind == ErrorKind::interrupted) {

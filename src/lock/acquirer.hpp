@@ -18,6 +18,9 @@ struct AcquireRequest {
   Millis ttl{30000};
   util::Deadline wait = util::Deadline::never();  // give up after this
   bool single_try = false;                        // --nonblock / --wait 0
+  // FIFO: the lock goes to the waiter that waited longest, and a release
+  // wakes that one waiter only. false: --no-fair, every waiter races.
+  bool fair = true;
   // How long a broken connection may stay broken before we give up.
   Millis outage_tolerance{5000};
 };
@@ -32,19 +35,19 @@ struct AcquireResult {
   std::string detail;  // wrong_type: the key's type
   int attempts = 0;
   int wakeups = 0;  // release announcements received
-  // True once any attempt's reply was lost: the key may hold our token, so
-  // a caller that gives up must release by token.
-  bool maybe_holding = false;
 };
 
 // Takes the lock, waiting by subscription, never by polling: after a failed
-// attempt it subscribes to the release channel, tries once more (so that a
-// release between the attempt and the subscription is not lost), then sleeps
-// on the subscription for at most the holder's remaining TTL (a crashed
-// holder publishes nothing) or the time left to wait. Errors: the backend's,
+// attempt it subscribes (fair: to its own wake-up channel; race: to every
+// release), tries once more (joining the queue when fair; and so that a
+// release between the attempt and the subscription is not lost), then
+// sleeps on the subscription for at most the holder's remaining TTL (a
+// crashed holder publishes nothing), a third of the queue lease (to keep
+// its place), or the time left to wait. Errors: the backend's,
 // once an outage lasted longer than outage_tolerance, or interrupted.
-// `maybe_holding` in the result (and on error, through *maybe_holding) tells
-// whether a release by token is owed.
+// *maybe_holding tells whether a release by token is owed when the lock was
+// not acquired: the key may be ours (a reply was lost), or the token is
+// queued and must leave the queue at once.
 util::Result<AcquireResult> acquire(backend::Backend& backend,
                                     const AcquireRequest& request,
                                     bool* maybe_holding);

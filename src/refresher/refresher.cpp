@@ -57,6 +57,11 @@ Clock::time_point Refresher::lost_at() const {
   return m_lost_at;
 }
 
+Clock::time_point Refresher::valid_until() const {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  return m_last_ok_start + m_timing.ttl - m_timing.drift;
+}
+
 int Refresher::refreshes() const {
   std::lock_guard<std::mutex> lock(m_mutex);
   return m_refreshes;

@@ -41,6 +41,9 @@ class Refresher {
   // When the loss was detected (valid only if is_lost()).
   util::Clock::time_point lost_at() const;
   int refreshes() const;
+  // Until when the lease is provably ours (start of the last successful
+  // refresh + ttl - drift).
+  util::Clock::time_point valid_until() const;
 
  private:
   void run();

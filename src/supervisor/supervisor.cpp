@@ -33,6 +33,7 @@ namespace {
 sigset_t g_original_mask;
 struct sigaction g_original_sigpipe;
 util::Fd g_signal_fd;
+bool g_closed_std[3] = {false, false, false};
 
 const int k_handled[] = {SIGINT,  SIGTERM, SIGHUP,  SIGQUIT, SIGUSR1,
                          SIGUSR2, SIGCHLD, SIGTTIN, SIGTTOU, SIGCONT};
@@ -132,7 +133,21 @@ bool reap(pid_t child, int* status, bool* stopped) {
 
 }  // namespace
 
+bool was_closed_at_start(int fd) {
+  return fd >= 0 && fd <= 2 && g_closed_std[fd];
+}
+
 util::Status init_signals() {
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (::fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+      int null = ::open("/dev/null", (fd == 0 ? O_RDONLY : O_WRONLY));
+      if (null >= 0 && null != fd) {
+        ::dup2(null, fd);
+        ::close(null);
+      }
+      g_closed_std[fd] = true;
+    }
+  }
   sigset_t block;
   sigemptyset(&block);
   for (int s : k_handled) {
@@ -252,6 +267,12 @@ struct ChildPlan {
   // changing dispositions).
   ::sigaction(SIGPIPE, &g_original_sigpipe, nullptr);
   ::sigprocmask(SIG_SETMASK, &g_original_mask, nullptr);
+  // What was closed when we started is closed for the command too.
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (g_closed_std[fd]) {
+      ::close(fd);
+    }
+  }
   ::execve(plan->path, plan->argv, plan->envp);
   if (errno == ENOEXEC) {
     ::execve(plan->shargv[0], plan->shargv, plan->envp);
@@ -406,6 +427,7 @@ Outcome supervise(const Spawned& child, int wake_fd, int kill_signal,
               ::kill(-child.pid, SIGCONT);
             } else if (!stopped) {
               out.wait_status = st;
+              out.exited_at = Clock::now();
               exited = true;
             }
           }

@@ -14,6 +14,12 @@ namespace godislock::supervisor {
 
 // --- Signals ---
 
+// Opens /dev/null on any of fds 0-2 that is closed, so that our own files
+// (signalfd, sockets) never take those numbers (stderr messages would go
+// into a Redis connection); the child gets them closed again. Part of
+// init_signals().
+bool was_closed_at_start(int fd);
+
 // Blocks the signals godislock handles (INT, TERM, HUP, QUIT, USR1, USR2,
 // CHLD, TTIN, TTOU, CONT) and opens a signalfd for them; ignores SIGPIPE.
 // Saves the original mask and dispositions for the child. Call first in
@@ -65,6 +71,7 @@ struct Outcome {
   int wait_status = 0;  // as from waitpid(2)
   bool lost = false;    // the lease was given up while the child ran
   int forwarded = 0;    // last signal forwarded to the child (0: none)
+  util::Clock::time_point exited_at{};  // when its exit was seen
   util::Clock::time_point lost_signalled_at{};
 };
 

@@ -191,7 +191,12 @@ os.execvp(sys.argv[1], sys.argv[1:])' "$@"
 
 # Number of clients subscribed to the release channel of lock NAME.
 release_subscribers() {
-  rcli pubsub numsub "${2:-godislock:}{$1}:released" | sed -n 2p
+  local prefix=${2:-godislock:} racing queued
+  # --no-fair waiters listen on the release channel; queued (fair) waiters
+  # each on their own wake-up channel.
+  racing=$(rcli pubsub numsub "$prefix{$1}:released" | sed -n 2p)
+  queued=$(rcli pubsub channels "$prefix{$1}:wake:*" | grep -c .)
+  echo $((racing + queued))
 }
 
 # start_holder NAME [OPTIONS...]: runs `godislock run --name NAME OPTIONS`

@@ -78,7 +78,7 @@ class RefresherTest : public testing::Test {
     }
     m_backend = std::move(b.value());
     auto started = Clock::now();
-    auto a = m_backend->acquire(k_token, ttl, soon());
+    auto a = m_backend->acquire(k_token, ttl, ::godislock::backend::Backend::Mode::race, soon());
     EXPECT_TRUE(a && a->state == Attempt::State::acquired);
     lock::LeaseTiming timing;
     EXPECT_TRUE(lock::make_timing(ttl, lock::default_kill_after(ttl), &timing));

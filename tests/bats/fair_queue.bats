@@ -1,0 +1,155 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# The FIFO queue (the default): waiters run in arrival order, a killed
+# waiter is skipped at once, a waiter that gives up leaves no trace, and
+# --no-fair still races.
+bats_require_minimum_version 1.5.0
+load helpers
+
+setup() { start_redis; }
+
+queue_len() {
+  rcli llen "godislock:{$1}:queue"
+}
+
+# queue_is NAME N: lock NAME's queue holds exactly N tokens (for wait_for).
+queue_is() {
+  [[ "$(queue_len "$1")" == "$2" ]]
+}
+
+# wake_subscribers_are NAME N: exactly N queued waiters of lock NAME are
+# subscribed to their wake-up channels.
+wake_subscribers_are() {
+  [[ "$(rcli pubsub channels "godislock:{$1}:wake:*" | grep -c .)" == "$2" ]]
+}
+
+# start_waiters NAME COUNT: starts COUNT waiters on lock NAME one after
+# another, each confirmed queued before the next starts; waiter I appends I
+# to $BATS_TEST_TMPDIR/order. Their godislock PIDs go to WAITER_PIDS.
+start_waiters() {
+  local name=$1 count=$2 i
+  WAITER_PIDS=()
+  for ((i = 1; i <= count; i++)); do
+    "$GODISLOCK" run --name "$name" -- \
+      sh -c 'echo "$1" >>"$2"' sh "$i" "$BATS_TEST_TMPDIR/order" \
+      2>"$BATS_TEST_TMPDIR/waiter.$i.err" 3>&- &
+    WAITER_PIDS+=($!)
+    wait_for 10 queue_is "$name" "$i"
+  done
+}
+
+@test "20 queued waiters run in arrival order" {
+  start_holder fifo
+  start_waiters fifo 20
+  [[ ! -e "$BATS_TEST_TMPDIR/order" ]]
+  local rc=0
+  release_holder || rc=$?
+  assert_equal "$rc" 0
+  local i
+  for ((i = 1; i <= 20; i++)); do
+    wait_job 30 "${WAITER_PIDS[i - 1]}"
+    assert_equal "$WAIT_STATUS" 0
+  done
+  run cat "$BATS_TEST_TMPDIR/order"
+  assert_output "$(seq 1 20)"
+  assert_equal "$(queue_len fifo)" 0
+  assert_no_lock_key
+}
+
+@test "a SIGKILLed queued waiter is skipped at once; the rest keep order" {
+  start_holder fifo
+  start_waiters fifo 20
+  local victim=${WAITER_PIDS[6]}
+  kill -KILL "$victim"
+  wait_job 10 "$victim"
+  assert_equal "$WAIT_STATUS" 137
+  # Its subscription closed with it; its token is still queued.
+  wait_for 10 wake_subscribers_are fifo 19
+  assert_equal "$(queue_len fifo)" 20
+  local start elapsed rc=0
+  start=$(mono_ms)
+  release_holder || rc=$?
+  assert_equal "$rc" 0
+  local i
+  for ((i = 1; i <= 20; i++)); do
+    if ((i == 7)); then
+      continue
+    fi
+    wait_job 30 "${WAITER_PIDS[i - 1]}"
+    assert_equal "$WAIT_STATUS" 0
+  done
+  elapsed=$(($(mono_ms) - start))
+  run cat "$BATS_TEST_TMPDIR/order"
+  assert_output "$(seq 1 6; seq 8 20)"
+  # Waiters come back on their own only every 20 s (a third of the queue
+  # lease): a stall behind the dead one would show here.
+  ((elapsed < 10000))
+  assert_equal "$(queue_len fifo)" 0
+  assert_no_lock_key
+}
+
+@test "a waiter whose --wait runs out leaves the queue and no keys" {
+  start_holder gaveup
+  "$GODISLOCK" run --name gaveup --wait 0.5 -- \
+    touch "$BATS_TEST_TMPDIR/ran" 3>&- &
+  local waiter=$!
+  wait_for 10 queue_is gaveup 1
+  wait_job 10 "$waiter"
+  assert_equal "$WAIT_STATUS" 75
+  [[ ! -e "$BATS_TEST_TMPDIR/ran" ]]
+  assert_equal "$(queue_len gaveup)" 0
+  assert_equal "$(rcli exists 'godislock:{gaveup}:queue')" 0
+  run rcli --scan --pattern 'godislock:{gaveup}:waiter:*'
+  assert_output ''
+  # The holder was not disturbed.
+  assert_equal "$(rcli exists 'godislock:{gaveup}')" 1
+  local rc=0
+  release_holder || rc=$?
+  assert_equal "$rc" 0
+}
+
+@test "--no-fair: two racers serialize" {
+  local dir=$BATS_TEST_TMPDIR c pids=()
+  for c in a b; do
+    "$GODISLOCK" run --no-fair --name racy --wait 20 -- sh -c \
+      'echo "start $1" >>"$2"; sleep 0.3; echo "end $1" >>"$2"' \
+      sh "$c" "$dir/log" 3>&- &
+    pids+=($!)
+  done
+  local p
+  for p in "${pids[@]}"; do
+    wait_job 20 "$p"
+    assert_equal "$WAIT_STATUS" 0
+  done
+  run cat "$dir/log"
+  assert_equal "${#lines[@]}" 4
+  # start X, end X, start Y, end Y: never two at once.
+  assert_equal "${lines[0]#start }" "${lines[1]#end }"
+  assert_equal "${lines[2]#start }" "${lines[3]#end }"
+  [[ "${lines[0]}" == start* && "${lines[2]}" == start* ]]
+  [[ "${lines[0]}" != "${lines[2]}" ]]
+  assert_no_lock_key
+}
+
+@test "--no-fair: a racing waiter is woken by a release and never queues" {
+  start_holder racy
+  "$GODISLOCK" run --no-fair --name racy -- \
+    touch "$BATS_TEST_TMPDIR/ran" 3>&- &
+  local waiter=$!
+  # It listens on the release channel, not on a wake-up channel of its own.
+  wait_for 10 subscribers_are racy 1
+  assert_equal "$(rcli pubsub numsub 'godislock:{racy}:released' | sed -n 2p)" 1
+  assert_equal "$(queue_len racy)" 0
+  [[ ! -e "$BATS_TEST_TMPDIR/ran" ]]
+  local start elapsed rc=0
+  start=$(mono_ms)
+  release_holder || rc=$?
+  assert_equal "$rc" 0
+  wait_job 20 "$waiter"
+  elapsed=$(($(mono_ms) - start))
+  assert_equal "$WAIT_STATUS" 0
+  [[ -e "$BATS_TEST_TMPDIR/ran" ]]
+  # The holder's TTL was 30 s: only the release announcement explains this.
+  ((elapsed < 5000))
+  assert_no_lock_key
+}

@@ -1,0 +1,498 @@
+// SPDX-License-Identifier: MIT
+// The FIFO queue of fair waiters (the default; --no-fair races) against a
+// real redis-server: arrival order is acquisition order, a release wakes the
+// head only, dead or vanished waiters are skipped, a live head is never
+// overtaken by a fair newcomer (a racer may), a waiter that gives up leaves
+// the queue, and nothing of the queue outlives a run.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "backend/redis_backend.hpp"
+#include "lock/acquirer.hpp"
+#include "lock/scripts/release_lua.hpp"
+#include "redis/connection.hpp"
+#include "support/redis_server.hpp"
+
+namespace godislock::lock {
+namespace {
+
+using namespace std::chrono_literals;
+using backend::Attempt;
+using backend::Backend;
+using util::Clock;
+using util::Deadline;
+using util::ErrorKind;
+using Outcome = AcquireResult::Outcome;
+
+constexpr char k_lock[] = "t:{job}";
+constexpr char k_fence[] = "t:{job}:fence";
+constexpr char k_queue[] = "t:{job}:queue";
+constexpr char k_holder[] = "1111111111111111111111111111111a";
+
+Deadline soon() { return Deadline::after(5s); }
+
+Millis since(Clock::time_point t) {
+  return std::chrono::duration_cast<Millis>(Clock::now() - t);
+}
+
+std::string waiter_key(const std::string& token) {
+  return std::string(k_lock) + ":waiter:" + token;
+}
+
+std::string wake_channel(const std::string& token) {
+  return backend::redis_wake_channel(backend::redis_keys("t:", "job"), token);
+}
+
+// "(integer) N" -> N; anything else -> -1000.
+long long as_integer(const std::string& flat) {
+  auto at = flat.find("(integer) ");
+  return at == std::string::npos ? -1000 : std::stoll(flat.substr(at + 10));
+}
+
+// "cmdstat_NAME:calls=N,..." in INFO commandstats -> N (0 when absent).
+long long calls_of(const std::string& info, const std::string& command) {
+  std::string field = "cmdstat_" + command + ":calls=";
+  auto at = info.find(field);
+  return at == std::string::npos ? 0
+                                 : std::stoll(info.substr(at + field.size()));
+}
+
+bool wait_until(const std::function<bool()>& done, Millis limit) {
+  auto end = Clock::now() + limit;
+  while (Clock::now() < end) {
+    if (done()) {
+      return true;
+    }
+    std::this_thread::sleep_for(5ms);
+  }
+  return done();
+}
+
+// A fair waiter on a thread of its own with a backend of its own.
+struct Waiter {
+  int index = 0;
+  std::string token;
+  std::unique_ptr<Backend> backend;
+  util::Result<AcquireResult> result = util::Error{ErrorKind::io, "not run"};
+  bool maybe_holding = false;
+  std::atomic<bool> acquired{false};
+  std::thread thread;
+};
+
+class FairQueueTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    GODISLOCK_REQUIRE_SERVER(server);
+    m_gate = m_gate_promise.get_future().share();
+  }
+
+  void TearDown() override {
+    // However the test ended: let every waiter run and finish, and free the
+    // lock if the holder still has it, so that no thread is left behind.
+    open_gate();
+    if (m_holder != nullptr) {
+      (void)m_holder->release(k_holder, soon());
+    }
+    for (auto& w : m_waiters) {
+      if (w->thread.joinable()) {
+        w->thread.join();
+      }
+    }
+  }
+
+  std::unique_ptr<Backend> open() const {
+    backend::Settings s;
+    s.endpoint = server.endpoint();
+    s.prefix = "t:";
+    s.name = "job";
+    auto b = backend::open_redis(s, soon());
+    EXPECT_TRUE(b) << b.error().message;
+    return b ? std::move(b.value()) : nullptr;
+  }
+
+  // Takes the lock for k_holder in race mode, outside the code under test.
+  bool hold(Millis ttl) {
+    m_holder = open();
+    if (m_holder == nullptr) {
+      return false;
+    }
+    auto a = m_holder->acquire(k_holder, ttl, Backend::Mode::race, soon());
+    return a && a->state == Attempt::State::acquired;
+  }
+
+  bool release_holder() {
+    auto r = m_holder->release(k_holder, soon());
+    return r && *r;
+  }
+
+  static std::string token(int i) {
+    return fmt::format("{:032x}", 0xfa170000u + static_cast<unsigned>(i));
+  }
+
+  // Starts a fair waiter (wait: 20 s, so that a broken test ends). Once it
+  // holds the lock it records its index in m_order, waits for the gate,
+  // holds `hold` more, then releases.
+  Waiter& start_waiter(Millis hold = 0ms) {
+    auto w = std::make_unique<Waiter>();
+    w->index = static_cast<int>(m_waiters.size());
+    w->token = token(w->index);
+    w->backend = open();
+    Waiter& ref = *w;
+    m_waiters.push_back(std::move(w));
+    if (ref.backend == nullptr) {
+      return ref;
+    }
+    ref.thread = std::thread([this, &ref, hold] {
+      AcquireRequest req;
+      req.token = ref.token;
+      req.ttl = 10000ms;
+      req.wait = Deadline::after(20s);
+      req.fair = true;
+      ref.result = acquire(*ref.backend, req, &ref.maybe_holding);
+      if (!ref.result || ref.result->outcome != Outcome::acquired) {
+        if (ref.maybe_holding) {
+          (void)ref.backend->release(ref.token, soon());
+        }
+        return;
+      }
+      {
+        std::lock_guard<std::mutex> guard(m_mutex);
+        m_order.push_back(ref.index);
+      }
+      ref.acquired = true;
+      m_acquired++;
+      m_gate.wait();
+      std::this_thread::sleep_for(hold);
+      (void)ref.backend->release(ref.token, soon());
+    });
+    return ref;
+  }
+
+  void open_gate() {
+    if (!m_gate_open) {
+      m_gate_open = true;
+      m_gate_promise.set_value();
+    }
+  }
+
+  void join_all() {
+    for (auto& w : m_waiters) {
+      if (w->thread.joinable()) {
+        w->thread.join();
+      }
+    }
+  }
+
+  std::vector<int> order() {
+    std::lock_guard<std::mutex> guard(m_mutex);
+    return m_order;
+  }
+
+  long long queue_length() const {
+    return as_integer(server.cli({"LLEN", k_queue}));
+  }
+
+  bool queue_length_is(long long n, Millis limit = 5000ms) const {
+    return wait_until([&] { return queue_length() == n; }, limit);
+  }
+
+  // Every key under `pattern`, by SCAN.
+  std::vector<std::string> scan(const std::string& pattern) const {
+    std::vector<std::string> keys;
+    std::string cursor = "0";
+    do {
+      std::string flat =
+          server.cli({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"});
+      size_t start = 0;
+      bool first = true;
+      while (start <= flat.size()) {
+        size_t end = flat.find('\n', start);
+        if (end == std::string::npos) {
+          end = flat.size();
+        }
+        std::string item = flat.substr(start, end - start);
+        if (first) {
+          cursor = item;
+          first = false;
+        } else if (!item.empty()) {
+          keys.push_back(item);
+        }
+        start = end + 1;
+      }
+    } while (cursor != "0" && cursor.rfind("(", 0) != 0);
+    return keys;
+  }
+
+  // A raw connection subscribed to `token`'s wake-up channel: the token
+  // looks alive to the scripts.
+  std::optional<redis::Connection> subscribe_as(const std::string& token) {
+    auto c = redis::Connection::open(server.endpoint(), soon());
+    EXPECT_TRUE(c) << c.error().message;
+    if (!c) {
+      return std::nullopt;
+    }
+    auto r = c->command({"SUBSCRIBE", wake_channel(token)}, soon());
+    EXPECT_TRUE(r && r->type == redis::Reply::Type::array &&
+                !r->elements.empty() && r->elements[0].str == "subscribe");
+    return std::move(c.value());
+  }
+
+  test::RedisServer server;
+  std::unique_ptr<Backend> m_holder;
+  std::vector<std::unique_ptr<Waiter>> m_waiters;
+  std::promise<void> m_gate_promise;
+  std::shared_future<void> m_gate;
+  bool m_gate_open = false;
+  std::mutex m_mutex;
+  std::vector<int> m_order;
+  std::atomic<int> m_acquired{0};
+};
+
+TEST_F(FairQueueTest, WaitersAcquireInArrivalOrder) {
+  ASSERT_TRUE(hold(30000ms));
+  open_gate();
+  constexpr int k_waiters = 6;
+  for (int i = 0; i < k_waiters; ++i) {
+    start_waiter(20ms);
+    ASSERT_TRUE(queue_length_is(i + 1))
+        << "waiter " << i << " not queued; LLEN " << queue_length();
+  }
+  ASSERT_TRUE(release_holder());
+  join_all();
+  std::vector<int> expected;
+  for (int i = 0; i < k_waiters; ++i) {
+    expected.push_back(i);
+  }
+  EXPECT_EQ(order(), expected);
+  for (auto& w : m_waiters) {
+    ASSERT_TRUE(w->result) << w->result.error().message;
+    EXPECT_EQ(w->result->outcome, Outcome::acquired) << "waiter " << w->index;
+    EXPECT_GE(w->result->wakeups, 1) << "waiter " << w->index;
+  }
+  EXPECT_EQ(queue_length(), 0);
+}
+
+TEST_F(FairQueueTest, ReleaseWakesOnlyTheHead) {
+  ASSERT_TRUE(hold(30000ms));
+  constexpr int k_waiters = 10;
+  for (int i = 0; i < k_waiters; ++i) {
+    start_waiter();
+    ASSERT_TRUE(queue_length_is(i + 1))
+        << "waiter " << i << " not queued; LLEN " << queue_length();
+  }
+  // Cache the release script so that the release is one EVALSHA (not a
+  // NOSCRIPT EVALSHA and an EVAL).
+  ASSERT_EQ(server.cli({"SCRIPT", "LOAD", scripts::k_release_source}),
+            scripts::k_release_sha1);
+  ASSERT_EQ(server.cli({"CONFIG", "RESETSTAT"}), "OK");
+  ASSERT_TRUE(release_holder());
+  ASSERT_TRUE(wait_until([&] { return m_acquired.load() >= 1; }, 5000ms));
+  // Give woken waiters, if any, time to come back and try.
+  std::this_thread::sleep_for(300ms);
+  std::string info = server.cli({"INFO", "commandstats"});
+  long long scripts = calls_of(info, "evalsha") + calls_of(info, "eval");
+  // The release and the head's acquire; one more allowed.
+  EXPECT_LE(scripts, 3) << info;
+  EXPECT_GE(scripts, 2) << info;
+  EXPECT_EQ(m_acquired.load(), 1);
+  EXPECT_EQ(queue_length(), k_waiters - 1);
+  EXPECT_EQ(server.cli({"GET", k_lock}), token(0));
+  for (auto& w : m_waiters) {
+    EXPECT_EQ(w->acquired.load(), w->index == 0) << "waiter " << w->index;
+  }
+  // Let the chain run to its end: still in order.
+  open_gate();
+  join_all();
+  std::vector<int> expected;
+  for (int i = 0; i < k_waiters; ++i) {
+    expected.push_back(i);
+  }
+  EXPECT_EQ(order(), expected);
+}
+
+TEST_F(FairQueueTest, DeadWaiterAheadIsSkippedByTheRelease) {
+  ASSERT_TRUE(hold(30000ms));
+  open_gate();
+  Waiter& w = start_waiter();
+  ASSERT_TRUE(queue_length_is(1));
+  // A waiter whose process died: lease key still there, nobody on its wake
+  // channel. Put ahead of the real waiter after it queued, so that only
+  // the release can skip it.
+  const std::string dead = "deadtoken";
+  ASSERT_EQ(server.cli({"LPUSH", k_queue, dead}), "(integer) 2");
+  ASSERT_EQ(server.cli({"SET", waiter_key(dead), "1", "PX", "60000"}), "OK");
+  ASSERT_EQ(server.cli({"PUBSUB", "NUMSUB", wake_channel(dead)}),
+            wake_channel(dead) + "\n(integer) 0");
+  auto released_at = Clock::now();
+  ASSERT_TRUE(release_holder());
+  ASSERT_TRUE(wait_until([&] { return w.acquired.load(); }, 3000ms))
+      << "the real waiter was not woken past the dead one";
+  EXPECT_LT(since(released_at), 3000ms);
+  join_all();
+  ASSERT_TRUE(w.result) << w.result.error().message;
+  EXPECT_EQ(w.result->outcome, Outcome::acquired);
+  EXPECT_GE(w.result->wakeups, 1);
+  EXPECT_EQ(server.cli({"LPOS", k_queue, dead}), "(nil)");
+  EXPECT_EQ(server.cli({"EXISTS", waiter_key(dead)}), "(integer) 0");
+  EXPECT_EQ(queue_length(), 0);
+}
+
+TEST_F(FairQueueTest, VanishedWaiterAheadIsSkippedByTheRelease) {
+  ASSERT_TRUE(hold(30000ms));
+  open_gate();
+  Waiter& w = start_waiter();
+  ASSERT_TRUE(queue_length_is(1));
+  // A waiter whose host vanished: its connection still looks subscribed,
+  // but its lease key expired.
+  const std::string gone = "faketoken";
+  auto sub = subscribe_as(gone);
+  ASSERT_TRUE(sub);
+  ASSERT_EQ(server.cli({"LPUSH", k_queue, gone}), "(integer) 2");
+  ASSERT_EQ(server.cli({"EXISTS", waiter_key(gone)}), "(integer) 0");
+  auto released_at = Clock::now();
+  ASSERT_TRUE(release_holder());
+  ASSERT_TRUE(wait_until([&] { return w.acquired.load(); }, 3000ms))
+      << "the real waiter was not woken past the vanished one";
+  EXPECT_LT(since(released_at), 3000ms);
+  join_all();
+  ASSERT_TRUE(w.result) << w.result.error().message;
+  EXPECT_EQ(w.result->outcome, Outcome::acquired);
+  EXPECT_GE(w.result->wakeups, 1);
+  EXPECT_EQ(server.cli({"LPOS", k_queue, gone}), "(nil)");
+  EXPECT_EQ(queue_length(), 0);
+  // It was skipped, not woken.
+  auto msg = sub->read_reply(Deadline::after(200ms), /*idle_ok=*/true);
+  EXPECT_FALSE(msg) << "the vanished waiter was sent a wake-up";
+}
+
+TEST_F(FairQueueTest, DeadOrVanishedHeadDoesNotBlockAFreeLock) {
+  // Both left in the queue of a free lock: a newcomer's own first try
+  // drops them and takes the lock.
+  const std::string dead = "deadtoken";
+  const std::string gone = "faketoken";
+  auto sub = subscribe_as(gone);
+  ASSERT_TRUE(sub);
+  ASSERT_EQ(server.cli({"RPUSH", k_queue, dead, gone}), "(integer) 2");
+  ASSERT_EQ(server.cli({"SET", waiter_key(dead), "1", "PX", "60000"}), "OK");
+  auto b = open();
+  ASSERT_NE(b, nullptr);
+  AcquireRequest req;
+  req.token = token(0);
+  req.ttl = 5000ms;
+  req.single_try = true;
+  bool maybe_holding = true;
+  auto r = acquire(*b, req, &maybe_holding);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->outcome, Outcome::acquired);
+  EXPECT_FALSE(maybe_holding);
+  EXPECT_EQ(server.cli({"GET", k_lock}), token(0));
+  EXPECT_EQ(server.cli({"EXISTS", k_queue, waiter_key(dead)}), "(integer) 0");
+}
+
+TEST_F(FairQueueTest, LiveHeadBlocksAFairNewcomerButNotARacer) {
+  // The lock is free, but a live waiter (subscribed, lease fresh) is first
+  // in line: it is about to take the lock.
+  const std::string live = "livetoken";
+  auto sub = subscribe_as(live);
+  ASSERT_TRUE(sub);
+  ASSERT_EQ(server.cli({"RPUSH", k_queue, live}), "(integer) 1");
+  ASSERT_EQ(server.cli({"SET", waiter_key(live), "1", "PX", "60000"}), "OK");
+  auto b = open();
+  ASSERT_NE(b, nullptr);
+  AcquireRequest req;
+  req.token = token(0);
+  req.ttl = 5000ms;
+  req.single_try = true;
+  bool maybe_holding = true;
+  auto start = Clock::now();
+  auto r = acquire(*b, req, &maybe_holding);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->outcome, Outcome::timed_out) << "jumped the queue";
+  EXPECT_EQ(r->attempts, 1);
+  EXPECT_LT(since(start), 1000ms);
+  EXPECT_FALSE(maybe_holding);  // a first try never joins the queue
+  EXPECT_EQ(server.cli({"EXISTS", k_lock}), "(integer) 0");
+  EXPECT_EQ(server.cli({"LRANGE", k_queue, "0", "-1"}), live);
+
+  // --no-fair ignores the queue.
+  auto racer = open();
+  ASSERT_NE(racer, nullptr);
+  AcquireRequest race = req;
+  race.token = token(1);
+  race.fair = false;
+  r = acquire(*racer, race, &maybe_holding);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->outcome, Outcome::acquired);
+  EXPECT_FALSE(maybe_holding);
+  EXPECT_EQ(server.cli({"GET", k_lock}), token(1));
+  EXPECT_EQ(server.cli({"LRANGE", k_queue, "0", "-1"}), live);
+}
+
+TEST_F(FairQueueTest, WaiterWhoseWaitRunsOutLeavesTheQueue) {
+  ASSERT_TRUE(hold(30000ms));
+  auto b = open();
+  ASSERT_NE(b, nullptr);
+  AcquireRequest req;
+  req.token = token(0);
+  req.ttl = 5000ms;
+  req.wait = Deadline::after(300ms);
+  bool maybe_holding = false;
+  auto start = Clock::now();
+  auto r = acquire(*b, req, &maybe_holding);
+  auto took = since(start);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->outcome, Outcome::timed_out);
+  EXPECT_GE(took, 250ms);
+  EXPECT_LT(took, 3000ms);
+  // Still queued: a release by token is owed, as the app does.
+  EXPECT_TRUE(maybe_holding);
+  EXPECT_EQ(queue_length(), 1);
+  auto released = b->release(req.token, soon());
+  ASSERT_TRUE(released) << released.error().message;
+  EXPECT_FALSE(*released);  // the lock was not ours
+  EXPECT_EQ(queue_length(), 0);
+  EXPECT_EQ(server.cli({"EXISTS", k_queue}), "(integer) 0");
+  EXPECT_TRUE(scan(std::string(k_lock) + ":waiter:*").empty());
+  EXPECT_EQ(server.cli({"GET", k_lock}), k_holder);
+}
+
+TEST_F(FairQueueTest, QueueKeysExpireAndAreGoneWhenIdle) {
+  ASSERT_TRUE(hold(30000ms));
+  open_gate();
+  for (int i = 0; i < 3; ++i) {
+    start_waiter(10ms);
+    ASSERT_TRUE(queue_length_is(i + 1));
+  }
+  // While queued, nothing lives forever should every waiter vanish.
+  long long queue_ttl = as_integer(server.cli({"PTTL", k_queue}));
+  EXPECT_GT(queue_ttl, 0);
+  EXPECT_LE(queue_ttl, backend::k_queue_lease.count());
+  for (auto& w : m_waiters) {
+    long long lease = as_integer(server.cli({"PTTL", waiter_key(w->token)}));
+    EXPECT_GT(lease, 0) << "waiter " << w->index;
+    EXPECT_LE(lease, backend::k_queue_lease.count()) << "waiter " << w->index;
+  }
+  ASSERT_TRUE(release_holder());
+  join_all();
+  for (auto& w : m_waiters) {
+    ASSERT_TRUE(w->result) << w->result.error().message;
+    EXPECT_EQ(w->result->outcome, Outcome::acquired);
+  }
+  std::vector<std::string> left = scan(std::string(k_lock) + "*");
+  EXPECT_EQ(left, std::vector<std::string>{k_fence});
+  EXPECT_GT(as_integer(server.cli({"PTTL", k_fence})), 0);
+}
+
+}  // namespace
+}  // namespace godislock::lock
