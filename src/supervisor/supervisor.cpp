@@ -382,12 +382,14 @@ Outcome supervise(const Spawned& child, int wake_fd, int kill_signal,
           kill_at - Clock::now());
       timeout_ms = static_cast<int>(std::max<long long>(left.count(), 0));
     } else if (exited) {
-      // Lost, child gone, SIGKILL sent: wait (briefly, bounded by the
-      // kernel's delivery of SIGKILL) for the rest of the tree to go.
+      // Lost, child gone, SIGKILL sent: wait for the rest of the tree to go.
+      // SIGKILL again each round: a grandchild being reparented to us when
+      // the tree was walked (its parent just died) was in no children list.
       timeout_ms = 10;
       int st;
       bool stopped;
       reap(child.pid, &st, &stopped);
+      signal_tree(child.pid, SIGKILL);
     }
     pollfd p[2] = {{signal_fd(), POLLIN, 0}, {wake_fd, POLLIN, 0}};
     int n = ::poll(p, 2, timeout_ms);

@@ -48,7 +48,7 @@ key_absent() {
   assert_equal "${#lines[@]}" 1
   assert_regex "$output" "^godislock: error: lock 'del' lost while the \
 command ran: the lock key no longer holds our token"
-  ((elapsed < 4000))
+  ((elapsed < 10000))
   assert_no_lock_key
 }
 
@@ -65,7 +65,7 @@ command ran: the lock key no longer holds our token"
   run cat "$BATS_TEST_TMPDIR/err"
   assert_regex "$output" "^godislock: error: lock 'over' lost while the \
 command ran"
-  ((elapsed < 4000))
+  ((elapsed < 10000))
   # Not ours any more: never deleted by the release.
   run rcli get 'godislock:{over}'
   assert_output someone-else
@@ -128,7 +128,7 @@ command"
   elapsed=$(($(mono_ms) - start))
   wait_job 30 "$waiter"
   assert_equal "$WAIT_STATUS" 0
-  ((elapsed < 4000))
+  ((elapsed < 8000))
   assert_no_lock_key
 }
 
@@ -170,7 +170,7 @@ command"
   done
   # Nominally within ttl/3 (detection) + ttl/3 (kill grace) = 1 s; generous
   # for slow (sanitizer) builds, still far below the 30 s sleeps.
-  ((elapsed < 3000))
+  ((elapsed < 10000))
   run cat "$dir/err"
   assert_regex "$output" "^godislock: error: lock 'stubborn' lost while"
   assert_no_lock_key
@@ -190,7 +190,7 @@ command"
   assert_regex "$output" "^godislock: error: lock 'gone' lost while the \
 command ran: could not refresh the lease in time: "
   # Given up before the 1.5 s lease could run out on the server.
-  ((elapsed < 4000))
+  ((elapsed < 10000))
 }
 
 @test "godislock paused past its lease: the command is stopped on resume, 79" {
