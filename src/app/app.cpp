@@ -354,9 +354,11 @@ int run_command(const cli::RunOptions& o) {
     // The lease counts from the start of the attempt that took it. A reply
     // that arrived too late (server paused, network stalled) leaves no
     // lease we could prove: starting the command now could overlap the
-    // next holder. Give it back and try again while --wait allows.
+    // next holder. The command starts only while there is still room for a
+    // refresh before the lease must be given up; otherwise give it back and
+    // try again while --wait allows.
     auto late = Clock::now() - got.acquired_at;
-    if (late < timing.give_up_after) {
+    if (late + timing.refresh_interval <= timing.give_up_after) {
       break;
     }
     release_best_effort(*lock_backend, *token, o.connect_timeout);
