@@ -486,20 +486,7 @@ bool print_stdout(std::string text) {
   if (text.empty() || text.back() != '\n') {
     text.push_back('\n');
   }
-  const char* p = text.data();
-  size_t left = text.size();
-  while (left > 0) {
-    ssize_t n = ::write(STDOUT_FILENO, p, left);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n <= 0) {
-      return false;
-    }
-    p += n;
-    left -= static_cast<size_t>(n);
-  }
-  return true;
+  return util::write_all(STDOUT_FILENO, text.data(), text.size());
 }
 
 

@@ -59,8 +59,7 @@ ErrorKind classify_server_error(const std::string& text) {
 
 class RedisWatch final : public ReleaseWatch {
  public:
-  RedisWatch(Connection conn, std::string channel)
-      : m_conn(std::move(conn)), m_channel(std::move(channel)) {}
+  explicit RedisWatch(Connection conn) : m_conn(std::move(conn)) {}
 
   Result<bool> wait(Deadline until) override {
     auto reply = m_conn.read_reply(until, /*idle_ok=*/true);
@@ -81,7 +80,6 @@ class RedisWatch final : public ReleaseWatch {
 
  private:
   Connection m_conn;
-  std::string m_channel;
 };
 
 class RedisBackend final : public Backend {
@@ -180,7 +178,7 @@ class RedisBackend final : public Backend {
       return Error{ErrorKind::protocol, "SUBSCRIBE: unexpected reply"};
     }
     return std::unique_ptr<ReleaseWatch>(
-        std::make_unique<RedisWatch>(std::move(c.value()), channel));
+        std::make_unique<RedisWatch>(std::move(c.value())));
   }
 
   void set_interrupt_fd(int fd) override {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 
+#include <cstddef>
 #include <utility>
 
 namespace godislock::util {
@@ -29,5 +30,9 @@ class Fd {
  private:
   int m_fd = -1;
 };
+
+// Writes all of [data, data+len) to fd, retrying after EINTR and short
+// writes. Returns false (errno set) when the fd is closed or broken.
+bool write_all(int fd, const char* data, size_t len);
 
 }  // namespace godislock::util

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "util/log.hpp"
 
+#include "util/fd.hpp"
+
 #include <unistd.h>
 
 #include <atomic>
@@ -28,19 +30,8 @@ void log_line(std::string_view kind, std::string_view text) {
     }
   }
   line.push_back('\n');
-  const char* p = line.data();
-  size_t left = line.size();
-  while (left > 0) {
-    ssize_t n = ::write(STDERR_FILENO, p, left);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n <= 0) {
-      return;  // stderr closed or broken: nothing better to do
-    }
-    p += n;
-    left -= static_cast<size_t>(n);
-  }
+  // stderr closed or broken: nothing better to do than drop the line.
+  (void)write_all(STDERR_FILENO, line.data(), line.size());
 }
 
 }  // namespace godislock::util
