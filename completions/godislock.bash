@@ -146,6 +146,8 @@ _godislock_module()
 				--timeout
 				--nonblock
 				--no-fair
+				--limit
+				--shared
 				--nb
 				--no-wait
 				--conflict-exit-code

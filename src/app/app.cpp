@@ -138,7 +138,7 @@ std::string read_password_file(const std::string& path) {
 // The child's environment: ours without our secrets, plus the lock's name
 // and fencing token.
 std::vector<std::string> child_environment(const std::string& name,
-                                           uint64_t fence,
+                                           uint64_t fence, unsigned slot,
                                            bool url_env_has_password) {
   std::vector<std::string> env;
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
@@ -146,6 +146,7 @@ std::vector<std::string> child_environment(const std::string& name,
     auto key = kv.substr(0, kv.find('='));
     if (key == "REDISCLI_AUTH" || key == "GODISLOCK_PASSWORD" ||
         key == "GODISLOCK_NAME" || key == "GODISLOCK_FENCE" ||
+        key == "GODISLOCK_SLOT" ||
         (key == "GODISLOCK_URL" && url_env_has_password)) {
       continue;
     }
@@ -153,6 +154,9 @@ std::vector<std::string> child_environment(const std::string& name,
   }
   env.push_back("GODISLOCK_NAME=" + name);
   env.push_back("GODISLOCK_FENCE=" + std::to_string(fence));
+  if (slot != 0) {
+    env.push_back("GODISLOCK_SLOT=" + std::to_string(slot));
+  }
   return env;
 }
 
@@ -184,6 +188,78 @@ void release_best_effort(backend::Backend& b, const std::string& token,
   if (!r) {
     GODISLOCK_DEBUG("could not release by token: {}", r.error().message);
   }
+}
+
+// Who we are, for the holder record beside the lock.
+backend::Holder holder_identity(const std::vector<std::string>& argv) {
+  backend::Holder h;
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) == 0) {
+    h.host = host;
+  }
+  h.pid = std::to_string(::getpid());
+  for (const char* var : {"USER", "LOGNAME"}) {
+    const char* v = std::getenv(var);
+    if (v != nullptr && *v != '\0') {
+      h.user = v;
+      break;
+    }
+  }
+  if (h.user.empty()) {
+    h.user = "uid " + std::to_string(::geteuid());
+  }
+  for (const auto& word : argv) {
+    if (!h.command.empty()) {
+      h.command.push_back(' ');
+    }
+    h.command.append(word);
+    if (h.command.size() >= backend::k_holder_cmd_cap) {
+      break;
+    }
+  }
+  if (h.command.size() > backend::k_holder_cmd_cap) {
+    // Cut at a character boundary (UTF-8 continuation bytes are 10xxxxxx).
+    size_t cut = backend::k_holder_cmd_cap;
+    while (cut > 0 && (static_cast<unsigned char>(h.command[cut]) & 0xC0) ==
+                          0x80) {
+      --cut;
+    }
+    h.command.resize(cut);
+  }
+  return h;
+}
+
+// "HOST:PID (COMMAND) for 12s", or "" when the holder is not known (it
+// may be a godislock too old to say, or a place is free but others queue).
+std::string describe_holder(const backend::Attempt& a, bool with_age) {
+  if (a.holder_host.empty() && a.holder_pid.empty()) {
+    return "";
+  }
+  std::string text = fmt::format("{}:{} ({})", a.holder_host, a.holder_pid,
+                                 a.holder_cmd);
+  if (with_age && a.holder_age) {
+    text += " for " + config::format_duration(Millis(
+                          a.holder_age->count() / 1000 * 1000));
+  }
+  if (a.holders > 1) {
+    text += fmt::format(", and by {} other{}", a.holders - 1,
+                        a.holders > 2 ? "s" : "");
+  }
+  return text;
+}
+
+// "an exclusive lock", "a shared lock", "a counted lock (--limit 3)".
+std::string describe_shape(const std::string& shape) {
+  if (shape.rfind("limit:", 0) == 0) {
+    return fmt::format("a counted lock (--limit {})", shape.substr(6));
+  }
+  return shape == "shared" ? "a shared lock" : "an exclusive lock";
+}
+
+std::string describe_shape(const cli::RunOptions& o) {
+  return describe_shape(o.shared     ? "shared"
+                        : o.limit > 1 ? "limit:" + std::to_string(o.limit)
+                                      : "exclusive");
 }
 
 bool is_terminating(int sig) {
@@ -291,7 +367,13 @@ int run_command(const cli::RunOptions& o) {
   }
 
   bool single_try = o.nonblock || (o.wait && o.wait->count() == 0);
-  backend::Settings settings{*endpoint, o.prefix, name};
+  backend::Settings settings;
+  settings.endpoint = *endpoint;
+  settings.prefix = o.prefix;
+  settings.name = name;
+  settings.limit = o.limit;
+  settings.shared = o.shared;
+  settings.holder = holder_identity(argv);
   GODISLOCK_DEBUG("lock '{}'{} on {}, prefix '{}', ttl {}, wait {}", name,
                   o.name ? "" : " (derived from the command)",
                   endpoint->redacted(), o.prefix,
@@ -322,6 +404,33 @@ int run_command(const cli::RunOptions& o) {
   req.fair = !o.no_fair;
   req.wait = o.wait ? Deadline::after(*o.wait) : Deadline::never();
   req.outage_tolerance = o.connect_timeout;
+  // What a waiter says: with -v once who holds the lock; on a terminal a
+  // live line with the time waited (cron and CI logs stay clean).
+  bool said_holder = false;
+  std::string holder_text;
+  auto wait_started = Clock::now();
+  req.on_blocked = [&](const backend::Attempt& a) {
+    std::string who = describe_holder(a, true);
+    if (!who.empty()) {
+      holder_text = describe_holder(a, false);
+    }
+    if (!said_holder && !who.empty()) {
+      said_holder = true;
+      GODISLOCK_DEBUG("waiting for lock '{}' held by {}", name, who);
+    }
+  };
+  bool live_line = !single_try && !o.quiet && ::isatty(STDERR_FILENO) == 1;
+  if (live_line) {
+    req.tick = Millis(1000);
+    req.on_tick = [&]() {
+      auto waited = std::chrono::duration_cast<std::chrono::seconds>(
+          Clock::now() - wait_started);
+      util::status_line(fmt::format(
+          "godislock: waiting for lock '{}'{}{}: {}s", name,
+          holder_text.empty() ? "" : " held by ",
+          holder_text, waited.count()));
+    };
+  }
   lock::AcquireResult got;
   using Outcome = lock::AcquireResult::Outcome;
   for (;;) {
@@ -345,6 +454,9 @@ int run_command(const cli::RunOptions& o) {
       throw Fatal{exit_code_for_error(r.error()), r.error().message};
     }
     got = *r;
+    if (live_line) {
+      util::status_line("");
+    }
     if (got.outcome != Outcome::acquired) {
       if (maybe_holding) {
         release_best_effort(*lock_backend, *token, o.connect_timeout);
@@ -387,13 +499,24 @@ int run_command(const cli::RunOptions& o) {
                               name)};
     case Outcome::wrong_type:
       throw Fatal{k_exit_foreign_key,
-                  fmt::format("lock '{}': its key holds a {}, not a lock; "
+                  fmt::format("lock '{}': key '{}' holds a {}, not a lock; "
                               "left alone (use another --name or --prefix)",
-                              name, got.detail)};
+                              name, got.detail_key, got.detail)};
+    case Outcome::mismatch:
+      throw Fatal{k_exit_foreign_key,
+                  fmt::format("lock '{}' is in use as {}, not as {}: all its "
+                              "users must ask for the same kind",
+                              name, describe_shape(got.detail),
+                              describe_shape(o))};
   }
-  GODISLOCK_DEBUG("acquired lock '{}' with fence {} after {} attempt(s), "
+  GODISLOCK_DEBUG("acquired lock '{}'{} with fence {} after {} attempt(s), "
                   "{} wakeup(s)",
-                  name, got.fence, got.attempts, got.wakeups);
+                  name,
+                  o.shared      ? " (shared)"
+                  : o.limit > 1 ? fmt::format(" slot {} of {}", got.slot,
+                                              o.limit)
+                                : "",
+                  got.fence, got.attempts, got.wakeups);
 
   // --- Run the command while a refresher keeps the lease ---
   int wake[2];
@@ -411,7 +534,7 @@ int run_command(const cli::RunOptions& o) {
 
   const char* url_env = std::getenv("GODISLOCK_URL");
   auto url_env_ep = config::parse_url(url_env != nullptr ? url_env : "", nullptr);
-  auto env = child_environment(name, got.fence,
+  auto env = child_environment(name, got.fence, got.slot,
                                url_env_ep && url_env_ep->password_in_url);
   int exec_errno = 0;
   auto child = supervisor::spawn(resolved.path, argv, env, &exec_errno);

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace godislock::backend {
@@ -30,12 +31,30 @@ struct Attempt {
     queued,      // free, but an earlier waiter goes first (fair mode)
     no_expiry,   // a key without TTL holds it: foreign or stale, left alone
     wrong_type,  // the key is not a lock (e.g. a hash), left alone
+    mismatch,    // the lock is in use in another shape (Shape::describe)
   };
   State state = State::held;
   uint64_t fence = 0;    // acquired: the fencing token, strictly rising
-  Millis holder_ttl{0};  // held: time left on the holder's lease
-  std::string detail;    // wrong_type: the key's type
+  unsigned slot = 0;     // acquired: 1..limit, or 0 for a shared hold
+  Millis holder_ttl{0};  // held: time until a place may free up by expiry
+  // held: who is in the way (one of them), when the server knows.
+  unsigned holders = 0;
+  std::string holder_host, holder_pid, holder_cmd;
+  std::optional<Millis> holder_age;
+  // wrong_type: the key's type and name; mismatch: the shape in use, as
+  // "exclusive", "shared" or "limit:N".
+  std::string detail;
+  std::string detail_key;
 };
+
+// Who takes a lock, stored beside it while held (for status and waiters).
+struct Holder {
+  std::string host;
+  std::string pid;
+  std::string user;
+  std::string command;  // the command line, at most k_holder_cmd_cap bytes
+};
+constexpr size_t k_holder_cmd_cap = 256;
 
 // Announcements that a lock was released, on a connection of its own.
 // Not thread-safe.
@@ -93,7 +112,16 @@ struct Settings {
   config::Endpoint endpoint;
   std::string prefix = "godislock:";
   std::string name;
+  // The lock's shape, the same for everybody using it: up to `limit`
+  // holders at once (1: exclusive), or shared holders that may overlap each
+  // other but never an exclusive one.
+  unsigned limit = 1;
+  bool shared = false;
+  Holder holder;
 };
+
+// Largest --limit: each attempt on a counted lock looks at every slot.
+constexpr unsigned k_max_limit = 1000;
 
 // Connects a backend for the settings' URL scheme (redis:// and unix://
 // today). Errors as redis::Connection::open.

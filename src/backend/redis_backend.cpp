@@ -103,34 +103,55 @@ class RedisBackend final : public Backend {
     const char* mode_arg = mode == Mode::race   ? "race"
                            : mode == Mode::try_ ? "try"
                                                 : "queue";
+    const Holder& h = m_settings.holder;
     auto r = eval(k_acquire, {m_keys.lock, m_keys.fence, m_keys.queue},
                   {token, std::to_string(ttl.count()), mode_arg,
-                   std::to_string(k_queue_lease.count())},
+                   std::to_string(k_queue_lease.count()), limit_arg(),
+                   shared_arg(), h.host, h.pid, h.user,
+                   h.command.substr(0, k_holder_cmd_cap)},
                   deadline);
     if (!r) {
       return r.error();
     }
-    if (r->type != Reply::Type::array || r->elements.size() != 2) {
+    const auto& e = r->elements;
+    if (r->type != Reply::Type::array || e.size() < 2) {
       return Error{ErrorKind::protocol, "acquire: malformed script reply"};
     }
-    const Reply& code = r->elements[0];
-    const Reply& arg = r->elements[1];
     Attempt a;
-    if (code.integer == 1) {
-      a.state = Attempt::State::acquired;
-      a.fence = static_cast<uint64_t>(arg.integer);
-    } else if (code.integer == 0) {
-      if (arg.integer == -1) {
-        a.state = Attempt::State::no_expiry;
-      } else if (arg.integer == -2) {
-        a.state = Attempt::State::queued;
-      } else {
-        a.state = Attempt::State::held;
-        a.holder_ttl = Millis(std::max<long long>(arg.integer, 0));
-      }
-    } else {
-      a.state = Attempt::State::wrong_type;
-      a.detail = arg.str;
+    switch (e[0].integer) {
+      case 1:
+        a.state = Attempt::State::acquired;
+        a.fence = static_cast<uint64_t>(e[1].integer);
+        a.slot = e.size() > 2 ? static_cast<unsigned>(e[2].integer) : 0;
+        break;
+      case 0:
+        if (e[1].integer == -1) {
+          a.state = Attempt::State::no_expiry;
+        } else if (e[1].integer == -2) {
+          a.state = Attempt::State::queued;
+        } else {
+          a.state = Attempt::State::held;
+          a.holder_ttl = Millis(std::max<long long>(e[1].integer, 0));
+          if (e.size() >= 7) {
+            a.holders = static_cast<unsigned>(e[2].integer);
+            a.holder_host = e[3].str;
+            a.holder_pid = e[4].str;
+            a.holder_cmd = e[5].str;
+            if (e[6].integer >= 0) {
+              a.holder_age = Millis(e[6].integer);
+            }
+          }
+        }
+        break;
+      case -3:
+        a.state = Attempt::State::mismatch;
+        a.detail = e[1].str;
+        break;
+      default:
+        a.state = Attempt::State::wrong_type;
+        a.detail = e[1].str;
+        a.detail_key = e.size() > 2 ? e[2].str : m_keys.lock;
+        break;
     }
     return a;
   }
@@ -138,7 +159,9 @@ class RedisBackend final : public Backend {
   Result<bool> refresh(const std::string& token, Millis ttl,
                        Deadline deadline) override {
     auto r = eval(k_refresh, {m_keys.lock, m_keys.fence},
-                  {token, std::to_string(ttl.count())}, deadline);
+                  {token, std::to_string(ttl.count()), limit_arg(),
+                   shared_arg()},
+                  deadline);
     if (!r) {
       return r.error();
     }
@@ -147,7 +170,7 @@ class RedisBackend final : public Backend {
 
   Result<bool> release(const std::string& token, Deadline deadline) override {
     auto r = eval(k_release, {m_keys.lock, m_keys.channel, m_keys.queue},
-                  {token}, deadline);
+                  {token, limit_arg(), shared_arg()}, deadline);
     if (!r) {
       return r.error();
     }
@@ -229,11 +252,20 @@ class RedisBackend final : public Backend {
       return r.error();
     }
     if (r->is_error()) {
+      // Before AUTH, Redis refuses requests of more than a few words with
+      // a protocol error instead of NOAUTH (and closes the connection).
+      if (r->str.find("Protocol error: unauthenticated") !=
+          std::string::npos) {
+        r->str = "NOAUTH Authentication required.";
+      }
       return Error{classify_server_error(r->str),
                    fmt::format("{} script: {}", script.name, r->str)};
     }
     return r;
   }
+
+  std::string limit_arg() const { return std::to_string(m_settings.limit); }
+  const char* shared_arg() const { return m_settings.shared ? "1" : "0"; }
 
   Settings m_settings;
   RedisKeys m_keys;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "cli/options.hpp"
 
+#include "backend/backend.hpp"
 #include "config/duration.hpp"
 
 #pragma GCC diagnostic push
@@ -47,7 +48,7 @@ const std::set<std::string> k_value_long = {
     "--name",   "--ttl",           "--wait",            "--timeout",
     "--conflict-exit-code",        "--url",             "--password-file",
     "--prefix", "--connect-timeout", "--kill-signal",   "--kill-after",
-    "--command"};
+    "--command", "--limit"};
 const std::string k_value_short = "wEc";
 
 // Index of the first command word in argv[from..], and whether a "--"
@@ -197,8 +198,17 @@ Options parse(int argc, const char* const* argv) {
   run->add_option("-c,--command", shell,
                   "Run SHELL COMMAND with /bin/sh -c (like flock -c)")
       ->type_name("SHELL COMMAND");
+  run->add_option("--limit", o.limit,
+                  "Counted lock: up to N holders at once, each with its own "
+                  "fence and slot (GODISLOCK_SLOT); all its users must give "
+                  "the same N (default 1)")
+      ->check(CLI::Range(1u, backend::k_max_limit).description(""))
+      ->type_name("N");
+  run->add_flag("-s,--shared", o.shared,
+                "Shared lock (like flock -s): holders may overlap each "
+                "other, never an exclusive holder");
   run->add_flag("-x,--exclusive", exclusive,
-                "Accepted for flock(1) compatibility (locks are exclusive)");
+                "Exclusive lock (the default; like flock -x)");
   run->add_flag("-o,--close", close_fd,
                 "Accepted for flock(1) compatibility (no lock fd is ever "
                 "passed to the command)");
@@ -265,6 +275,12 @@ Options parse(int argc, const char* const* argv) {
   }
   if (o.nonblock && o.wait && o.wait->count() != 0) {
     throw UsageError{"--nonblock and --wait conflict: use one of them"};
+  }
+  if (o.shared && exclusive) {
+    throw UsageError{"--shared and --exclusive conflict: use one of them"};
+  }
+  if (o.shared && run->count("--limit") != 0) {
+    throw UsageError{"--shared and --limit conflict: use one of them"};
   }
   if (o.verbose && o.quiet) {
     throw UsageError{"--verbose and --quiet conflict: use one of them"};

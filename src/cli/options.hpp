@@ -18,6 +18,8 @@ struct RunOptions {
   std::optional<Millis> wait;  // nullopt: wait forever
   bool nonblock = false;
   bool no_fair = false;
+  unsigned limit = 1;   // --limit
+  bool shared = false;  // --shared
   int conflict_exit_code = 75;
   std::string url;  // --url, else $GODISLOCK_URL, else the default
   std::optional<std::string> password_file;

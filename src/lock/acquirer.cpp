@@ -96,6 +96,7 @@ Result<AcquireResult> acquire(backend::Backend& backend,
       case Attempt::State::acquired:
         result.outcome = AcquireResult::Outcome::acquired;
         result.fence = a.fence;
+        result.slot = a.slot;
         return result;
       case Attempt::State::no_expiry:
         result.outcome = AcquireResult::Outcome::no_expiry;
@@ -103,9 +104,17 @@ Result<AcquireResult> acquire(backend::Backend& backend,
       case Attempt::State::wrong_type:
         result.outcome = AcquireResult::Outcome::wrong_type;
         result.detail = a.detail;
+        result.detail_key = a.detail_key;
+        return result;
+      case Attempt::State::mismatch:
+        result.outcome = AcquireResult::Outcome::mismatch;
+        result.detail = a.detail;
         return result;
       case Attempt::State::held:
       case Attempt::State::queued:
+        if (request.on_blocked) {
+          request.on_blocked(a);
+        }
         break;
     }
     return std::nullopt;
@@ -122,6 +131,14 @@ Result<AcquireResult> acquire(backend::Backend& backend,
     result.outcome = AcquireResult::Outcome::timed_out;
     return result;
   }
+
+  // Sleeps end at `until`, or earlier for a progress tick.
+  auto next_tick = [&](Deadline until) {
+    if (!request.on_tick || request.tick <= Millis(0)) {
+      return until;
+    }
+    return Deadline::after(request.tick).min(until);
+  };
 
   std::unique_ptr<backend::ReleaseWatch> watch;
   for (;;) {
@@ -174,7 +191,11 @@ Result<AcquireResult> acquire(backend::Backend& backend,
       GODISLOCK_DEBUG("lock free but an earlier waiter goes first; waiting");
     }
     auto until = Deadline::after(sleep).min(request.wait);
-    auto woke = watch->wait(until);
+    auto woke = watch->wait(next_tick(until));
+    while (woke && !*woke && Clock::now() < until.when()) {
+      request.on_tick();
+      woke = watch->wait(next_tick(until));
+    }
     if (!woke) {
       if (woke.error().kind == ErrorKind::interrupted) {
         return woke.error();

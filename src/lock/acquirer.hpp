@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace godislock::lock {
@@ -23,16 +24,26 @@ struct AcquireRequest {
   bool fair = true;
   // How long a broken connection may stay broken before we give up.
   Millis outage_tolerance{5000};
+  // Called after each attempt that found the lock taken (for messages).
+  std::function<void(const backend::Attempt&)> on_blocked;
+  // Called every `tick` while asleep waiting (for a live progress line; it
+  // costs no request). Zero: never.
+  std::function<void()> on_tick;
+  Millis tick{0};
 };
 
 struct AcquireResult {
-  enum class Outcome { acquired, timed_out, no_expiry, wrong_type };
+  enum class Outcome { acquired, timed_out, no_expiry, wrong_type, mismatch };
   Outcome outcome = Outcome::timed_out;
   uint64_t fence = 0;
+  unsigned slot = 0;  // 1..limit, 0 when shared
   // Start of the attempt that took the lock: validity counts from here,
   // because the server may have set the key's TTL at any moment after it.
   util::Clock::time_point acquired_at{};
-  std::string detail;  // wrong_type: the key's type
+  // wrong_type: the key's type (detail) and name (detail_key); mismatch:
+  // the shape the lock is in use as (see backend::Attempt).
+  std::string detail;
+  std::string detail_key;
   int attempts = 0;
   int wakeups = 0;  // release announcements received
 };

@@ -16,6 +16,11 @@ LogLevel log_level();
 // so that lines from the refresher thread never interleave. Thread-safe.
 void log_line(std::string_view kind, std::string_view text);
 
+// A live status line on a terminal ("\r" + text, no newline), redrawn by
+// each call; log_line clears it first so that lines never mix with it, and
+// an empty text clears it for good. Thread-safe.
+void status_line(std::string_view text);
+
 }  // namespace godislock::util
 
 // Formats only when the level is on (like ccache's LOG macro).

@@ -501,7 +501,7 @@ can't write against a read only replica\. script: [0-9a-f]{40}, on \
 
 @test "bad input: the lock key holds a list (WRONGTYPE): 65, never deleted" {
   rcli rpush 'godislock:{bi}' a b >/dev/null
-  refused 65 "lock 'bi': its key holds a list, not a lock; left alone (use \
+  refused 65 "lock 'bi': key 'godislock:{bi}' holds a list, not a lock; left alone (use \
 another --name or --prefix)" run --name bi -- touch "$MARK"
   run rcli lrange 'godislock:{bi}' 0 -1
   assert_output $'a\nb'
@@ -513,7 +513,7 @@ another --name or --prefix)" run --name bi -- touch "$MARK"
 
 @test "bad input: the lock key holds a hash: 65, never deleted" {
   rcli hset 'godislock:{bi}' f v >/dev/null
-  refused 65 "lock 'bi': its key holds a hash, not a lock; left alone (use \
+  refused 65 "lock 'bi': key 'godislock:{bi}' holds a hash, not a lock; left alone (use \
 another --name or --prefix)" run --name bi -- touch "$MARK"
   run rcli hget 'godislock:{bi}' f
   assert_output v

@@ -184,7 +184,7 @@ godislock, or stale); left alone: delete it if it is stale"
   rcli hset 'godislock:{k}' field value
   run --separate-stderr "$GODISLOCK" run --name k -- touch "$BATS_TEST_TMPDIR/ran"
   assert_equal "$status" 65
-  assert_one_line_error "lock 'k': its key holds a hash, not a lock; left \
+  assert_one_line_error "lock 'k': key 'godislock:{k}' holds a hash, not a lock; left \
 alone (use another --name or --prefix)"
   [[ ! -e "$BATS_TEST_TMPDIR/ran" ]]
   run rcli type 'godislock:{k}'

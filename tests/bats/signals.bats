@@ -133,7 +133,7 @@ forward_test() {
   assert_equal "$(release_subscribers held)" 0
   run rcli --scan --pattern 'godislock:*'
   assert_equal "$(sort <<<"$output")" \
-    $'godislock:{held}\ngodislock:{held}:fence'
+    $'godislock:{held}\ngodislock:{held}:fence\ngodislock:{held}:holder:'"$token"
   local rc=0
   release_holder || rc=$?
   assert_equal "$rc" 0

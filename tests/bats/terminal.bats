@@ -3,6 +3,7 @@
 # A command run from a terminal stays interactive: it reads the terminal, and
 # Ctrl-C reaches it exactly once (the child's process group is given the
 # terminal's foreground).
+bats_require_minimum_version 1.5.0
 load helpers
 
 setup() { start_redis; }
@@ -44,4 +45,34 @@ PTY_RUN="$BATS_TEST_DIRNAME/lib/pty_run.py"
   assert_line --regexp '(^|[^=])rc=0$'
   run rcli exists 'godislock:{tstp}'
   assert_output 0
+}
+
+@test "on a terminal a waiter shows a live line with the time waited, then clears it" {
+  start_holder live
+  run python3 "$PTY_RUN" '[[3.0, ""]]' -- \
+    "$GODISLOCK" run --wait 2500ms --name live -- true
+  assert_success
+  assert_line "exit 75"
+  assert_output --partial "godislock: waiting for lock 'live' held by $(hostname):"
+  assert_output --regexp "waiting for lock 'live' held by [^ ]+ \(sh -c [^)]*\): 1s"
+  # The line is erased before godislock ends: the last thing shown on it is
+  # the erase sequence.
+  assert_output --partial $'\r\e[K'
+  local rc=0
+  release_holder || rc=$?
+  assert_equal "$rc" 0
+}
+
+@test "no live line with --quiet, nor when stderr is not a terminal" {
+  start_holder live
+  run python3 "$PTY_RUN" '[[1.8, ""]]' -- \
+    "$GODISLOCK" run --quiet --wait 1200ms --name live -- true
+  assert_line "exit 75"
+  refute_output --partial "waiting for lock"
+  run --separate-stderr "$GODISLOCK" run --wait 1200ms --name live -- true
+  assert_equal "$status" 75
+  assert_equal "$stderr" ""
+  local rc=0
+  release_holder || rc=$?
+  assert_equal "$rc" 0
 }

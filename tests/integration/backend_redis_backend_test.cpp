@@ -430,22 +430,34 @@ TEST_F(RedisBackendTest, RawEvalOfTheAcquireScript) {
   auto eval = [&](const std::string& token) {
     return c->command({"EVAL", lock::scripts::k_acquire_source, "3", k_lock,
                        k_fence, std::string(k_lock) + ":queue", token, "4000",
-                       "race", "60000"},
+                       "race", "60000", "1", "0", "hostA", "4242", "alice",
+                       "sleep 5"},
                       soon());
   };
   auto got = eval(k_token_a);
   ASSERT_TRUE(got) << got.error().message;
   ASSERT_EQ(got->type, redis::Reply::Type::array);
-  ASSERT_EQ(got->elements.size(), 2u);
+  ASSERT_EQ(got->elements.size(), 3u);
   EXPECT_EQ(got->elements[0].integer, 1);
   EXPECT_GT(got->elements[1].integer, 0);
+  EXPECT_EQ(got->elements[2].integer, 1);  // slot
 
+  // {0, wait, count, host, pid, cmd, age}: who holds it, from the holder
+  // record beside the lock.
   auto held = eval(k_token_b);
   ASSERT_TRUE(held) << held.error().message;
-  ASSERT_EQ(held->elements.size(), 2u);
+  ASSERT_EQ(held->elements.size(), 7u);
   EXPECT_EQ(held->elements[0].integer, 0);
   EXPECT_GT(held->elements[1].integer, 0);
   EXPECT_LE(held->elements[1].integer, 4000);
+  EXPECT_EQ(held->elements[2].integer, 1);
+  EXPECT_EQ(held->elements[3].str, "hostA");
+  EXPECT_EQ(held->elements[4].str, "4242");
+  EXPECT_EQ(held->elements[5].str, "sleep 5");
+  EXPECT_GE(held->elements[6].integer, 0);
+  EXPECT_EQ(server.cli({"HGET", std::string(k_lock) + ":holder:" + k_token_a,
+                        "user"}),
+            "alice");
 
   ASSERT_EQ(server.cli({"DEL", k_lock}), "(integer) 1");
   ASSERT_EQ(server.cli({"SET", k_lock, "x"}), "OK");
@@ -460,6 +472,7 @@ TEST_F(RedisBackendTest, RawEvalOfTheAcquireScript) {
   ASSERT_TRUE(list) << list.error().message;
   EXPECT_EQ(list->elements[0].integer, -1);
   EXPECT_EQ(list->elements[1].str, "list");
+  EXPECT_EQ(list->elements[2].str, k_lock);
 }
 
 TEST_F(RedisBackendTest, ReconnectsOnTheCallAfterARestart) {

@@ -1,6 +1,7 @@
 -- SPDX-License-Identifier: MIT
--- Acquire a lock, or tell how long to wait before trying again.
--- KEYS[1]  lock key      PREFIX{NAME}        (string: the holder's token)
+-- Acquire a lock (or one of its places), or tell how long to wait.
+-- KEYS[1]  lock key      PREFIX{NAME}        (string: the exclusive holder's
+--                        token; also slot 1 of a counted lock)
 -- KEYS[2]  fence key     PREFIX{NAME}:fence  (string: the last fence issued)
 -- KEYS[3]  queue key     PREFIX{NAME}:queue  (list of waiting tokens, FIFO)
 -- ARGV[1]  token         128-bit random hex, one per acquisition
@@ -10,43 +11,170 @@
 --                        'queue': fair, join the queue (or stay in it)
 -- ARGV[4]  lease         milliseconds a queued waiter stays queued without
 --                        coming back (fallback liveness for a vanished host)
--- Per-waiter keys beside the lock (same hash tag): KEYS[1]..':waiter:'..TOKEN
--- (the waiter's lease) and the channel KEYS[1]..':wake:'..TOKEN (the waiter
--- is alive while it is subscribed there; release wakes it there).
--- Announces each acquisition on the channel KEYS[1]..':acquired'.
--- Returns {1, fence}     acquired (or already ours: a retry after a lost
---                        reply gets the same fence back)
---         {0, pttl}      not now; pttl = the holder's time left, -2 when the
---                        lock is free but an earlier waiter goes first, -1
---                        when the key has no expiry (foreign or stale: never
---                        touched)
---         {-1, type}     the lock key holds another type (never touched)
--- The fence never goes back, even when Redis lost its data: it is the larger
--- of the stored fence + 1 and the server clock in microseconds.
-local lock, token, mode = KEYS[1], ARGV[1], ARGV[3]
+-- ARGV[5]  limit         1: exclusive; N > 1: counted lock, N holders at once
+-- ARGV[6]  shared        '1': a shared holder (any number of them together,
+--                        never beside an exclusive holder)
+-- ARGV[7..10]            who asks: host, pid, user, command line
+--
+-- Other keys beside the lock (same hash tag):
+--   KEYS[1]..':slot:'..K     slot K > 1 of a counted lock (string: token)
+--   KEYS[1]..':limit'        a counted lock's N, while it has holders
+--   KEYS[1]..':readers'      shared holders (zset: token -> expiry, server
+--                            time in ms); the key expires with the last one
+--   KEYS[1]..':holder:'..T   who holds it with token T (hash: host pid user
+--                            cmd since fence slot), same TTL as the hold
+--   KEYS[1]..':waiter:'..T   a queued waiter's lease
+-- Channels: KEYS[1]..':wake:'..T (a queued waiter is alive while subscribed
+-- there; it is woken there), KEYS[1]..':acquired' (each acquisition).
+--
+-- Returns {1, fence, slot}  acquired (or already ours: a retry after a lost
+--                           reply gets the same fence back); slot 0 when
+--                           shared
+--         {0, wait, count, host, pid, cmd, age}
+--                           not now; wait = ms until a place may free up by
+--                           expiry, -2 when a place is free but an earlier
+--                           waiter goes first, -1 when a key without expiry
+--                           holds it (foreign or stale: never touched);
+--                           count and the rest describe the holders (one of
+--                           them; age in ms), when known
+--         {-1, type, key}   a key holds another type (never touched)
+--         {-3, shape}       the lock is in use in another shape: 'exclusive',
+--                           'shared' or 'limit:N'
+-- Fences never go back, even when Redis lost its data: each is the larger of
+-- the stored fence + 1 and the server clock in microseconds.
+local lock, fence_key, queue = KEYS[1], KEYS[2], KEYS[3]
+local token, ttl, mode = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local limit, shared = tonumber(ARGV[5]), ARGV[6] == '1'
+local readers, limit_key = lock .. ':readers', lock .. ':limit'
+
+local function slot_key(k)
+  if k == 1 then
+    return lock
+  end
+  return lock .. ':slot:' .. k
+end
+local function holder_key(t)
+  return lock .. ':holder:' .. t
+end
+-- Sets a key's TTL to at least ttl (it is shared by several holders).
+local function extend(key)
+  if redis.call('PTTL', key) < ttl then
+    redis.call('PEXPIRE', key, ttl)
+  end
+end
+
 local kind = redis.call('TYPE', lock)['ok']
 if kind ~= 'none' and kind ~= 'string' then
-  return {-1, kind}
+  return {-1, kind, lock}
 end
+local rkind = redis.call('TYPE', readers)['ok']
+if rkind ~= 'none' and rkind ~= 'zset' then
+  return {-1, rkind, readers}
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local nreaders = 0
+if rkind == 'zset' then
+  redis.call('ZREMRANGEBYSCORE', readers, '-inf', now)
+  nreaders = redis.call('ZCARD', readers)
+end
+
+-- Everybody using a lock must agree on its shape.
+local stored_limit = redis.call('GET', limit_key)
+if shared or limit > 1 then
+  if stored_limit and (shared or tonumber(stored_limit) ~= limit) then
+    return {-3, 'limit:' .. stored_limit}
+  end
+  if not shared and nreaders > 0 then
+    return {-3, 'shared'}
+  end
+  if not shared and not stored_limit and kind == 'string' then
+    return {-3, 'exclusive'}
+  end
+elseif stored_limit then
+  return {-3, 'limit:' .. stored_limit}
+end
+
 local function leave_queue()
   if mode ~= 'race' then
-    redis.call('LREM', KEYS[3], 1, token)
+    redis.call('LREM', queue, 1, token)
     redis.call('DEL', lock .. ':waiter:' .. token)
   end
 end
-local current = redis.call('GET', lock)
-if current == token then
-  redis.call('PEXPIRE', lock, ARGV[2])
-  redis.call('PEXPIRE', KEYS[2], ARGV[2])
-  leave_queue()
-  return {1, tonumber(redis.call('GET', KEYS[2]) or '0')}
+local function fence_of(t)
+  local f = redis.call('HGET', holder_key(t), 'fence') or
+      redis.call('GET', fence_key) or '0'
+  return tonumber(f)
 end
+
+-- Already ours: a retry after a lost reply.
+if shared then
+  if redis.call('ZSCORE', readers, token) then
+    redis.call('ZADD', readers, now + ttl, token)
+    extend(readers)
+    redis.call('PEXPIRE', holder_key(token), ttl)
+    extend(fence_key)
+    leave_queue()
+    return {1, fence_of(token), 0}
+  end
+else
+  for k = 1, limit do
+    local key = slot_key(k)
+    if (k == 1 or redis.call('TYPE', key)['ok'] == 'string') and
+        redis.call('GET', key) == token then
+      redis.call('PEXPIRE', key, ttl)
+      redis.call('PEXPIRE', holder_key(token), ttl)
+      extend(fence_key)
+      if limit > 1 then
+        extend(limit_key)
+      end
+      leave_queue()
+      return {1, fence_of(token), k}
+    end
+  end
+end
+
+-- A free place, or how long until one may free up by expiry, and who is in
+-- the way.
+local slot, wait, blocker, count = nil, nil, nil, 0
+if shared then
+  if kind == 'none' then
+    slot = 0
+  else
+    wait, blocker, count = redis.call('PTTL', lock), lock, 1
+  end
+elseif limit == 1 and kind ~= 'none' then
+  wait, blocker, count = redis.call('PTTL', lock), lock, 1
+elseif limit == 1 and nreaders > 0 then
+  local last = redis.call('ZRANGE', readers, -1, -1, 'WITHSCORES')
+  wait, count = tonumber(last[2]) - now, nreaders
+  blocker = redis.call('ZRANGE', readers, 0, 0)[1]
+elseif limit == 1 then
+  slot = 1
+else
+  for k = 1, limit do
+    local p = redis.call('PTTL', slot_key(k))
+    if p == -2 then
+      slot = slot or k
+    else
+      count = count + 1
+      if p == -1 then
+        return {0, -1}
+      end
+      if not wait or p < wait then
+        wait = p
+      end
+      blocker = blocker or slot_key(k)
+    end
+  end
+end
+
 -- In fair modes the first live waiter goes first. Waiters whose process
 -- died (subscription gone) or vanished (lease expired) are dropped here.
 local first = false
 if mode ~= 'race' then
   for _ = 1, 100 do
-    first = redis.call('LINDEX', KEYS[3], 0)
+    first = redis.call('LINDEX', queue, 0)
     if not first or first == token then
       break
     end
@@ -55,44 +183,76 @@ if mode ~= 'race' then
     if alive then
       break
     end
-    redis.call('LPOP', KEYS[3])
+    redis.call('LPOP', queue)
     redis.call('DEL', lock .. ':waiter:' .. first)
     first = false
   end
 end
-if not current and (not first or first == token) then
+
+if slot and (not first or first == token) then
   -- Announce the acquisition first: it proves, before anything is written,
   -- that this user may PUBLISH, which release needs (a script error does
   -- not roll back earlier writes).
   redis.call('PUBLISH', lock .. ':acquired', '1')
-  local now = redis.call('TIME')
-  local fence = tonumber(now[1]) * 1000000 + tonumber(now[2])
-  local last = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
+  local fence = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local last = tonumber(redis.call('GET', fence_key) or '0') or 0
   if last >= fence then
     fence = last + 1
   end
-  redis.call('SET', lock, token, 'PX', ARGV[2])
-  redis.call('SET', KEYS[2], string.format('%.0f', fence), 'PX', ARGV[2])
+  local fence_text = string.format('%.0f', fence)
+  local fence_ttl = math.max(redis.call('PTTL', fence_key), ttl)
+  redis.call('SET', fence_key, fence_text, 'PX', fence_ttl)
+  if shared then
+    redis.call('ZADD', readers, now + ttl, token)
+    extend(readers)
+  else
+    redis.call('SET', slot_key(slot), token, 'PX', ttl)
+    if limit > 1 then
+      if stored_limit then
+        extend(limit_key)
+      else
+        redis.call('SET', limit_key, limit, 'PX', ttl)
+      end
+    end
+  end
+  redis.call('HSET', holder_key(token), 'host', ARGV[7], 'pid', ARGV[8],
+      'user', ARGV[9], 'cmd', ARGV[10], 'since', now, 'fence', fence_text,
+      'slot', slot)
+  redis.call('PEXPIRE', holder_key(token), ttl)
   leave_queue()
-  -- The waiter now first in line learns the new holder's TTL (it bounds
-  -- its sleep: this holder may crash and publish nothing).
-  local next_waiter = mode ~= 'race' and redis.call('LINDEX', KEYS[3], 0)
+  -- The waiter now first in line learns the news: it may take another
+  -- place, or at least the new holder's TTL (which bounds its sleep: this
+  -- holder may crash and publish nothing).
+  local next_waiter = mode ~= 'race' and redis.call('LINDEX', queue, 0)
   if next_waiter then
     redis.call('PUBLISH', lock .. ':wake:' .. next_waiter, '1')
   end
-  return {1, fence}
+  return {1, fence, slot}
 end
 if mode == 'queue' then
-  if not redis.call('LPOS', KEYS[3], token) then
-    redis.call('RPUSH', KEYS[3], token)
+  if not redis.call('LPOS', queue, token) then
+    redis.call('RPUSH', queue, token)
   end
   redis.call('SET', lock .. ':waiter:' .. token, '1', 'PX', ARGV[4])
-  redis.call('PEXPIRE', KEYS[3], ARGV[4])
+  redis.call('PEXPIRE', queue, ARGV[4])
 end
-if current then
-  return {0, redis.call('PTTL', lock)}
+if not slot then
+  if wait == -1 then
+    return {0, -1}
+  end
+  -- Who is in the way (for the waiter's message).
+  local holder = blocker
+  if blocker == lock or (blocker and blocker:sub(1, #lock + 6) ==
+      lock .. ':slot:') then
+    holder = redis.call('GET', blocker)
+  end
+  local who = holder and redis.call('HMGET', holder_key(holder), 'host',
+      'pid', 'cmd', 'since') or {}
+  local age = who[4] and (now - tonumber(who[4])) or -1
+  return {0, math.max(wait, 0), count, who[1] or '', who[2] or '',
+      who[3] or '', age}
 end
--- Free, but a live waiter is first: it may be asleep on a long timer (the
--- key was deleted or expired unannounced), so wake it.
+-- A place is free, but a live waiter is first: it may be asleep on a long
+-- timer (the key was deleted or expired unannounced), so wake it.
 redis.call('PUBLISH', lock .. ':wake:' .. first, '1')
 return {0, -2}

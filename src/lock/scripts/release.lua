@@ -1,29 +1,62 @@
 -- SPDX-License-Identifier: MIT
--- Release a lock we hold and wake who goes next; also leave the queue.
+-- Release a hold of ours and wake who goes next; also leave the queue (see
+-- acquire.lua for the keys).
 -- KEYS[1]  lock key         PREFIX{NAME}
 -- KEYS[2]  release channel  PREFIX{NAME}:released  (--no-fair waiters)
 -- KEYS[3]  queue key        PREFIX{NAME}:queue
 -- ARGV[1]  token
--- Returns 1 when the key held our token and was deleted (and the next
--- waiter was woken), 0 when it was not ours (the lock is not touched).
--- Either way our token leaves the queue (a waiter giving up calls this).
+-- ARGV[2]  limit            as for acquire
+-- ARGV[3]  shared           as for acquire
+-- Returns 1 when we held it and no longer do (the next waiter was woken), 0
+-- when it was not ours (nothing of anybody else's is touched). Either way
+-- our token leaves the queue (a waiter giving up calls this).
 -- Only the first live queued waiter is woken, on its own channel
 -- KEYS[1]..':wake:'..TOKEN: a handoff costs the same with 1 or 500 waiters.
 -- Waiters that died are dropped on the way. The fence key is left to expire
 -- with its TTL so that the next fence still rises if the clock steps back.
 local lock, token = KEYS[1], ARGV[1]
+local limit, shared = tonumber(ARGV[2]), ARGV[3] == '1'
 redis.call('LREM', KEYS[3], 1, token)
 redis.call('DEL', lock .. ':waiter:' .. token)
-local kind = redis.call('TYPE', lock)['ok']
-local ours = kind == 'string' and redis.call('GET', lock) == token
-if not ours and kind ~= 'none' then
-  return 0
+redis.call('DEL', lock .. ':holder:' .. token)
+local ours, ours_key, wake = false, nil, false
+local readers = lock .. ':readers'
+if shared then
+  if redis.call('TYPE', readers)['ok'] == 'zset' then
+    local t = redis.call('TIME')
+    local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    local expiry = redis.call('ZSCORE', readers, token)
+    ours = expiry and tonumber(expiry) > now
+    redis.call('ZREMRANGEBYSCORE', readers, '-inf', now)
+    -- Only the last shared holder's leaving lets anybody new in.
+    wake = redis.call('ZCARD', readers) == (ours and 1 or 0)
+  end
+  wake = wake and redis.call('EXISTS', lock) == 0
+else
+  for k = 1, limit do
+    local key = k == 1 and lock or lock .. ':slot:' .. k
+    local kind = redis.call('TYPE', key)['ok']
+    if kind == 'string' and redis.call('GET', key) == token then
+      ours, ours_key = true, key
+      break
+    end
+    -- Deleted or expired behind our back: the queue still needs the kick,
+    -- its first waiter may sleep on a long timer.
+    if kind == 'none' then
+      wake = true
+    end
+  end
+  wake = wake or ours
 end
--- The lock is free (or about to be): wake who goes next. Wake before
+if not wake then
+  if ours then
+    redis.call('ZREM', readers, token)
+  end
+  return ours and 1 or 0
+end
+-- A place is free (or about to be): wake who goes next. Wake before
 -- deleting: a failed PUBLISH (ACL) then leaves the lock as it was, and
--- nobody can act on either before this script has finished. When it was
--- not ours (deleted or expired behind our back), the queue still needs
--- the kick: its first waiter may sleep on a long timer.
+-- nobody can act on either before this script has finished.
 redis.call('PUBLISH', KEYS[2], '1')
 for _ = 1, 100 do
   local first = redis.call('LINDEX', KEYS[3], 0)
@@ -40,5 +73,22 @@ end
 if not ours then
   return 0
 end
-redis.call('DEL', lock)
+if shared then
+  redis.call('ZREM', readers, token)
+  return 1
+end
+redis.call('DEL', ours_key)
+if limit > 1 then
+  -- The last holder of a counted lock frees its shape too.
+  local held = false
+  for k = 1, limit do
+    if redis.call('EXISTS', k == 1 and lock or lock .. ':slot:' .. k) == 1 then
+      held = true
+      break
+    end
+  end
+  if not held then
+    redis.call('DEL', lock .. ':limit')
+  end
+end
 return 1
