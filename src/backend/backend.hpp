@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace godislock::backend {
 
@@ -55,6 +56,28 @@ struct Holder {
   std::string command;  // the command line, at most k_holder_cmd_cap bytes
 };
 constexpr size_t k_holder_cmd_cap = 256;
+
+// One hold of a lock, as `status` sees it.
+struct HolderInfo {
+  Holder who;                      // empty when the record is missing
+  Millis ttl{0};                   // time left on the hold's lease
+  std::optional<Millis> age;       // how long it has been held
+  std::optional<uint64_t> fence;   // the hold's fencing token
+  unsigned slot = 0;               // 1..limit, 0 when shared
+};
+
+// What a lock looks like at one instant.
+struct LockStatus {
+  enum class Kind { free, exclusive, counted, shared, foreign };
+  Kind kind = Kind::free;
+  unsigned limit = 1;       // counted: N
+  uint64_t last_fence = 0;  // the last fence issued (0: none known)
+  unsigned queued = 0;      // tokens in the FIFO queue
+  std::vector<HolderInfo> holders;
+  // foreign: what is wrong ("no-ttl", or the key's type) and with which key
+  std::string foreign_detail;
+  std::string foreign_key;
+};
 
 // Announcements that a lock was released, on a connection of its own.
 // Not thread-safe.
@@ -103,6 +126,16 @@ class Backend {
   // A new, independent backend for the same lock (e.g. for another thread).
   // It connects on its first call, so that creating it costs nothing.
   virtual std::unique_ptr<Backend> clone() const = 0;
+  // What the lock looks like now, in one atomic look.
+  virtual util::Result<LockStatus> status(util::Deadline deadline) = 0;
+  // Ends every hold of the lock at once (their holders find out at their
+  // next refresh) and wakes its waiters; returns what was held. Keys that
+  // godislock did not make are never touched (the result is `foreign`).
+  virtual util::Result<LockStatus> break_lock(util::Deadline deadline) = 0;
+  // The names of all locks with keys under the prefix (the settings' name
+  // is not used), sorted. Walks the key space with SCAN, never KEYS.
+  virtual util::Result<std::vector<std::string>> list_names(
+      util::Deadline deadline) = 0;
   // Where the lock lives, safe to print (no password).
   virtual std::string describe() const = 0;
 };

@@ -4,12 +4,14 @@
 #include "lock/scripts/acquire_lua.hpp"
 #include "lock/scripts/refresh_lua.hpp"
 #include "lock/scripts/release_lua.hpp"
+#include "lock/scripts/status_lua.hpp"
 #include "redis/connection.hpp"
 #include "util/log.hpp"
 
 #include <fmt/format.h>
 
 #include <optional>
+#include <set>
 
 namespace godislock::backend {
 
@@ -44,6 +46,63 @@ const Script k_refresh{"refresh", lock::scripts::k_refresh_source,
                        lock::scripts::k_refresh_sha1};
 const Script k_release{"release", lock::scripts::k_release_source,
                        lock::scripts::k_release_sha1};
+const Script k_status{"status", lock::scripts::k_status_source,
+                      lock::scripts::k_status_sha1};
+
+// A SCAN pattern matching `text` literally.
+std::string glob_escape(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\') {
+      out.push_back('\\');
+    }
+    out.push_back(c);
+  }
+  return out;
+}
+
+// The lock name in one of its keys (PREFIX{NAME} or PREFIX{NAME}:SUFFIX),
+// or nullopt for a key that is not one of ours.
+std::optional<std::string> name_of_key(const std::string& prefix,
+                                       const std::string& key) {
+  std::string head = prefix + "{";
+  if (key.size() <= head.size() || key.compare(0, head.size(), head) != 0) {
+    return std::nullopt;
+  }
+  if (key.back() == '}') {
+    return key.substr(head.size(), key.size() - head.size() - 1);
+  }
+  size_t end = key.rfind("}:");
+  if (end == std::string::npos || end < head.size()) {
+    return std::nullopt;
+  }
+  std::string suffix = key.substr(end + 2);
+  static const char* const k_suffixes[] = {"fence", "queue", "limit",
+                                           "readers"};
+  static const char* const k_prefixes[] = {"waiter:", "holder:", "slot:"};
+  bool known = false;
+  for (const char* s : k_suffixes) {
+    known = known || suffix == s;
+  }
+  for (const char* s : k_prefixes) {
+    known = known || suffix.rfind(s, 0) == 0;
+  }
+  if (!known) {
+    return std::nullopt;
+  }
+  return key.substr(head.size(), end - head.size());
+}
+
+long long as_integer(const Reply& r) {
+  if (r.type == Reply::Type::integer) {
+    return r.integer;
+  }
+  try {
+    return std::stoll(r.str);
+  } catch (const std::exception&) {
+    return -1;
+  }
+}
 
 ErrorKind classify_server_error(const std::string& text) {
   if (text.rfind("NOAUTH", 0) == 0 || text.rfind("WRONGPASS", 0) == 0 ||
@@ -177,6 +236,45 @@ class RedisBackend final : public Backend {
     return r->integer == 1;
   }
 
+  Result<LockStatus> status(Deadline deadline) override {
+    return look("look", deadline);
+  }
+
+  Result<LockStatus> break_lock(Deadline deadline) override {
+    return look("break", deadline);
+  }
+
+  Result<std::vector<std::string>> list_names(Deadline deadline) override {
+    if (!m_conn || m_conn->is_broken()) {
+      m_conn.reset();
+      GODISLOCK_TRY(connect(deadline));
+    }
+    std::set<std::string> names;
+    std::string cursor = "0";
+    std::string pattern = glob_escape(m_settings.prefix) + "{*";
+    do {
+      auto r = m_conn->command(
+          {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"}, deadline);
+      if (!r) {
+        return r.error();
+      }
+      if (r->is_error()) {
+        return Error{classify_server_error(r->str),
+                     fmt::format("SCAN: {}", r->str)};
+      }
+      if (r->type != Reply::Type::array || r->elements.size() != 2) {
+        return Error{ErrorKind::protocol, "SCAN: malformed reply"};
+      }
+      cursor = r->elements[0].str;
+      for (const Reply& key : r->elements[1].elements) {
+        if (auto name = name_of_key(m_settings.prefix, key.str)) {
+          names.insert(*name);
+        }
+      }
+    } while (cursor != "0");
+    return std::vector<std::string>(names.begin(), names.end());
+  }
+
   Result<std::unique_ptr<ReleaseWatch>> watch(const std::string& token,
                                               bool fair,
                                               Deadline deadline) override {
@@ -262,6 +360,55 @@ class RedisBackend final : public Backend {
                    fmt::format("{} script: {}", script.name, r->str)};
     }
     return r;
+  }
+
+  Result<LockStatus> look(const char* what, Deadline deadline) {
+    auto r = eval(k_status,
+                  {m_keys.lock, m_keys.fence, m_keys.queue, m_keys.channel},
+                  {what}, deadline);
+    if (!r) {
+      return r.error();
+    }
+    const auto& e = r->elements;
+    if (r->type != Reply::Type::array || e.empty()) {
+      return Error{ErrorKind::protocol, "status: malformed script reply"};
+    }
+    LockStatus st;
+    const std::string& kind = e[0].str;
+    if (kind == "foreign" && e.size() == 3) {
+      st.kind = LockStatus::Kind::foreign;
+      st.foreign_detail = e[1].str;
+      st.foreign_key = e[2].str;
+      return st;
+    }
+    if (e.size() < 4) {
+      return Error{ErrorKind::protocol, "status: malformed script reply"};
+    }
+    st.kind = kind == "exclusive" ? LockStatus::Kind::exclusive
+              : kind == "limit"   ? LockStatus::Kind::counted
+              : kind == "shared"  ? LockStatus::Kind::shared
+                                  : LockStatus::Kind::free;
+    st.limit = static_cast<unsigned>(std::max<long long>(e[1].integer, 1));
+    st.last_fence = static_cast<uint64_t>(std::max<long long>(e[2].integer, 0));
+    st.queued = static_cast<unsigned>(std::max<long long>(e[3].integer, 0));
+    for (size_t i = 4; i < e.size(); ++i) {
+      const auto& h = e[i].elements;
+      if (h.size() != 8) {
+        return Error{ErrorKind::protocol, "status: malformed holder"};
+      }
+      HolderInfo info;
+      info.ttl = Millis(std::max<long long>(as_integer(h[0]), 0));
+      info.who = Holder{h[1].str, h[2].str, h[3].str, h[4].str};
+      if (h[5].integer >= 0) {
+        info.age = Millis(h[5].integer);
+      }
+      if (h[6].integer >= 0) {
+        info.fence = static_cast<uint64_t>(h[6].integer);
+      }
+      info.slot = static_cast<unsigned>(std::max<long long>(h[7].integer, 0));
+      st.holders.push_back(std::move(info));
+    }
+    return st;
   }
 
   std::string limit_arg() const { return std::to_string(m_settings.limit); }

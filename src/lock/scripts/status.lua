@@ -1,0 +1,99 @@
+-- SPDX-License-Identifier: MIT
+-- Tell who holds a lock (see acquire.lua for the keys); with ARGV[1] =
+-- 'break', also release every hold at once (godislock release --force).
+-- KEYS[1]  lock key         PREFIX{NAME}
+-- KEYS[2]  fence key        PREFIX{NAME}:fence
+-- KEYS[3]  queue key        PREFIX{NAME}:queue
+-- KEYS[4]  release channel  PREFIX{NAME}:released
+-- ARGV[1]  'look' or 'break'
+-- Returns {kind, limit, last_fence, waiting, holder...} where kind is 'free',
+-- 'exclusive', 'limit' (counted) or 'shared', and each holder is
+-- {ttl_ms, host, pid, user, cmd, age_ms, fence, slot} ('' and -1 where the
+-- holder record is missing: the holder is gone, or an older godislock);
+-- or {'foreign', detail, key} for a key godislock did not make (another
+-- type, or no TTL): never touched, not even by 'break'.
+local lock = KEYS[1]
+local readers, limit_key = lock .. ':readers', lock .. ':limit'
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+local function foreign(key, want)
+  local kind = redis.call('TYPE', key)['ok']
+  if kind ~= 'none' and kind ~= want then
+    return {'foreign', kind, key}
+  end
+  if kind ~= 'none' and redis.call('PTTL', key) == -1 then
+    return {'foreign', 'no-ttl', key}
+  end
+  return nil
+end
+local bad = foreign(lock, 'string') or foreign(readers, 'zset') or
+    foreign(limit_key, 'string')
+if bad then
+  return bad
+end
+
+local kind, limit = 'free', 1
+local holds = {}  -- {key or false, token, ttl}
+local stored_limit = redis.call('GET', limit_key)
+if stored_limit then
+  kind, limit = 'limit', tonumber(stored_limit)
+  for k = 1, limit do
+    local key = k == 1 and lock or lock .. ':slot:' .. k
+    local bad_slot = foreign(key, 'string')
+    if bad_slot then
+      return bad_slot
+    end
+    local token = redis.call('GET', key)
+    if token then
+      holds[#holds + 1] = {key, token, redis.call('PTTL', key), k}
+    end
+  end
+elseif redis.call('EXISTS', lock) == 1 then
+  kind = 'exclusive'
+  holds[1] = {lock, redis.call('GET', lock), redis.call('PTTL', lock), 1}
+else
+  redis.call('ZREMRANGEBYSCORE', readers, '-inf', now)
+  local entries = redis.call('ZRANGE', readers, 0, -1, 'WITHSCORES')
+  for i = 1, #entries, 2 do
+    kind = 'shared'
+    holds[#holds + 1] = {false, entries[i], tonumber(entries[i + 1]) - now, 0}
+  end
+end
+
+local out = {kind, limit, tonumber(redis.call('GET', KEYS[2]) or '0') or 0,
+    redis.call('LLEN', KEYS[3])}
+for _, h in ipairs(holds) do
+  local rec = lock .. ':holder:' .. h[2]
+  local r = redis.call('HMGET', rec, 'host', 'pid', 'user', 'cmd', 'since',
+      'fence')
+  out[#out + 1] = {h[3], r[1] or '', r[2] or '', r[3] or '', r[4] or '',
+      r[5] and (now - tonumber(r[5])) or -1, tonumber(r[6] or '-1') or -1, h[4]}
+  if ARGV[1] == 'break' then
+    if h[1] then
+      redis.call('DEL', h[1])
+    else
+      redis.call('ZREM', readers, h[2])
+    end
+    redis.call('DEL', rec)
+  end
+end
+if ARGV[1] == 'break' and #holds > 0 then
+  redis.call('DEL', limit_key)
+  -- Waiters move at once: racers on the release channel, the queue's first
+  -- live waiter on its own channel (dead ones are dropped on the way).
+  redis.call('PUBLISH', KEYS[4], '1')
+  for _ = 1, 100 do
+    local first = redis.call('LINDEX', KEYS[3], 0)
+    if not first then
+      break
+    end
+    if redis.call('EXISTS', lock .. ':waiter:' .. first) == 1 and
+        redis.call('PUBLISH', lock .. ':wake:' .. first, '1') > 0 then
+      break
+    end
+    redis.call('LPOP', KEYS[3])
+    redis.call('DEL', lock .. ':waiter:' .. first)
+  end
+end
+return out
