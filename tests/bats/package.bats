@@ -8,7 +8,9 @@
 # The package is made from a build with the release settings (no
 # sanitizer, static libstdc++/fmt/hiredis): the build directory of
 # $GODISLOCK_BIN if it is one, else the plain build/ of scripts/build.sh,
-# else a fresh build in a temp dir (about a minute on 2 cores).
+# else a fresh build in a temp dir (about a minute on 2 cores). cpack
+# packages what the build directory holds, so the binary is brought up to
+# date first.
 load helpers
 
 ROOT=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
@@ -35,15 +37,16 @@ setup_file() {
     build="$BATS_FILE_TMPDIR/build"
     cmake -S "$ROOT" -B "$build" -G Ninja -DGODISLOCK_BUILD_TESTS=OFF \
       >"$BATS_FILE_TMPDIR/configure.log" 2>&1 ||
-      { cat "$BATS_FILE_TMPDIR/configure.log" >&3; return 1; }
+      { cat "$BATS_FILE_TMPDIR/configure.log" >&2; return 1; }
   fi
-  # cpack builds what is out of date (its "preinstall" step), installs into
-  # a staging dir under -B and writes the .deb there.
-  local out="$BATS_FILE_TMPDIR/pkg"
-  (cd "$build" && cpack -G DEB -B "$out") >"$BATS_FILE_TMPDIR/cpack.log" 2>&1 ||
-    { cat "$BATS_FILE_TMPDIR/cpack.log" >&3; return 1; }
+  # cpack installs what is built (it builds nothing with Ninja) into a
+  # staging dir under -B and writes the .deb there.
+  local out="$BATS_FILE_TMPDIR/pkg" log="$BATS_FILE_TMPDIR/cpack.log"
+  { cmake --build "$build" --target godislock godislock_man &&
+    (cd "$build" && cpack -G DEB -B "$out"); } >"$log" 2>&1 ||
+    { cat "$log" >&2; return 1; }
   local debs=("$out"/godislock_*.deb)
-  [[ -f ${debs[0]} ]] || { echo "cpack made no .deb" >&3; return 1; }
+  [[ -f ${debs[0]} ]] || { echo "cpack made no .deb" >&2; return 1; }
   export DEB=${debs[0]}
   export VERSION
   VERSION=$(sed -nE 's/^project\(godislock VERSION ([0-9.]+).*/\1/p' \
