@@ -1,11 +1,78 @@
 # SPDX-License-Identifier: MIT
 # bash completion for godislock(1), after util-linux's bash-completion/flock.
-# Needs only bash (not the bash-completion package). Installed as
-# share/bash-completion/completions/godislock; or: source godislock.bash
+# Needs only bash; with the bash-completion package loaded, the command after
+# "godislock run" completes with that command's own completion
+# (_command_offset). Installed as share/bash-completion/completions/godislock;
+# or: source godislock.bash (`godislock completion bash` prints this file).
+
+# Offers the values of option $1 for the word $2 being completed; returns 1
+# when $1 takes no value (or is not an option of godislock).
+_godislock_value()
+{
+	local opt=$1 cur=$2
+	case $opt in
+		'--ttl'|'--connect-timeout'|'--kill-after')
+			mapfile -t COMPREPLY < <(compgen -W "5s 30s 1m 5m" -- "$cur")
+			;;
+		'-w'|'--wait'|'--timeout')
+			mapfile -t COMPREPLY < <(compgen -W "0 5s 30s 1m 5m" -- "$cur")
+			;;
+		'-E'|'--conflict-exit-code')
+			mapfile -t COMPREPLY < <(compgen -W "0 1 75" -- "$cur")
+			;;
+		'--limit')
+			mapfile -t COMPREPLY < <(compgen -W "2 3 4 8" -- "$cur")
+			;;
+		'--url')
+			compopt -o nospace 2>/dev/null
+			mapfile -t COMPREPLY < <(compgen -W "redis:// unix://" -- "$cur")
+			;;
+		'--kill-signal')
+			mapfile -t COMPREPLY < <(compgen -W "TERM INT HUP QUIT KILL USR1 USR2 ALRM PIPE" -- "$cur")
+			;;
+		'--password-file')
+			compopt -o filenames 2>/dev/null
+			mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+			;;
+		'-c'|'--command')
+			mapfile -t COMPREPLY < <(compgen -c -- "$cur")
+			;;
+		'--name'|'--prefix')
+			;;
+		*)
+			return 1
+			;;
+	esac
+	return 0
+}
+
+# Completes the command that starts at COMP_WORDS[$1] and its arguments.
+_godislock_command()
+{
+	local start=$1 cur=$2
+	# bash-completion's _command_offset hands over to the command's own
+	# completion (git, ssh, make ...), as sudo's completion does.
+	if declare -F _command_offset >/dev/null; then
+		_command_offset "$start"
+		return 0
+	fi
+	if ((COMP_CWORD == start)); then
+		# The command word: a command, or a path to one.
+		mapfile -t COMPREPLY < <(compgen -c -- "$cur")
+		if [[ $cur == */* ]]; then
+			compopt -o filenames 2>/dev/null
+			mapfile -t -O "${#COMPREPLY[@]}" COMPREPLY < <(compgen -f -- "$cur")
+		fi
+	else
+		compopt -o filenames 2>/dev/null
+		mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+	fi
+	return 0
+}
 
 _godislock_module()
 {
-	local cur prev OPTS
+	local cur prev sub OPTS
 	COMPREPLY=()
 	cur="${COMP_WORDS[COMP_CWORD]}"
 	prev="${COMP_WORDS[COMP_CWORD-1]}"
@@ -17,29 +84,45 @@ _godislock_module()
 				mapfile -t COMPREPLY < <(compgen -W "--help --version" -- "$cur")
 				;;
 			*)
-				mapfile -t COMPREPLY < <(compgen -W "run" -- "$cur")
+				mapfile -t COMPREPLY < <(compgen -W "run status release completion" -- "$cur")
 				;;
 		esac
 		return 0
 	fi
-	if [[ ${COMP_WORDS[1]} != run ]]; then
+	sub=${COMP_WORDS[1]}
+
+	if [[ $sub == completion ]]; then
+		case $cur in
+			-*)
+				mapfile -t COMPREPLY < <(compgen -W "--help" -- "$cur")
+				;;
+			*)
+				if ((COMP_CWORD == 2)); then
+					mapfile -t COMPREPLY < <(compgen -W "bash zsh fish" -- "$cur")
+				fi
+				;;
+		esac
 		return 0
 	fi
+	case $sub in
+		run|status|release) ;;
+		*) return 0 ;;
+	esac
 
-	# Find where the command starts, as godislock does: at "--" or at the
-	# first word that is not an option (nor an option's value). bash splits
-	# "--ttl=5s" into "--ttl" "=" "5s".
+	# run: find where the command starts, as godislock does: at "--" or at
+	# the first word that is not an option (nor an option's value). bash
+	# splits "--ttl=5s" into "--ttl" "=" "5s".
 	local i=2 start=0 word k
-	while ((i < COMP_CWORD)); do
+	while [[ $sub == run ]] && ((i < COMP_CWORD)); do
 		word=${COMP_WORDS[i]}
 		case $word in
 			--)
 				start=$((i + 1))
 				break
 				;;
-			--name|--ttl|--wait|--timeout|--conflict-exit-code|--url|\
-			--password-file|--prefix|--connect-timeout|--kill-signal|\
-			--kill-after|--command)
+			--name|--ttl|--wait|--timeout|--conflict-exit-code|--limit|\
+			--url|--password-file|--prefix|--connect-timeout|\
+			--kill-signal|--kill-after|--command)
 				if [[ ${COMP_WORDS[i+1]} == = ]]; then
 					i=$((i + 3))
 				else
@@ -71,17 +154,7 @@ _godislock_module()
 		esac
 	done
 	if ((start > 0 && COMP_CWORD >= start)); then
-		if ((COMP_CWORD == start)); then
-			# The command word: a command, or a path to one.
-			mapfile -t COMPREPLY < <(compgen -c -- "$cur")
-			if [[ $cur == */* ]]; then
-				compopt -o filenames 2>/dev/null
-				mapfile -t -O "${#COMPREPLY[@]}" COMPREPLY < <(compgen -f -- "$cur")
-			fi
-		else
-			compopt -o filenames 2>/dev/null
-			mapfile -t COMPREPLY < <(compgen -f -- "$cur")
-		fi
+		_godislock_command "$start" "$cur"
 		return 0
 	fi
 
@@ -94,7 +167,7 @@ _godislock_module()
 
 	# A short cluster such as -nw wants a value when its first value-taking
 	# letter is its last one.
-	if [[ $prev == -[!-]?* ]]; then
+	if [[ $sub == run && $prev == -[!-]?* ]]; then
 		local letters=${prev#-}
 		letters=${letters%%[wEc]*}
 		if ((${#letters} == ${#prev} - 2)); then
@@ -102,72 +175,58 @@ _godislock_module()
 		fi
 	fi
 
-	case $prev in
-		'--ttl'|'--connect-timeout'|'--kill-after')
-			mapfile -t COMPREPLY < <(compgen -W "5s 30s 1m 5m" -- "$cur")
-			return 0
-			;;
-		'-w'|'--wait'|'--timeout')
-			mapfile -t COMPREPLY < <(compgen -W "0 5s 30s 1m 5m" -- "$cur")
-			return 0
-			;;
-		'-E'|'--conflict-exit-code')
-			mapfile -t COMPREPLY < <(compgen -W "0 1 75" -- "$cur")
-			return 0
-			;;
-		'--url')
-			compopt -o nospace 2>/dev/null
-			mapfile -t COMPREPLY < <(compgen -W "redis:// unix://" -- "$cur")
-			return 0
-			;;
-		'--kill-signal')
-			mapfile -t COMPREPLY < <(compgen -W "TERM INT HUP QUIT KILL USR1 USR2 ALRM PIPE" -- "$cur")
-			return 0
-			;;
-		'--password-file')
-			compopt -o filenames 2>/dev/null
-			mapfile -t COMPREPLY < <(compgen -f -- "$cur")
-			return 0
-			;;
-		'-c'|'--command')
-			mapfile -t COMPREPLY < <(compgen -c -- "$cur")
-			return 0
-			;;
-		'--name'|'--prefix'|'-h'|'--help')
-			return 0
-			;;
-	esac
+	if [[ $prev == -h || $prev == --help ]]; then
+		return 0
+	fi
+	if _godislock_value "$prev" "$cur"; then
+		return 0
+	fi
+
 	case $cur in
 		-*)
+			# The options of every subcommand that talks to Redis.
 			OPTS="--help
-				--name
-				--ttl
-				--wait
-				--timeout
-				--nonblock
-				--no-fair
-				--limit
-				--shared
-				--nb
-				--no-wait
-				--conflict-exit-code
 				--url
 				--password-file
 				--prefix
 				--connect-timeout
-				--kill-signal
-				--kill-after
-				--command
-				--exclusive
-				--close
 				--verbose
 				--quiet"
+			case $sub in
+				run)
+					OPTS+="
+						--name
+						--ttl
+						--wait
+						--timeout
+						--nonblock
+						--nb
+						--no-wait
+						--no-fair
+						--conflict-exit-code
+						--limit
+						--shared
+						--exclusive
+						--kill-signal
+						--kill-after
+						--command
+						--close"
+					;;
+				status)
+					OPTS+=" --json"
+					;;
+				release)
+					OPTS+=" --force"
+					;;
+			esac
 			mapfile -t COMPREPLY < <(compgen -W "${OPTS[*]}" -- "$cur")
 			return 0
 			;;
 	esac
-	# The command word, given without "--".
-	mapfile -t COMPREPLY < <(compgen -c -- "$cur")
+	if [[ $sub == run ]]; then
+		# The command word, given without "--".
+		_godislock_command "$COMP_CWORD" "$cur"
+	fi
 	return 0
 }
 complete -F _godislock_module godislock

@@ -11,6 +11,9 @@ packages=(
   bats bats-support bats-assert
   iproute2 iptables procps util-linux python3 mandoc groff-base
   gnuplot-nox libc6-dev
+  # Packaging (cpack -G DEB runs dpkg-shlibdeps) and the completion and
+  # package tests.
+  dpkg-dev file man-db bash-completion zsh fish
 )
 
 missing=()

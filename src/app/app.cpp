@@ -626,6 +626,7 @@ int run(int argc, char** argv) {
     switch (opts.action) {
       case cli::Options::Action::show_help:
       case cli::Options::Action::show_version:
+      case cli::Options::Action::show_completion:
         if (!print_stdout(opts.text)) {
           GODISLOCK_ERROR("cannot write to standard output: {}",
                           std::strerror(errno));

@@ -2,6 +2,7 @@
 #include "cli/options.hpp"
 
 #include "backend/backend.hpp"
+#include "cli/completion.hpp"
 #include "config/duration.hpp"
 
 #pragma GCC diagnostic push
@@ -96,6 +97,9 @@ class Formatter final : public CLI::Formatter {
     if (app->get_name() == "run") {
       return "Usage: godislock run [OPTIONS] -- COMMAND [ARGS...]\n"
              "       godislock run [OPTIONS] -c 'SHELL COMMAND'\n";
+    }
+    if (app->get_name() == "completion") {  // issue 6
+      return "Usage: godislock completion bash|zsh|fish\n";
     }
     return CLI::Formatter::make_usage(app, std::move(name));
   }
@@ -216,6 +220,15 @@ Options parse(int argc, const char* const* argv) {
                 "Say what happens (never prints passwords)");
   run->add_flag("-q,--quiet", o.quiet, "Print errors only");
 
+  // --- `godislock completion SHELL` (issue 6) ---
+  std::string completion_shell;
+  CLI::App* completion = app.add_subcommand(
+      "completion", "Print the completion script for bash, zsh or fish");
+  completion->formatter(formatter);
+  completion->add_option("shell", completion_shell, "bash, zsh or fish")
+      ->type_name("SHELL");
+  // --- end completion ---
+
   std::vector<const char*> cargv;
   for (const auto& a : cli_args) {
     cargv.push_back(a.c_str());
@@ -224,7 +237,8 @@ Options parse(int argc, const char* const* argv) {
     app.parse(static_cast<int>(cargv.size()), cargv.data());
   } catch (const CLI::CallForHelp&) {
     out.action = Options::Action::show_help;
-    CLI::App* which = run->parsed() ? run : &app;
+    auto parsed = app.get_subcommands();
+    CLI::App* which = parsed.empty() ? &app : parsed.front();
     out.text = which->help();
     return out;
   } catch (const CLI::CallForVersion&) {
@@ -243,6 +257,23 @@ Options parse(int argc, const char* const* argv) {
     }
     throw UsageError{msg};
   }
+
+  // --- `godislock completion SHELL` (issue 6) ---
+  if (completion->parsed()) {
+    auto script = completion_script(completion_shell);
+    if (!script) {
+      throw UsageError{
+          completion_shell.empty()
+              ? fmt::format("completion needs a shell: {}",
+                            k_completion_shells)
+              : fmt::format("unknown shell '{}' for completion (use {})",
+                            completion_shell, k_completion_shells)};
+    }
+    out.action = Options::Action::show_completion;
+    out.text = std::string(*script);
+    return out;
+  }
+  // --- end completion ---
 
   if (run->count("--name") != 0) {
     o.name = name;

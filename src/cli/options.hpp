@@ -34,9 +34,10 @@ struct RunOptions {
 };
 
 struct Options {
-  enum class Action { run, show_help, show_version };
+  // show_completion: `godislock completion SHELL`, text is the script.
+  enum class Action { run, show_help, show_version, show_completion };
   Action action = Action::run;
-  std::string text;  // help or version text to print
+  std::string text;  // help, version or completion text to print
   RunOptions run;
 };
 
