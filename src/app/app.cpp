@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "app/app.hpp"
 
+#include "app/common.hpp"
 #include "app/exit_code.hpp"
 #include "backend/backend.hpp"
 #include "cli/options.hpp"
@@ -15,6 +16,7 @@
 #include "util/random.hpp"
 
 #include <fcntl.h>
+#include <pwd.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -34,13 +36,6 @@ using lock::Millis;
 using util::Clock;
 using util::Deadline;
 using util::ErrorKind;
-
-// An unrecoverable failure with its exit code; thrown on the main thread
-// only, caught once in run().
-struct Fatal {
-  int code;
-  std::string message;
-};
 
 constexpr size_t k_max_name = 256;
 constexpr size_t k_max_prefix = 256;
@@ -160,10 +155,6 @@ std::vector<std::string> child_environment(const std::string& name,
   return env;
 }
 
-int exit_code_for_error(const util::Error& e) {
-  return e.kind == ErrorKind::config ? k_exit_usage : k_exit_unavailable;
-}
-
 // Releases by token with a short deadline; never throws. Returns whether the
 // key was still ours, or why Redis could not release it.
 util::Result<bool> release_lock(backend::Backend& b, const std::string& token,
@@ -206,7 +197,15 @@ backend::Holder holder_identity(const std::vector<std::string>& argv) {
     }
   }
   if (h.user.empty()) {
-    h.user = "uid " + std::to_string(::geteuid());
+    struct passwd pw;
+    struct passwd* found = nullptr;
+    char buf[1024];
+    if (::getpwuid_r(::geteuid(), &pw, buf, sizeof buf, &found) == 0 &&
+        found != nullptr) {
+      h.user = found->pw_name;
+    } else {
+      h.user = "uid " + std::to_string(::geteuid());
+    }
   }
   for (const auto& word : argv) {
     if (!h.command.empty()) {
@@ -266,12 +265,12 @@ bool is_terminating(int sig) {
   return sig == SIGINT || sig == SIGTERM || sig == SIGHUP || sig == SIGQUIT;
 }
 
-int run_command(const cli::RunOptions& o) {
+}  // namespace
+
+config::Endpoint endpoint_for(const cli::ConnectionOptions& o) {
   util::set_log_level(o.verbose ? util::LogLevel::verbose
                       : o.quiet ? util::LogLevel::quiet
                                 : util::LogLevel::normal);
-
-  // --- Configuration: every check before anything touches Redis. ---
   std::string why;
   auto endpoint = config::parse_url(o.url, &why);
   if (!endpoint) {
@@ -293,6 +292,39 @@ int run_command(const cli::RunOptions& o) {
       }
     }
   }
+  return *endpoint;
+}
+
+void check_name(const std::string& name) {
+  if (name.empty()) {
+    throw UsageError{"--name must not be empty"};
+  }
+  if (name.size() > k_max_name) {
+    throw UsageError{fmt::format("--name is {} bytes long; the limit is {}",
+                                 name.size(), k_max_name)};
+  }
+  if (has_control(name)) {
+    throw UsageError{"--name must not contain control characters"};
+  }
+}
+
+void check_prefix(const std::string& prefix) {
+  if (prefix.size() > k_max_prefix || has_control(prefix)) {
+    throw UsageError{fmt::format(
+        "--prefix must be at most {} bytes without control characters",
+        k_max_prefix)};
+  }
+}
+
+int exit_code_for_error(const util::Error& e) {
+  return e.kind == ErrorKind::config ? k_exit_usage : k_exit_unavailable;
+}
+
+namespace {
+
+int run_command(const cli::RunOptions& o) {
+  // --- Configuration: every check before anything touches Redis. ---
+  auto endpoint = endpoint_for(o);
 
   std::vector<std::string> argv = o.command;
   if (o.shell_command) {
@@ -310,18 +342,8 @@ int run_command(const cli::RunOptions& o) {
                                                       *o.shell_command}
                            : argv);
   }
-  if (name.size() > k_max_name) {
-    throw UsageError{fmt::format("--name is {} bytes long; the limit is {}",
-                                 name.size(), k_max_name)};
-  }
-  if (has_control(name)) {
-    throw UsageError{"--name must not contain control characters"};
-  }
-  if (o.prefix.size() > k_max_prefix || has_control(o.prefix)) {
-    throw UsageError{fmt::format(
-        "--prefix must be at most {} bytes without control characters",
-        k_max_prefix)};
-  }
+  check_name(name);
+  check_prefix(o.prefix);
   if (o.ttl < Millis(3)) {
     throw UsageError{fmt::format("--ttl {} is below the minimum of 3ms",
                                  config::format_duration(o.ttl))};
@@ -368,7 +390,7 @@ int run_command(const cli::RunOptions& o) {
 
   bool single_try = o.nonblock || (o.wait && o.wait->count() == 0);
   backend::Settings settings;
-  settings.endpoint = *endpoint;
+  settings.endpoint = endpoint;
   settings.prefix = o.prefix;
   settings.name = name;
   settings.limit = o.limit;
@@ -376,7 +398,7 @@ int run_command(const cli::RunOptions& o) {
   settings.holder = holder_identity(argv);
   GODISLOCK_DEBUG("lock '{}'{} on {}, prefix '{}', ttl {}, wait {}", name,
                   o.name ? "" : " (derived from the command)",
-                  endpoint->redacted(), o.prefix,
+                  endpoint.redacted(), o.prefix,
                   config::format_duration(o.ttl),
                   single_try ? "none"
                   : o.wait   ? config::format_duration(*o.wait)
@@ -633,6 +655,10 @@ int run(int argc, char** argv) {
           return k_exit_internal;
         }
         return 0;
+      case cli::Options::Action::status:
+        return status_command(opts.status);
+      case cli::Options::Action::release:
+        return release_command(opts.release);
       case cli::Options::Action::run:
         break;
     }

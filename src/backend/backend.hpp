@@ -126,8 +126,10 @@ class Backend {
   // A new, independent backend for the same lock (e.g. for another thread).
   // It connects on its first call, so that creating it costs nothing.
   virtual std::unique_ptr<Backend> clone() const = 0;
-  // What the lock looks like now, in one atomic look.
-  virtual util::Result<LockStatus> status(util::Deadline deadline) = 0;
+  // What lock `name` (under the same prefix) looks like now, in one atomic
+  // look.
+  virtual util::Result<LockStatus> status(const std::string& name,
+                                          util::Deadline deadline) = 0;
   // Ends every hold of the lock at once (their holders find out at their
   // next refresh) and wakes its waiters; returns what was held. Keys that
   // godislock did not make are never touched (the result is `foreign`).

@@ -236,12 +236,13 @@ class RedisBackend final : public Backend {
     return r->integer == 1;
   }
 
-  Result<LockStatus> status(Deadline deadline) override {
-    return look("look", deadline);
+  Result<LockStatus> status(const std::string& name,
+                            Deadline deadline) override {
+    return look(redis_keys(m_settings.prefix, name), "look", deadline);
   }
 
   Result<LockStatus> break_lock(Deadline deadline) override {
-    return look("break", deadline);
+    return look(m_keys, "break", deadline);
   }
 
   Result<std::vector<std::string>> list_names(Deadline deadline) override {
@@ -362,9 +363,9 @@ class RedisBackend final : public Backend {
     return r;
   }
 
-  Result<LockStatus> look(const char* what, Deadline deadline) {
-    auto r = eval(k_status,
-                  {m_keys.lock, m_keys.fence, m_keys.queue, m_keys.channel},
+  Result<LockStatus> look(const RedisKeys& keys, const char* what,
+                          Deadline deadline) {
+    auto r = eval(k_status, {keys.lock, keys.fence, keys.queue, keys.channel},
                   {what}, deadline);
     if (!r) {
       return r.error();

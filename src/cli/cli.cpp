@@ -15,7 +15,9 @@
 #include <fmt/format.h>
 
 #include <cstdlib>
+#include <optional>
 #include <set>
+#include <string>
 
 #ifndef GODISLOCK_VERSION
 #define GODISLOCK_VERSION "unknown"
@@ -40,6 +42,24 @@ const char* const k_exit_codes_text =
     "  79                   lock lost while the command ran (it was\n"
     "                       signalled), or found gone at release\n"
     "  126 / 127            command not executable / not found\n"
+    "\nSee godislock(1) for details.\n";
+
+const char* const k_status_exit_text =
+    "Exit status:\n"
+    "  0     every lock named is held (without NAME: at least one is)\n"
+    "  1     a lock named is free (without NAME: none is held)\n"
+    "  64    usage or configuration error\n"
+    "  65    a key of the lock was not made by godislock\n"
+    "  69    Redis unreachable, or authentication failed\n"
+    "\nSee godislock(1) for details.\n";
+
+const char* const k_release_exit_text =
+    "Exit status:\n"
+    "  0     the lock was held and is released now\n"
+    "  1     the lock was free\n"
+    "  64    usage or configuration error (also: no --force)\n"
+    "  65    a key of the lock was not made by godislock (left alone)\n"
+    "  69    Redis unreachable, or authentication failed\n"
     "\nSee godislock(1) for details.\n";
 
 // Options of `run` that take a value, for finding where the command starts
@@ -98,6 +118,12 @@ class Formatter final : public CLI::Formatter {
       return "Usage: godislock run [OPTIONS] -- COMMAND [ARGS...]\n"
              "       godislock run [OPTIONS] -c 'SHELL COMMAND'\n";
     }
+    if (app->get_name() == "status") {
+      return "Usage: godislock status [OPTIONS] [NAME...]\n";
+    }
+    if (app->get_name() == "release") {
+      return "Usage: godislock release --force [OPTIONS] NAME\n";
+    }
     if (app->get_name() == "completion") {  // issue 6
       return "Usage: godislock completion bash|zsh|fish\n";
     }
@@ -113,6 +139,124 @@ Millis duration_option(const std::string& option, const std::string& value) {
         fmt::format("invalid value '{}' for {}: {}", value, option, why)};
   }
   return *d;
+}
+
+// An exit status 0..255 given as text.
+int exit_code_option(const std::string& option, const std::string& value) {
+  int code = -1;
+  size_t used = 0;
+  try {
+    code = std::stoi(value, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != value.size() || code < 0 || code > 255) {
+    throw UsageError{fmt::format(
+        "invalid value '{}' for {}: an exit status from 0 to 255", value,
+        option)};
+  }
+  return code;
+}
+
+// A non-empty environment variable, or nullopt.
+std::optional<std::string> env_value(const char* name) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') {
+    return std::nullopt;
+  }
+  return std::string(v);
+}
+
+// GODISLOCK_VERBOSE=1 and the like: 1/true/yes/on or 0/false/no/off.
+bool env_flag(const char* name) {
+  auto v = env_value(name);
+  if (!v) {
+    return false;
+  }
+  for (const char* yes : {"1", "true", "yes", "on"}) {
+    if (*v == yes) {
+      return true;
+    }
+  }
+  for (const char* no : {"0", "false", "no", "off"}) {
+    if (*v == no) {
+      return false;
+    }
+  }
+  throw UsageError{fmt::format(
+      "invalid value '{}' for {}: use 1 or 0 (true/false, yes/no, on/off)",
+      *v, name)};
+}
+
+// The connection options' raw values, as every subcommand takes them.
+struct ConnectionInputs {
+  std::string url, password_file, connect_timeout;
+};
+
+void add_connection_options(CLI::App* sub, ConnectionOptions& c,
+                            ConnectionInputs& in) {
+  sub->add_option("--url", in.url,
+                  "redis://[user[:password]@]host[:port][/db] or "
+                  "unix:///path.sock[?db=N] (env GODISLOCK_URL; default "
+                  "redis://127.0.0.1:6379)")
+      ->type_name("URL");
+  sub->add_option("--password-file", in.password_file,
+                  "Read the Redis password from FILE (env "
+                  "GODISLOCK_PASSWORD_FILE; else env GODISLOCK_PASSWORD or "
+                  "REDISCLI_AUTH)")
+      ->type_name("FILE");
+  sub->add_option("--prefix", c.prefix,
+                  "Key namespace (env GODISLOCK_PREFIX; default "
+                  "\"godislock:\")")
+      ->type_name("STRING");
+  sub->add_option("--connect-timeout", in.connect_timeout,
+                  "Deadline for connecting and for each Redis call; also "
+                  "how long an outage is tolerated while waiting (env "
+                  "GODISLOCK_CONNECT_TIMEOUT; default 5s)")
+      ->type_name("DURATION");
+  sub->add_flag("-v,--verbose", c.verbose,
+                "Say what happens, never passwords (env GODISLOCK_VERBOSE)");
+  sub->add_flag("-q,--quiet", c.quiet,
+                "Print errors only (env GODISLOCK_QUIET)");
+}
+
+// Applies the environment where an option was not given, then checks.
+void finish_connection(const CLI::App* sub, ConnectionOptions& c,
+                       const ConnectionInputs& in) {
+  auto given = [&](const char* option) { return sub->count(option) != 0; };
+  if (given("--url")) {
+    c.url = in.url;
+  } else if (auto env = env_value("GODISLOCK_URL")) {
+    c.url = *env;
+  } else {
+    c.url = k_default_url;
+  }
+  if (given("--password-file")) {
+    c.password_file = in.password_file;
+  } else if (auto env = env_value("GODISLOCK_PASSWORD_FILE")) {
+    c.password_file = *env;
+  }
+  if (!given("--prefix")) {
+    if (auto env = env_value("GODISLOCK_PREFIX")) {
+      c.prefix = *env;
+    }
+  }
+  if (given("--connect-timeout")) {
+    c.connect_timeout = duration_option("--connect-timeout", in.connect_timeout);
+  } else if (auto env = env_value("GODISLOCK_CONNECT_TIMEOUT")) {
+    c.connect_timeout = duration_option("GODISLOCK_CONNECT_TIMEOUT", *env);
+  }
+  if (c.connect_timeout.count() <= 0) {
+    throw UsageError{"--connect-timeout must be greater than 0"};
+  }
+  if (c.verbose && c.quiet) {
+    throw UsageError{"--verbose and --quiet conflict: use one of them"};
+  }
+  // The command line wins over the environment, and -v over -q there.
+  if (!c.verbose && !c.quiet) {
+    c.verbose = env_flag("GODISLOCK_VERBOSE");
+    c.quiet = !c.verbose && env_flag("GODISLOCK_QUIET");
+  }
 }
 
 }  // namespace
@@ -151,53 +295,37 @@ Options parse(int argc, const char* const* argv) {
   app.formatter(formatter);
   run->formatter(formatter);
 
-  std::string ttl, wait, connect_timeout, kill_after;
-  std::string url, password_file, name, shell;
+  std::string ttl, wait, kill_after, conflict_code;
+  std::string name, shell;
   bool exclusive = false, close_fd = false;
   run->add_option("--name", name,
                   "Lock name (default: derived from the command, see -v)")
       ->type_name("NAME");
   run->add_option("--ttl", ttl,
                   "Lease if godislock dies; refreshed every ttl/3 "
-                  "(default 30s; at least 3ms, and 7ms to leave room for "
-                  "--kill-after)")
+                  "(env GODISLOCK_TTL; default 30s; at least 3ms, and 7ms to "
+                  "leave room for --kill-after)")
       ->type_name("DURATION");
   run->add_option("-w,--wait,--timeout", wait,
-                  "Give up waiting after DURATION (default: wait forever; "
-                  "0: one try)")
+                  "Give up waiting after DURATION (env GODISLOCK_WAIT; "
+                  "default: wait forever; 0: one try)")
       ->type_name("DURATION");
   run->add_flag("-n,--nonblock,--nb,--no-wait", o.nonblock,
                 "Fail at once if the lock is held (same as --wait 0)");
   run->add_flag("--no-fair", o.no_fair,
                 "Race for the lock instead of queueing in arrival order "
                 "(every release then wakes every such waiter)");
-  run->add_option("-E,--conflict-exit-code", o.conflict_exit_code,
-                  "Exit code when the lock is not acquired (default 75)")
-      ->check(CLI::Range(0, 255).description(""))
+  run->add_option("-E,--conflict-exit-code", conflict_code,
+                  "Exit code when the lock is not acquired (env "
+                  "GODISLOCK_CONFLICT_EXIT_CODE; default 75)")
       ->type_name("N");
-  run->add_option("--url", url,
-                  "redis://[user[:password]@]host[:port][/db] or "
-                  "unix:///path.sock[?db=N] (env GODISLOCK_URL; default "
-                  "redis://127.0.0.1:6379)")
-      ->type_name("URL");
-  run->add_option("--password-file", password_file,
-                  "Read the Redis password from FILE (else env "
-                  "GODISLOCK_PASSWORD or REDISCLI_AUTH)")
-      ->type_name("FILE");
-  run->add_option("--prefix", o.prefix,
-                  "Key namespace (default \"godislock:\")")
-      ->type_name("STRING");
-  run->add_option("--connect-timeout", connect_timeout,
-                  "Deadline for connecting and for each Redis call; also "
-                  "how long an outage is tolerated while waiting "
-                  "(default 5s)")
-      ->type_name("DURATION");
   run->add_option("--kill-signal", o.kill_signal,
                   "Signal sent to the command's process tree when the lock "
-                  "is lost (default TERM)")
+                  "is lost (env GODISLOCK_KILL_SIGNAL; default TERM)")
       ->type_name("SIGNAL");
   run->add_option("--kill-after", kill_after,
-                  "Then SIGKILL after DURATION (default: min(5s, ttl/3))")
+                  "Then SIGKILL after DURATION (env GODISLOCK_KILL_AFTER; "
+                  "default: min(5s, ttl/3))")
       ->type_name("DURATION");
   run->add_option("-c,--command", shell,
                   "Run SHELL COMMAND with /bin/sh -c (like flock -c)")
@@ -216,9 +344,36 @@ Options parse(int argc, const char* const* argv) {
   run->add_flag("-o,--close", close_fd,
                 "Accepted for flock(1) compatibility (no lock fd is ever "
                 "passed to the command)");
-  run->add_flag("-v,--verbose", o.verbose,
-                "Say what happens (never prints passwords)");
-  run->add_flag("-q,--quiet", o.quiet, "Print errors only");
+  ConnectionInputs run_in;
+  add_connection_options(run, o, run_in);
+
+  // --- `godislock status [NAME...]` and `godislock release --force NAME`
+  StatusOptions& so = out.status;
+  CLI::App* status = app.add_subcommand(
+      "status", "Show who holds locks: exit 0 if held, 1 if free");
+  status->formatter(formatter);
+  status->footer(k_status_exit_text);
+  status->add_option("name", so.names,
+                     "Locks to show (default: every lock under the prefix)")
+      ->type_name("NAME");
+  status->add_flag("--json", so.json,
+                   "Print a JSON array, one object per lock (see "
+                   "godislock(1) for the schema)");
+  ConnectionInputs status_in;
+  add_connection_options(status, so, status_in);
+
+  ReleaseOptions& ro = out.release;
+  bool force = false;
+  CLI::App* release = app.add_subcommand(
+      "release", "Break a lock that another process holds (needs --force)");
+  release->formatter(formatter);
+  release->footer(k_release_exit_text);
+  release->add_option("name", ro.name, "The lock to break")->type_name("NAME");
+  release->add_flag("--force", force,
+                    "Really break it: its holders lose it, and their "
+                    "commands are stopped at their next refresh");
+  ConnectionInputs release_in;
+  add_connection_options(release, ro, release_in);
 
   // --- `godislock completion SHELL` (issue 6) ---
   std::string completion_shell;
@@ -275,34 +430,58 @@ Options parse(int argc, const char* const* argv) {
   }
   // --- end completion ---
 
-  if (run->count("--name") != 0) {
+  if (status->parsed()) {
+    out.action = Options::Action::status;
+    finish_connection(status, so, status_in);
+    return out;
+  }
+  if (release->parsed()) {
+    out.action = Options::Action::release;
+    finish_connection(release, ro, release_in);
+    if (ro.name.empty()) {
+      throw UsageError{"release needs the name of a lock"};
+    }
+    if (!force) {
+      throw UsageError{fmt::format(
+          "release breaks lock '{}' for whoever holds it: add --force to do "
+          "it",
+          ro.name)};
+    }
+    return out;
+  }
+
+  // `run`: each option, else its environment variable, else the default.
+  finish_connection(run, o, run_in);
+  auto given = [&](const char* option) { return run->count(option) != 0; };
+  if (given("--name")) {
     o.name = name;
   }
-  if (run->count("--ttl") != 0) {
+  if (given("--ttl")) {
     o.ttl = duration_option("--ttl", ttl);
+  } else if (auto env = env_value("GODISLOCK_TTL")) {
+    o.ttl = duration_option("GODISLOCK_TTL", *env);
   }
-  if (run->count("--wait") != 0) {
+  if (given("--wait")) {
     o.wait = duration_option("--wait", wait);
+  } else if (auto env = env_value("GODISLOCK_WAIT"); env && !o.nonblock) {
+    o.wait = duration_option("GODISLOCK_WAIT", *env);
   }
-  if (run->count("--connect-timeout") != 0) {
-    o.connect_timeout = duration_option("--connect-timeout", connect_timeout);
-    if (o.connect_timeout.count() <= 0) {
-      throw UsageError{"--connect-timeout must be greater than 0"};
+  if (given("--kill-after")) {
+    o.kill_after = duration_option("--kill-after", kill_after);
+  } else if (auto env = env_value("GODISLOCK_KILL_AFTER")) {
+    o.kill_after = duration_option("GODISLOCK_KILL_AFTER", *env);
+  }
+  if (!given("--kill-signal")) {
+    if (auto env = env_value("GODISLOCK_KILL_SIGNAL")) {
+      o.kill_signal = *env;
     }
   }
-  if (run->count("--kill-after") != 0) {
-    o.kill_after = duration_option("--kill-after", kill_after);
-  }
-  if (run->count("--password-file") != 0) {
-    o.password_file = password_file;
-  }
-  if (run->count("--url") != 0) {
-    o.url = url;
-  } else if (const char* env = std::getenv("GODISLOCK_URL");
-             env != nullptr && *env != '\0') {
-    o.url = env;
-  } else {
-    o.url = k_default_url;
+  if (given("--conflict-exit-code")) {
+    o.conflict_exit_code = exit_code_option("--conflict-exit-code",
+                                            conflict_code);
+  } else if (auto env = env_value("GODISLOCK_CONFLICT_EXIT_CODE")) {
+    o.conflict_exit_code =
+        exit_code_option("GODISLOCK_CONFLICT_EXIT_CODE", *env);
   }
   if (o.nonblock && o.wait && o.wait->count() != 0) {
     throw UsageError{"--nonblock and --wait conflict: use one of them"};
@@ -312,9 +491,6 @@ Options parse(int argc, const char* const* argv) {
   }
   if (o.shared && run->count("--limit") != 0) {
     throw UsageError{"--shared and --limit conflict: use one of them"};
-  }
-  if (o.verbose && o.quiet) {
-    throw UsageError{"--verbose and --quiet conflict: use one of them"};
   }
   if (run->count("--command") != 0) {
     if (has_command_words) {

@@ -10,9 +10,21 @@ namespace godislock::cli {
 
 using Millis = std::chrono::milliseconds;
 
+// How to reach Redis and what to say; shared by every subcommand that talks
+// to Redis. Each comes from its option, else its environment variable
+// (GODISLOCK_URL, GODISLOCK_PREFIX, ...), else the default.
+struct ConnectionOptions {
+  std::string url;  // --url, else $GODISLOCK_URL, else the default
+  std::optional<std::string> password_file;
+  std::string prefix = "godislock:";
+  Millis connect_timeout{5000};
+  bool verbose = false;
+  bool quiet = false;
+};
+
 // What `godislock run` was asked to do, as parsed from argv and the
 // environment. A plain value; cli/ does no I/O beyond reading env vars.
-struct RunOptions {
+struct RunOptions : ConnectionOptions {
   std::optional<std::string> name;
   Millis ttl{30000};
   std::optional<Millis> wait;  // nullopt: wait forever
@@ -21,24 +33,38 @@ struct RunOptions {
   unsigned limit = 1;   // --limit
   bool shared = false;  // --shared
   int conflict_exit_code = 75;
-  std::string url;  // --url, else $GODISLOCK_URL, else the default
-  std::optional<std::string> password_file;
-  std::string prefix = "godislock:";
-  Millis connect_timeout{5000};
   std::string kill_signal = "TERM";
   std::optional<Millis> kill_after;
-  bool verbose = false;
-  bool quiet = false;
   std::optional<std::string> shell_command;  // -c
   std::vector<std::string> command;          // after --
 };
 
+// `godislock status [NAME...]`: no name lists every lock under the prefix.
+struct StatusOptions : ConnectionOptions {
+  std::vector<std::string> names;
+  bool json = false;
+};
+
+// `godislock release --force NAME`.
+struct ReleaseOptions : ConnectionOptions {
+  std::string name;
+};
+
 struct Options {
   // show_completion: `godislock completion SHELL`, text is the script.
-  enum class Action { run, show_help, show_version, show_completion };
+  enum class Action {
+    run,
+    status,
+    release,
+    show_help,
+    show_version,
+    show_completion
+  };
   Action action = Action::run;
   std::string text;  // help, version or completion text to print
   RunOptions run;
+  StatusOptions status;
+  ReleaseOptions release;
 };
 
 // Thrown for any usage error; the message names the option and the value.

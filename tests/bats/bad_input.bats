@@ -298,7 +298,7 @@ use --ttl 1s552ms or more)" \
 }
 
 @test "bad input: --conflict-exit-code out of range" {
-  usage_error "--conflict-exit-code: Value 256 not in range 0 to 255" \
+  usage_error "invalid value '256' for --conflict-exit-code: an exit status from 0 to 255" \
     run --name bi -E 256 -- touch "$MARK"
 }
 

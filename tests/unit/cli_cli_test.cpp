@@ -57,22 +57,32 @@ bool contains(const std::string& s, const std::string& part) {
 // Keeps the environment variables the parser reads out of the tests' way.
 class CliTest : public ::testing::Test {
  protected:
+  static constexpr const char* k_vars[] = {
+      "GODISLOCK_URL",          "GODISLOCK_PREFIX",
+      "GODISLOCK_PASSWORD_FILE", "GODISLOCK_CONNECT_TIMEOUT",
+      "GODISLOCK_VERBOSE",      "GODISLOCK_QUIET",
+      "GODISLOCK_TTL",          "GODISLOCK_WAIT",
+      "GODISLOCK_KILL_SIGNAL",  "GODISLOCK_KILL_AFTER",
+      "GODISLOCK_CONFLICT_EXIT_CODE"};
   void SetUp() override {
-    if (const char* v = std::getenv("GODISLOCK_URL")) {
-      m_saved_url = v;
+    for (const char* var : k_vars) {
+      if (const char* v = std::getenv(var)) {
+        m_saved.emplace_back(var, v);
+      }
+      ::unsetenv(var);
     }
-    ::unsetenv("GODISLOCK_URL");
   }
   void TearDown() override {
-    if (m_saved_url) {
-      ::setenv("GODISLOCK_URL", m_saved_url->c_str(), 1);
-    } else {
-      ::unsetenv("GODISLOCK_URL");
+    for (const char* var : k_vars) {
+      ::unsetenv(var);
+    }
+    for (const auto& [var, value] : m_saved) {
+      ::setenv(var.c_str(), value.c_str(), 1);
     }
   }
 
  private:
-  std::optional<std::string> m_saved_url;
+  std::vector<std::pair<std::string, std::string>> m_saved;
 };
 
 TEST_F(CliTest, Defaults) {
@@ -364,3 +374,106 @@ TEST_F(CliTest, ErrorMissingOptionValue) {
 }
 
 }  // namespace
+
+TEST_F(CliTest, EveryGlobalOptionComesFromTheEnvironment) {
+  ::setenv("GODISLOCK_URL", "redis://10.0.0.1:7000", 1);
+  ::setenv("GODISLOCK_PREFIX", "ci:", 1);
+  ::setenv("GODISLOCK_PASSWORD_FILE", "/run/secrets/redis", 1);
+  ::setenv("GODISLOCK_CONNECT_TIMEOUT", "2s", 1);
+  ::setenv("GODISLOCK_VERBOSE", "1", 1);
+  ::setenv("GODISLOCK_TTL", "1m", 1);
+  ::setenv("GODISLOCK_WAIT", "90s", 1);
+  ::setenv("GODISLOCK_KILL_SIGNAL", "INT", 1);
+  ::setenv("GODISLOCK_KILL_AFTER", "3s", 1);
+  ::setenv("GODISLOCK_CONFLICT_EXIT_CODE", "1", 1);
+  const auto r = parse_words({"run", "--", "true"}).run;
+  EXPECT_EQ(r.url, "redis://10.0.0.1:7000");
+  EXPECT_EQ(r.prefix, "ci:");
+  EXPECT_EQ(r.password_file, "/run/secrets/redis");
+  EXPECT_EQ(r.connect_timeout, Millis(2000));
+  EXPECT_TRUE(r.verbose);
+  EXPECT_EQ(r.ttl, Millis(60000));
+  EXPECT_EQ(r.wait, Millis(90000));
+  EXPECT_EQ(r.kill_signal, "INT");
+  EXPECT_EQ(r.kill_after, Millis(3000));
+  EXPECT_EQ(r.conflict_exit_code, 1);
+  // status and release read the connection ones too.
+  const auto st = parse_words({"status"}).status;
+  EXPECT_EQ(st.url, "redis://10.0.0.1:7000");
+  EXPECT_EQ(st.prefix, "ci:");
+  EXPECT_EQ(st.connect_timeout, Millis(2000));
+}
+
+TEST_F(CliTest, TheCommandLineWinsOverTheEnvironment) {
+  ::setenv("GODISLOCK_TTL", "1m", 1);
+  ::setenv("GODISLOCK_PREFIX", "ci:", 1);
+  ::setenv("GODISLOCK_WAIT", "90s", 1);
+  ::setenv("GODISLOCK_VERBOSE", "yes", 1);
+  auto r = parse_words({"run", "--ttl", "5s", "--prefix", "x:", "-q", "--",
+                        "true"})
+               .run;
+  EXPECT_EQ(r.ttl, Millis(5000));
+  EXPECT_EQ(r.prefix, "x:");
+  EXPECT_TRUE(r.quiet);
+  EXPECT_FALSE(r.verbose);
+  // -n on the command line beats a wait from the environment (no conflict).
+  r = parse_words({"run", "-n", "--", "true"}).run;
+  EXPECT_TRUE(r.nonblock);
+  EXPECT_FALSE(r.wait.has_value());
+}
+
+TEST_F(CliTest, BadEnvironmentValuesNameTheVariable) {
+  ::setenv("GODISLOCK_TTL", "30x", 1);
+  EXPECT_TRUE(contains(usage_error({"run", "--", "true"}),
+                       "invalid value '30x' for GODISLOCK_TTL"));
+  ::unsetenv("GODISLOCK_TTL");
+  ::setenv("GODISLOCK_CONFLICT_EXIT_CODE", "300", 1);
+  EXPECT_EQ(usage_error({"run", "--", "true"}),
+            "invalid value '300' for GODISLOCK_CONFLICT_EXIT_CODE: an exit "
+            "status from 0 to 255");
+  ::unsetenv("GODISLOCK_CONFLICT_EXIT_CODE");
+  ::setenv("GODISLOCK_VERBOSE", "maybe", 1);
+  EXPECT_TRUE(contains(usage_error({"run", "--", "true"}),
+                       "invalid value 'maybe' for GODISLOCK_VERBOSE"));
+}
+
+TEST_F(CliTest, StatusTakesNamesAndJson) {
+  auto o = parse_words({"status"});
+  EXPECT_EQ(o.action, Options::Action::status);
+  EXPECT_TRUE(o.status.names.empty());
+  EXPECT_FALSE(o.status.json);
+  o = parse_words({"status", "--json", "a", "b", "--prefix", "p:"});
+  EXPECT_EQ(o.status.names, (Words{"a", "b"}));
+  EXPECT_TRUE(o.status.json);
+  EXPECT_EQ(o.status.prefix, "p:");
+}
+
+TEST_F(CliTest, ReleaseNeedsForceAndOneName) {
+  auto o = parse_words({"release", "--force", "deploy"});
+  EXPECT_EQ(o.action, Options::Action::release);
+  EXPECT_EQ(o.release.name, "deploy");
+  EXPECT_EQ(usage_error({"release", "deploy"}),
+            "release breaks lock 'deploy' for whoever holds it: add --force "
+            "to do it");
+  EXPECT_EQ(usage_error({"release", "--force"}),
+            "release needs the name of a lock");
+  usage_error({"release", "--force", "a", "b"});
+}
+
+TEST_F(CliTest, LimitAndSharedAndTheirConflicts) {
+  auto r = parse_words({"run", "--limit", "3", "--", "true"}).run;
+  EXPECT_EQ(r.limit, 3u);
+  EXPECT_FALSE(r.shared);
+  r = parse_words({"run", "-s", "true"}).run;
+  EXPECT_TRUE(r.shared);
+  EXPECT_EQ(r.command, Words{"true"});
+  // --limit takes a value: the command starts after it.
+  r = parse_words({"run", "--limit", "2", "echo", "hi"}).run;
+  EXPECT_EQ(r.command, (Words{"echo", "hi"}));
+  EXPECT_EQ(usage_error({"run", "-s", "--limit", "2", "--", "true"}),
+            "--shared and --limit conflict: use one of them");
+  EXPECT_EQ(usage_error({"run", "-s", "-x", "--", "true"}),
+            "--shared and --exclusive conflict: use one of them");
+  usage_error({"run", "--limit", "0", "--", "true"});
+  usage_error({"run", "--limit", "1001", "--", "true"});
+}
