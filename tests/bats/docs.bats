@@ -49,41 +49,65 @@ help_exit_codes() {
     grep -oE '^ +[0-9]+( / [0-9]+)? ' | grep -oE '[0-9]+'
 }
 
-# What `godislock run --<TAB>` offers in zsh and in fish (HOME is a scratch
-# directory: both write caches there).
-zsh_run_options() {
-  HOME=$BATS_TEST_TMPDIR zsh -f "$BATS_TEST_DIRNAME/lib/zsh_complete.zsh" \
-    "$ROOT/completions" 'godislock run --'
+# The long options the man page documents for subcommand $1: its block of
+# OPTIONS (between the roff comments `.\" options: NAME`), plus the
+# connection options for status and release, which the page lists once.
+man_options() {
+  local blocks=$1
+  [[ $1 == run ]] || blocks="$1 connection"
+  man_section OPTIONS | awk -v want=" $blocks " '
+    /^\.\\" options: / { on = index(want, " " $3 " ") > 0; next }
+    on' | long_options
 }
-fish_run_options() {
+
+# What `godislock SUB --<TAB>` offers in zsh and in fish (HOME is a scratch
+# directory: both write caches there).
+zsh_options() {
+  HOME=$BATS_TEST_TMPDIR zsh -f "$BATS_TEST_DIRNAME/lib/zsh_complete.zsh" \
+    "$ROOT/completions" "godislock $1 --"
+}
+fish_options() {
   HOME=$BATS_TEST_TMPDIR XDG_CONFIG_HOME=$BATS_TEST_TMPDIR/.config \
     XDG_DATA_HOME=$BATS_TEST_TMPDIR/.local/share fish -c \
-    'source $argv[1]; and complete -C "godislock run --"' \
-    "$ROOT/completions/godislock.fish" | cut -f1
+    'source $argv[1]; and complete -C "godislock $argv[2] --"' \
+    "$ROOT/completions/godislock.fish" "$1" | cut -f1
+}
+
+# same_options SUB: --help, the man page and the three completions list
+# the same long options for subcommand SUB; one report naming every source
+# that differs.
+same_options() {
+  local sub=$1 from_help from_man from_bash from_zsh from_fish
+  from_help=$("$GODISLOCK" "$sub" --help | long_options)
+  from_man=$(man_options "$sub")
+  from_bash=$(complete_words godislock "$sub" -- | long_options)
+  from_zsh=$(zsh_options "$sub" | long_options)
+  from_fish=$(fish_options "$sub" | long_options)
+  # Sanity: the extraction found the options at all.
+  [[ $from_help == *--url* && $from_help == *--connect-timeout* ]]
+  local source text bad=
+  for source in man bash zsh fish; do
+    text=from_$source
+    if [[ ${!text} != "$from_help" ]]; then
+      bad+="$sub: $source differs from $sub --help (< help, > $source):"$'\n'
+      bad+=$(diff <(echo "$from_help") <(echo "${!text}") | grep '^[<>]')$'\n'
+    fi
+  done
+  [[ -z $bad ]] || fail "$bad"
 }
 
 @test "run --help, the man page and the bash, zsh and fish completions list the same long options" {
   command -v zsh >/dev/null || fail "zsh is not installed (scripts/install-deps.sh)"
   command -v fish >/dev/null || fail "fish is not installed (scripts/install-deps.sh)"
-  local from_help from_man from_bash from_zsh from_fish
-  from_help=$("$GODISLOCK" run --help | long_options)
-  from_man=$(man_section OPTIONS | long_options)
-  from_bash=$(complete_words godislock run -- | long_options)
-  from_zsh=$(zsh_run_options | long_options)
-  from_fish=$(fish_run_options | long_options)
-  # Sanity: the extraction found the options at all.
-  [[ $from_help == *--ttl* && $from_help == *--kill-after* ]]
-  [[ $(wc -l <<<"$from_help") -ge 15 ]]
-  # One report naming every source that differs from --help.
-  local source text bad=
-  for source in man bash zsh fish; do
-    text=from_$source
-    if [[ ${!text} != "$from_help" ]]; then
-      bad+="$source differs from run --help (< help, > $source):"$'\n'
-      bad+=$(diff <(echo "$from_help") <(echo "${!text}") | grep '^[<>]')$'\n'
-    fi
-  done
-  [[ -z $bad ]] || fail "$bad"
+  same_options run
+  [[ $("$GODISLOCK" run --help | long_options | wc -l) -ge 20 ]]
+}
+
+@test "status and release: --help, the man page and the completions list the same long options" {
+  command -v zsh >/dev/null || fail "zsh is not installed (scripts/install-deps.sh)"
+  command -v fish >/dev/null || fail "fish is not installed (scripts/install-deps.sh)"
+  same_options status
+  same_options release
 }
 
 @test "the man page has the sections of STYLE.md in order" {

@@ -7,29 +7,42 @@
 // Appends one line per event to HISTORY (O_APPEND, one write(2) each, so
 // records of concurrent processes never interleave), all times from
 // CLOCK_MONOTONIC in nanoseconds:
-//   S sid t pid ppid fence            started (fence from GODISLOCK_FENCE)
+//   S sid t pid ppid fence slot        started (GODISLOCK_FENCE and
+//                                      GODISLOCK_SLOT; slot 0 when unset)
 //   R sid t ok|stale last counter seen    read of the resource
 //   T sid t                            SIGTERM arrived (from the handler)
 //   W sid t ok|stale last counter_after   write of the resource
+//   Q sid t ok|stale last counter last0 counter0
+//                                      a shared section's second read (and
+//                                      what its first read saw)
 //   G sid gpid                         a grandchild was started
 //   E sid t normal|termed              finished
 //
-// RESOURCE is a fenced store holding "last_fence counter seen_fence": a
-// request (read or write) whose fence is lower than the highest fence the
-// store has seen is refused, and a write must also carry a fence greater
-// than the last written one (the storage side of Kleppmann's fencing
-// tokens). The section reads the counter, sleeps SLEEP_MS, then writes the
+// RESOURCE is a fenced store holding "last_fence counter seen_x seen_s": a
+// request whose fence is lower than the highest fence the store has seen is
+// refused, and a write must also carry a fence greater than the last
+// written one (the storage side of Kleppmann's fencing tokens). seen_x is
+// the highest fence of an exclusive reader, seen_s of a shared one: shared
+// readers are refused only below seen_x (they may run together, so an
+// older shared reader after a newer one is fine), exclusive requests below
+// either. The section reads the counter, sleeps SLEEP_MS, then writes the
 // counter it read + 1: a read-sleep-write that loses an update whenever two
 // sections overlap and fencing fails. flock(2) only makes each request
 // atomic against the others; it is not the mutual exclusion under test.
 //
 // MODE "normal": SIGTERM interrupts the sleep; the section still attempts
 // its write (a zombie's last write, which the fence must refuse when a newer
-// holder has been seen) and exits 143. MODE "ignore-term": SIGTERM is
-// recorded and otherwise ignored, and the section starts three
+// holder has been seen) and exits 143. MODE "slotted": the same on the store
+// RESOURCE.K, K = GODISLOCK_SLOT (a counted lock: one store per slot). MODE
+// "shared": a shared holder; it only reads, at the start and again at the
+// end (Q): the counter must not change in between. MODE "ignore-term":
+// SIGTERM is recorded and otherwise ignored, and the section starts three
 // grandchildren that ignore it too (one in its process group, one in a new
 // session, one orphaned by a double fork), each living about SLEEP_MS; the
 // section waits for all of them (EOF on a pipe they hold).
+// In every mode SIGUSR1 ends the sleep early and the section finishes
+// normally (the fair scenarios release their blocking holder this way;
+// godislock forwards the signal to the command).
 // MARKER is unused here: it makes the process findable by its command line.
 #define _GNU_SOURCE
 #include <errno.h>
@@ -47,6 +60,7 @@
 static int g_hist = -1;
 static const char* g_sid = "?";
 static volatile sig_atomic_t g_termed = 0;
+static volatile sig_atomic_t g_go = 0;
 
 static unsigned long long now_ns(void) {
   struct timespec ts;
@@ -105,7 +119,13 @@ static void record(const char* fmt, ...) {
   }
 }
 
-// Sleeps ms; with stop_on_term, returns early once SIGTERM arrived.
+static void on_usr1(int sig) {
+  (void)sig;
+  g_go = 1;
+}
+
+// Sleeps ms; with stop_on_term, returns early once SIGTERM arrived; returns
+// early on SIGUSR1 in any case.
 static void sleep_ms(long ms, int stop_on_term) {
   struct timespec end;
   clock_gettime(CLOCK_MONOTONIC, &end);
@@ -116,7 +136,7 @@ static void sleep_ms(long ms, int stop_on_term) {
     end.tv_nsec -= 1000000000L;
   }
   for (;;) {
-    if (stop_on_term && g_termed) {
+    if ((stop_on_term && g_termed) || g_go) {
       return;
     }
     int rc = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &end, NULL);
@@ -138,7 +158,8 @@ static int lock_file(int fd) {
 struct store {
   unsigned long long last;
   unsigned long long counter;
-  unsigned long long seen;
+  unsigned long long seen;         // highest fence of an exclusive reader
+  unsigned long long seen_shared;  // highest fence of a shared reader
 };
 
 static void load(int fd, struct store* s) {
@@ -147,7 +168,8 @@ static void load(int fd, struct store* s) {
   ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
   if (n > 0) {
     buf[n] = '\0';
-    sscanf(buf, "%llu %llu %llu", &s->last, &s->counter, &s->seen);
+    sscanf(buf, "%llu %llu %llu %llu", &s->last, &s->counter, &s->seen,
+           &s->seen_shared);
   }
 }
 
@@ -156,8 +178,8 @@ static void load(int fd, struct store* s) {
 // either the old or the new content, never an empty or torn file.
 static void save(int fd, const struct store* s) {
   char buf[128];
-  int n = snprintf(buf, sizeof buf, "%020llu %020llu %020llu\n", s->last,
-                   s->counter, s->seen);
+  int n = snprintf(buf, sizeof buf, "%020llu %020llu %020llu %020llu\n",
+                   s->last, s->counter, s->seen, s->seen_shared);
   if (pwrite(fd, buf, (size_t)n, 0) != n) {
     record("X %s write-failed %d\n", g_sid, errno);
   }
@@ -178,6 +200,8 @@ int main(int argc, char** argv) {
   g_sid = argv[3];
   long ms = atol(argv[4]);
   int ignore_term = strcmp(argv[5], "ignore-term") == 0;
+  int shared = strcmp(argv[5], "shared") == 0;
+  int slotted = strcmp(argv[5], "slotted") == 0;
   g_hist = open(argv[1], O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
   if (g_hist < 0) {
     perror("cs: history");
@@ -188,14 +212,24 @@ int main(int argc, char** argv) {
   sa.sa_handler = on_term;  // no SA_RESTART: the sleep must be cut short
   sigemptyset(&sa.sa_mask);
   sigaction(SIGTERM, &sa, NULL);
+  sa.sa_handler = on_usr1;
+  sigaction(SIGUSR1, &sa, NULL);
 
   const char* fence_env = getenv("GODISLOCK_FENCE");
   unsigned long long fence =
       fence_env != NULL ? strtoull(fence_env, NULL, 10) : 0;
-  record("S %s %llu %d %d %llu\n", g_sid, now_ns(), (int)getpid(),
-         (int)getppid(), fence);
+  const char* slot_env = getenv("GODISLOCK_SLOT");
+  long slot = slot_env != NULL ? atol(slot_env) : 0;
+  record("S %s %llu %d %d %llu %ld\n", g_sid, now_ns(), (int)getpid(),
+         (int)getppid(), fence, slot);
 
-  int res = open(argv[2], O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  char path[4096];
+  if (slotted) {
+    snprintf(path, sizeof path, "%s.%ld", argv[2], slot);
+  } else {
+    snprintf(path, sizeof path, "%s", argv[2]);
+  }
+  int res = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (res < 0) {
     record("X %s open-failed %d\n", g_sid, errno);
     return 2;
@@ -243,9 +277,16 @@ int main(int argc, char** argv) {
   }
   load(res, &st);
   unsigned long long counter_read = st.counter;
-  int read_ok = fence >= st.seen;
+  unsigned long long last_read = st.last;
+  int read_ok = fence >= st.seen && (shared || fence >= st.seen_shared);
   if (read_ok) {
-    st.seen = fence;
+    if (shared) {
+      if (fence > st.seen_shared) {
+        st.seen_shared = fence;
+      }
+    } else {
+      st.seen = fence;
+    }
     save(res, &st);
   }
   record("R %s %llu %s %llu %llu %llu\n", g_sid, now_ns(),
@@ -254,12 +295,23 @@ int main(int argc, char** argv) {
 
   sleep_ms(ms, !ignore_term);
 
-  if (read_ok) {
+  if (read_ok && shared) {
+    // A reader writes nothing: it reads again, and nobody may have written
+    // in between (no exclusive holder beside a shared one).
     if (lock_file(res) != 0) {
       return 2;
     }
     load(res, &st);
-    int ok = fence > st.last && fence >= st.seen;
+    int ok = fence >= st.seen;
+    record("Q %s %llu %s %llu %llu %llu %llu\n", g_sid, now_ns(),
+           ok ? "ok" : "stale", st.last, st.counter, last_read, counter_read);
+    flock(res, LOCK_UN);
+  } else if (read_ok) {
+    if (lock_file(res) != 0) {
+      return 2;
+    }
+    load(res, &st);
+    int ok = fence > st.last && fence >= st.seen && fence >= st.seen_shared;
     unsigned long long last_before = st.last;
     if (ok) {
       st.last = fence;
