@@ -4,6 +4,7 @@
 #include "backend/backend.hpp"
 #include "cli/completion.hpp"
 #include "config/duration.hpp"
+#include "version.hpp"
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wshadow"
@@ -19,9 +20,6 @@
 #include <set>
 #include <string>
 
-#ifndef GODISLOCK_VERSION
-#define GODISLOCK_VERSION "unknown"
-#endif
 
 namespace godislock::cli {
 

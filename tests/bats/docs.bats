@@ -199,3 +199,16 @@ same_options() {
   grep -q -- '-E 1' "$README"
   man_section EXAMPLES | grep -qF -- 'godislock run --name backup -n -E 0 -- ./backup.sh'
 }
+
+@test "--version, the man page and the package carry the CMake project version" {
+  local version
+  version=$(sed -nE 's/^project\(godislock VERSION ([0-9.]+) .*/\1/p' \
+    "$ROOT/CMakeLists.txt")
+  [[ -n $version ]]
+  run "$GODISLOCK" --version
+  assert_success
+  # "godislock 0.1.0", plus "(git description)" when built from git.
+  assert_output --regexp "^godislock ${version//./\\.}( \([0-9a-z.-]+\))?$"
+  run grep -c "^\.TH GODISLOCK 1 [0-9-]* \"godislock ${version}\"" "$MAN"
+  assert_output 1
+}
