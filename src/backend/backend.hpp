@@ -24,6 +24,11 @@ using Millis = std::chrono::milliseconds;
 // Waiters come back at least every third of it.
 constexpr Millis k_queue_lease{60000};
 
+// How long a queued waiter found without a subscriber keeps its place: a
+// live waiter whose connection dropped resubscribes within it, a killed one
+// never does. A dead waiter delays the queue by at most this much.
+constexpr Millis k_queue_grace{1000};
+
 // What one acquisition attempt found.
 struct Attempt {
   enum class State {
@@ -38,6 +43,9 @@ struct Attempt {
   uint64_t fence = 0;    // acquired: the fencing token, strictly rising
   unsigned slot = 0;     // acquired: 1..limit, or 0 for a shared hold
   Millis holder_ttl{0};  // held: time until a place may free up by expiry
+  // queued: when the waiter ahead, found without a subscriber, loses its
+  // place unless it comes back (nullopt: it is subscribed).
+  std::optional<Millis> head_lapses;
   // held: who is in the way (one of them), when the server knows.
   unsigned holders = 0;
   std::string holder_host, holder_pid, holder_cmd;

@@ -167,7 +167,7 @@ class RedisBackend final : public Backend {
                   {token, std::to_string(ttl.count()), mode_arg,
                    std::to_string(k_queue_lease.count()), limit_arg(),
                    shared_arg(), h.host, h.pid, h.user,
-                   h.command.substr(0, k_holder_cmd_cap)},
+                   h.command.substr(0, k_holder_cmd_cap), grace_arg()},
                   deadline);
     if (!r) {
       return r.error();
@@ -188,6 +188,9 @@ class RedisBackend final : public Backend {
           a.state = Attempt::State::no_expiry;
         } else if (e[1].integer == -2) {
           a.state = Attempt::State::queued;
+          if (e.size() > 2 && e[2].integer >= 0) {
+            a.head_lapses = Millis(e[2].integer);
+          }
         } else {
           a.state = Attempt::State::held;
           a.holder_ttl = Millis(std::max<long long>(e[1].integer, 0));
@@ -229,7 +232,7 @@ class RedisBackend final : public Backend {
 
   Result<bool> release(const std::string& token, Deadline deadline) override {
     auto r = eval(k_release, {m_keys.lock, m_keys.channel, m_keys.queue},
-                  {token, limit_arg(), shared_arg()}, deadline);
+                  {token, limit_arg(), shared_arg(), grace_arg()}, deadline);
     if (!r) {
       return r.error();
     }
@@ -366,7 +369,7 @@ class RedisBackend final : public Backend {
   Result<LockStatus> look(const RedisKeys& keys, const char* what,
                           Deadline deadline) {
     auto r = eval(k_status, {keys.lock, keys.fence, keys.queue, keys.channel},
-                  {what}, deadline);
+                  {what, grace_arg()}, deadline);
     if (!r) {
       return r.error();
     }
@@ -414,6 +417,9 @@ class RedisBackend final : public Backend {
 
   std::string limit_arg() const { return std::to_string(m_settings.limit); }
   const char* shared_arg() const { return m_settings.shared ? "1" : "0"; }
+  static std::string grace_arg() {
+    return std::to_string(k_queue_grace.count());
+  }
 
   Settings m_settings;
   RedisKeys m_keys;

@@ -187,6 +187,12 @@ Result<AcquireResult> acquire(backend::Backend& backend,
                            : a->holder_ttl + Millis(1);
       GODISLOCK_DEBUG("lock held for {} ms more; waiting for its release",
                       a->holder_ttl.count());
+    } else if (a->head_lapses) {
+      // The waiter ahead has no subscriber: it is resubscribing, or dead.
+      sleep = std::min(sleep, *a->head_lapses + Millis(1));
+      GODISLOCK_DEBUG("lock free but an earlier waiter goes first; it loses "
+                      "its place in {} ms unless it comes back",
+                      a->head_lapses->count());
     } else {
       GODISLOCK_DEBUG("lock free but an earlier waiter goes first; waiting");
     }

@@ -124,7 +124,7 @@ assert_one_line_error() {
   run --separate-stderr "$GODISLOCK" run -E 300 -- true
   assert_equal "$status" 64
   assert_equal "${#stderr_lines[@]}" 1
-  assert_regex "$stderr" '^godislock: error: .*conflict-exit-code.*300'
+  assert_regex "$stderr" "^godislock: error: invalid value '300' for --conflict-exit-code"
   assert_no_lock_key
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: MIT
 # The FIFO queue (the default): waiters run in arrival order, a killed
-# waiter is skipped at once, a waiter that gives up leaves no trace, and
+# waiter is skipped after a 1 s grace, a waiter that gives up leaves no trace, and
 # --no-fair still races.
 bats_require_minimum_version 1.5.0
 load helpers
@@ -56,7 +56,7 @@ start_waiters() {
   assert_no_lock_key
 }
 
-@test "a SIGKILLed queued waiter is skipped at once; the rest keep order" {
+@test "a SIGKILLed queued waiter is skipped after the 1 s grace; the rest keep order" {
   start_holder fifo
   start_waiters fifo 20
   local victim=${WAITER_PIDS[6]}

@@ -376,9 +376,10 @@ TEST_F(FairQueueTest, VanishedWaiterAheadIsSkippedByTheRelease) {
   EXPECT_FALSE(msg) << "the vanished waiter was sent a wake-up";
 }
 
-TEST_F(FairQueueTest, DeadOrVanishedHeadDoesNotBlockAFreeLock) {
-  // Both left in the queue of a free lock: a newcomer's own first try
-  // drops them and takes the lock.
+TEST_F(FairQueueTest, DeadOrVanishedHeadBlocksAFreeLockForTheGraceAtMost) {
+  // Both left in the queue of a free lock: `dead` has a lease but no
+  // subscriber (killed, or resubscribing: it keeps its place for the grace
+  // only), `gone` has a subscriber but no lease (its host vanished).
   const std::string dead = "deadtoken";
   const std::string gone = "faketoken";
   auto sub = subscribe_as(gone);
@@ -394,10 +395,49 @@ TEST_F(FairQueueTest, DeadOrVanishedHeadDoesNotBlockAFreeLock) {
   bool maybe_holding = true;
   auto r = acquire(*b, req, &maybe_holding);
   ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->outcome, Outcome::timed_out);
+  // Its place now lapses within the grace.
+  auto left = std::stoll(server.cli({"PTTL", waiter_key(dead)}).substr(10));
+  EXPECT_GT(left, 0);
+  EXPECT_LE(left, backend::k_queue_grace.count());
+
+  // A newcomer that waits gets the lock once the grace is over: it sleeps
+  // exactly that long (no release will come), then drops both.
+  req.single_try = false;
+  req.wait = Deadline::after(10s);
+  auto start = Clock::now();
+  r = acquire(*b, req, &maybe_holding);
+  ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(r->outcome, Outcome::acquired);
-  EXPECT_FALSE(maybe_holding);
+  EXPECT_LT(since(start), 5000ms);
   EXPECT_EQ(server.cli({"GET", k_lock}), token(0));
   EXPECT_EQ(server.cli({"EXISTS", k_queue, waiter_key(dead)}), "(integer) 0");
+}
+
+TEST_F(FairQueueTest, AWaiterWhoseSubscriptionDroppedKeepsItsPlace) {
+  // The head's subscription is gone for a moment (CLIENT KILL TYPE pubsub,
+  // a reset connection): a newcomer must not take its place; once it has
+  // resubscribed and tried again, it goes first.
+  const std::string head = "headtoken";
+  ASSERT_EQ(server.cli({"RPUSH", k_queue, head}), "(integer) 1");
+  ASSERT_EQ(server.cli({"SET", waiter_key(head), "1", "PX", "60000"}), "OK");
+  auto b = open();
+  ASSERT_NE(b, nullptr);
+  auto a = b->acquire(token(1), 5000ms, backend::Backend::Mode::queue,
+                      Deadline::after(5s));
+  ASSERT_TRUE(a) << a.error().message;
+  EXPECT_EQ(a->state, backend::Attempt::State::queued);
+  ASSERT_TRUE(a->head_lapses.has_value());
+  EXPECT_LE(*a->head_lapses, backend::k_queue_grace);
+  // The head comes back: subscribed again, it renews its place and takes
+  // the lock ahead of the newcomer queued behind it.
+  auto sub = subscribe_as(head);
+  ASSERT_TRUE(sub);
+  auto h = b->acquire(head, 5000ms, backend::Backend::Mode::queue,
+                      Deadline::after(5s));
+  ASSERT_TRUE(h) << h.error().message;
+  EXPECT_EQ(h->state, backend::Attempt::State::acquired);
+  EXPECT_EQ(server.cli({"LRANGE", k_queue, "0", "-1"}), token(1));
 }
 
 TEST_F(FairQueueTest, LiveHeadBlocksAFairNewcomerButNotARacer) {

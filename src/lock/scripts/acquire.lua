@@ -15,6 +15,9 @@
 -- ARGV[6]  shared        '1': a shared holder (any number of them together,
 --                        never beside an exclusive holder)
 -- ARGV[7..10]            who asks: host, pid, user, command line
+-- ARGV[11] grace         milliseconds a queued waiter without a subscriber
+--                        keeps its place (it may be resubscribing after a
+--                        dropped connection; a killed one never comes back)
 --
 -- Other keys beside the lock (same hash tag):
 --   KEYS[1]..':slot:'..K     slot K > 1 of a counted lock (string: token)
@@ -25,7 +28,8 @@
 --                            cmd since fence slot), same TTL as the hold
 --   KEYS[1]..':waiter:'..T   a queued waiter's lease
 -- Channels: KEYS[1]..':wake:'..T (a queued waiter is alive while subscribed
--- there; it is woken there), KEYS[1]..':acquired' (each acquisition).
+-- there, or for `grace` after it was last seen without a subscriber; it is
+-- woken there), KEYS[1]..':acquired' (each acquisition).
 --
 -- Returns {1, fence, slot}  acquired (or already ours: a retry after a lost
 --                           reply gets the same fence back); slot 0 when
@@ -33,7 +37,9 @@
 --         {0, wait, count, host, pid, cmd, age}
 --                           not now; wait = ms until a place may free up by
 --                           expiry, -2 when a place is free but an earlier
---                           waiter goes first, -1 when a key without expiry
+--                           waiter goes first (then count = ms until that
+--                           waiter's place lapses if it does not come back,
+--                           or -1), -1 when a key without expiry
 --                           holds it (foreign or stale: never touched);
 --                           count and the rest describe the holders (one of
 --                           them; age in ms), when known
@@ -169,22 +175,31 @@ else
   end
 end
 
--- In fair modes the first live waiter goes first. Waiters whose process
--- died (subscription gone) or vanished (lease expired) are dropped here.
-local first = false
+-- In fair modes the first live waiter goes first. A waiter found without
+-- a subscriber keeps its place for the grace only (a killed process never
+-- resubscribes; a live one whose connection dropped does, and renews its
+-- lease); waiters whose lease ran out are dropped here.
+local first, first_lapses = false, -1
 if mode ~= 'race' then
   for _ = 1, 100 do
     first = redis.call('LINDEX', queue, 0)
     if not first or first == token then
       break
     end
-    local alive = redis.call('EXISTS', lock .. ':waiter:' .. first) == 1 and
-        redis.call('PUBSUB', 'NUMSUB', lock .. ':wake:' .. first)[2] > 0
-    if alive then
+    local lease_key = lock .. ':waiter:' .. first
+    local left = redis.call('PTTL', lease_key)
+    if left > 0 then
+      if redis.call('PUBSUB', 'NUMSUB', lock .. ':wake:' .. first)[2] == 0 then
+        if left > tonumber(ARGV[11]) then
+          left = tonumber(ARGV[11])
+          redis.call('PEXPIRE', lease_key, left)
+        end
+        first_lapses = left
+      end
       break
     end
     redis.call('LPOP', queue)
-    redis.call('DEL', lock .. ':waiter:' .. first)
+    redis.call('DEL', lease_key)
     first = false
   end
 end
@@ -255,4 +270,4 @@ end
 -- A place is free, but a live waiter is first: it may be asleep on a long
 -- timer (the key was deleted or expired unannounced), so wake it.
 redis.call('PUBLISH', lock .. ':wake:' .. first, '1')
-return {0, -2}
+return {0, -2, first_lapses}

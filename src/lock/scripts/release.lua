@@ -7,12 +7,15 @@
 -- ARGV[1]  token
 -- ARGV[2]  limit            as for acquire
 -- ARGV[3]  shared           as for acquire
+-- ARGV[4]  grace            as for acquire
 -- Returns 1 when we held it and no longer do (the next waiter was woken), 0
 -- when it was not ours (nothing of anybody else's is touched). Either way
 -- our token leaves the queue (a waiter giving up calls this).
--- Only the first live queued waiter is woken, on its own channel
+-- Only the first subscribed queued waiter is woken, on its own channel
 -- KEYS[1]..':wake:'..TOKEN: a handoff costs the same with 1 or 500 waiters.
--- Waiters that died are dropped on the way. The fence key is left to expire
+-- Waiters whose lease ran out are dropped on the way; those found without a
+-- subscriber keep their place for the grace only (see acquire.lua), and the
+-- waiter woken behind them learns how long that is. The fence key is left to expire
 -- with its TTL so that the next fence still rises if the clock steps back.
 local lock, token = KEYS[1], ARGV[1]
 local limit, shared = tonumber(ARGV[2]), ARGV[3] == '1'
@@ -58,17 +61,26 @@ end
 -- deleting: a failed PUBLISH (ACL) then leaves the lock as it was, and
 -- nobody can act on either before this script has finished.
 redis.call('PUBLISH', KEYS[2], '1')
+local i = 0
 for _ = 1, 100 do
-  local first = redis.call('LINDEX', KEYS[3], 0)
+  local first = redis.call('LINDEX', KEYS[3], i)
   if not first then
     break
   end
-  if redis.call('EXISTS', lock .. ':waiter:' .. first) == 1 and
-      redis.call('PUBLISH', lock .. ':wake:' .. first, '1') > 0 then
-    break
+  local lease_key = lock .. ':waiter:' .. first
+  local left = redis.call('PTTL', lease_key)
+  if left > 0 then
+    if redis.call('PUBLISH', lock .. ':wake:' .. first, '1') > 0 then
+      break
+    end
+    if left > tonumber(ARGV[4]) then
+      redis.call('PEXPIRE', lease_key, ARGV[4])
+    end
+    i = i + 1
+  else
+    redis.call('LREM', KEYS[3], 1, first)
+    redis.call('DEL', lease_key)
   end
-  redis.call('LPOP', KEYS[3])
-  redis.call('DEL', lock .. ':waiter:' .. first)
 end
 if not ours then
   return 0

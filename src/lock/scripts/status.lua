@@ -6,6 +6,7 @@
 -- KEYS[3]  queue key        PREFIX{NAME}:queue
 -- KEYS[4]  release channel  PREFIX{NAME}:released
 -- ARGV[1]  'look' or 'break'
+-- ARGV[2]  grace           as for acquire
 -- Returns {kind, limit, last_fence, waiting, holder...} where kind is 'free',
 -- 'exclusive', 'limit' (counted) or 'shared', and each holder is
 -- {ttl_ms, host, pid, user, cmd, age_ms, fence, slot} ('' and -1 where the
@@ -83,17 +84,28 @@ if ARGV[1] == 'break' and #holds > 0 then
   -- Waiters move at once: racers on the release channel, the queue's first
   -- live waiter on its own channel (dead ones are dropped on the way).
   redis.call('PUBLISH', KEYS[4], '1')
+  -- As in release.lua: lapsed waiters are dropped, unsubscribed ones keep
+  -- their place for the grace only.
+  local i = 0
   for _ = 1, 100 do
-    local first = redis.call('LINDEX', KEYS[3], 0)
+    local first = redis.call('LINDEX', KEYS[3], i)
     if not first then
       break
     end
-    if redis.call('EXISTS', lock .. ':waiter:' .. first) == 1 and
-        redis.call('PUBLISH', lock .. ':wake:' .. first, '1') > 0 then
-      break
+    local lease_key = lock .. ':waiter:' .. first
+    local left = redis.call('PTTL', lease_key)
+    if left > 0 then
+      if redis.call('PUBLISH', lock .. ':wake:' .. first, '1') > 0 then
+        break
+      end
+      if left > tonumber(ARGV[2]) then
+        redis.call('PEXPIRE', lease_key, ARGV[2])
+      end
+      i = i + 1
+    else
+      redis.call('LREM', KEYS[3], 1, first)
+      redis.call('DEL', lease_key)
     end
-    redis.call('LPOP', KEYS[3])
-    redis.call('DEL', lock .. ':waiter:' .. first)
   end
 end
 return out
