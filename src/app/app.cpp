@@ -430,9 +430,9 @@ int run_command(const cli::RunOptions& o) {
   // from acquisition to the child's start.
   refresher::Refresher refresher(lock_backend->clone(), *token,
                                  timing, got.acquired_at, wake_wr.get());
-  refresher.start();
-  auto outcome =
-      supervisor::supervise(*child, wake_rd.get(), kill_signal, kill_after);
+  auto outcome = supervisor::supervise(
+      *child, wake_rd.get(), kill_signal, kill_after,
+      {refresher.start_by(), [&refresher] { refresher.start(); }});
 
   // --- Release and report ---
   // Release first, join the refresher after: the next holder should not

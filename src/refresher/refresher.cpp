@@ -27,6 +27,11 @@ Refresher::~Refresher() { stop(); }
 
 void Refresher::start() { m_thread = std::thread([this] { run(); }); }
 
+Clock::time_point Refresher::start_by() const {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  return m_last_ok_start + m_timing.refresh_interval / 2;
+}
+
 void Refresher::request_stop() {
   {
     std::lock_guard<std::mutex> lock(m_mutex);
