@@ -3,7 +3,6 @@
 
 #include <fmt/format.h>
 
-
 namespace godislock::config {
 
 namespace {
@@ -83,7 +82,8 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view text,
     }
   }
   // Rounded half up by hand (total_ms is non-negative and bounded): llround
-  // was our only use of libm, and loading it costs every run ~30 us.
+  // was our only use of libm, and loading it cost every run tens of
+  // microseconds.
   long double ms = static_cast<double>(total_ms);
   return std::chrono::milliseconds(static_cast<long long>(ms + 0.5L));
 }

@@ -28,6 +28,8 @@ class Refresher {
   Refresher(const Refresher&) = delete;
   Refresher& operator=(const Refresher&) = delete;
 
+  // Starts the thread; if it cannot be created, reports the loss at once
+  // (through wake_fd), as no refresh could keep the lease.
   void start();
   // When start() is due at the latest: half a refresh interval before the
   // first refresh, which leaves time to create the thread (its connection
