@@ -571,13 +571,14 @@ int run_command(const cli::RunOptions& o) {
   }
   GODISLOCK_DEBUG("started '{}' as pid {}", argv[0], child->pid);
 
-  // The refresher's connection opens on its first refresh, off the path
-  // from acquisition to the child's start.
+  // The refresher's thread starts only as its first refresh draws near, and
+  // its connection opens on that refresh: neither is on the path from
+  // acquisition to the child's start, and a short command needs neither.
   refresher::Refresher refresher(lock_backend->clone(), *token,
                                  timing, got.acquired_at, wake_wr.get());
-  refresher.start();
-  auto outcome =
-      supervisor::supervise(*child, wake_rd.get(), kill_signal, kill_after);
+  auto outcome = supervisor::supervise(
+      *child, wake_rd.get(), kill_signal, kill_after,
+      {refresher.start_by(), [&refresher] { refresher.start(); }});
 
   // --- Release and report ---
   // Release first, join the refresher after: the next holder should not

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <system_error>
 
 namespace godislock::refresher {
 
@@ -25,7 +26,20 @@ Refresher::Refresher(std::unique_ptr<backend::Backend> backend,
 
 Refresher::~Refresher() { stop(); }
 
-void Refresher::start() { m_thread = std::thread([this] { run(); }); }
+void Refresher::start() {
+  try {
+    m_thread = std::thread([this] { run(); });
+  } catch (const std::system_error& e) {
+    // Without the thread nobody keeps the lease: the command must stop.
+    declare_lost(
+        fmt::format("cannot start the refresher thread: {}", e.what()));
+  }
+}
+
+Clock::time_point Refresher::start_by() const {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  return m_last_ok_start + m_timing.refresh_interval / 2;
+}
 
 void Refresher::request_stop() {
   {

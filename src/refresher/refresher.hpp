@@ -28,7 +28,16 @@ class Refresher {
   Refresher(const Refresher&) = delete;
   Refresher& operator=(const Refresher&) = delete;
 
+  // Starts the thread; if it cannot be created, reports the loss at once
+  // (through wake_fd), as no refresh could keep the lease.
   void start();
+  // When start() is due at the latest: half a refresh interval before the
+  // first refresh, which leaves time to create the thread (its connection
+  // opens on the first refresh). Starting later is still safe, since the
+  // thread works from absolute times: it refreshes at once, or reports the
+  // loss if the lease must already be given up. Until then no thread is
+  // needed, and a short command never pays for one.
+  util::Clock::time_point start_by() const;
   // Asks the thread to stop without waiting for it: a refresh under way
   // may still finish (harmless after a release, which checks the token).
   void request_stop();

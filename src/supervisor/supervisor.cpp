@@ -360,7 +360,7 @@ util::Result<Spawned> spawn(const std::string& path,
 }
 
 Outcome supervise(const Spawned& child, int wake_fd, int kill_signal,
-                  std::chrono::milliseconds kill_after) {
+                  std::chrono::milliseconds kill_after, Alarm alarm) {
   Outcome out;
   ::fcntl(wake_fd, F_SETFL, ::fcntl(wake_fd, F_GETFL) | O_NONBLOCK);
   bool exited = false;
@@ -390,6 +390,21 @@ Outcome supervise(const Spawned& child, int wake_fd, int kill_signal,
       bool stopped;
       reap(child.pid, &st, &stopped);
       signal_tree(child.pid, SIGKILL);
+    }
+    if (alarm.fire && !exited) {
+      auto now = Clock::now();
+      if (now >= alarm.at) {
+        auto fire = std::move(alarm.fire);
+        alarm.fire = nullptr;
+        fire();
+      } else {
+        // Rounded up: waking early would only spin until the alarm is due.
+        auto left =
+            std::chrono::ceil<std::chrono::milliseconds>(alarm.at - now);
+        int left_ms = static_cast<int>(
+            std::min<long long>(left.count(), 24LL * 3600 * 1000));
+        timeout_ms = timeout_ms < 0 ? left_ms : std::min(timeout_ms, left_ms);
+      }
     }
     pollfd p[2] = {{signal_fd(), POLLIN, 0}, {wake_fd, POLLIN, 0}};
     int n = ::poll(p, 2, timeout_ms);

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -75,14 +76,23 @@ struct Outcome {
   util::Clock::time_point lost_signalled_at{};
 };
 
+// Work the caller wants done on the supervising thread at a given time
+// while the child runs (app: start the refresher thread only once a refresh
+// draws near, so that a short command never pays for a thread).
+struct Alarm {
+  util::Clock::time_point at{};
+  std::function<void()> fire;  // empty: no alarm
+};
+
 // Waits for the child to exit, forwarding INT, TERM, HUP, QUIT, USR1 and
 // USR2 to its process group, and handing job-control stops on. When
 // `wake_fd` becomes readable (the lease is lost) the child's whole tree gets
 // `kill_signal`, then SIGKILL after `kill_after`; the call returns only once
 // the child has exited and, after a loss, no descendant is left. `wake_fd`
-// is made non-blocking (it is drained).
+// is made non-blocking (it is drained). `alarm.fire` runs once, on this
+// thread, as soon as `alarm.at` has passed, unless the child exited first.
 Outcome supervise(const Spawned& child, int wake_fd, int kill_signal,
-                  std::chrono::milliseconds kill_after);
+                  std::chrono::milliseconds kill_after, Alarm alarm = {});
 
 // The exit code that passes a wait status on: the child's code, or 128+N
 // when it died of signal N.

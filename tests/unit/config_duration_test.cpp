@@ -67,6 +67,16 @@ TEST(Duration, BareNumbersAreSeconds) {
   EXPECT_EQ(parse_ok("0.001"), milliseconds(1));
 }
 
+TEST(Duration, FractionsOfAMillisecondRoundHalfUp) {
+  EXPECT_EQ(parse_ok("1.5ms"), milliseconds(2));
+  EXPECT_EQ(parse_ok("2.5ms"), milliseconds(3));
+  EXPECT_EQ(parse_ok("2.49ms"), milliseconds(2));
+  EXPECT_EQ(parse_ok("0.4ms"), milliseconds(0));
+  EXPECT_EQ(parse_ok("0.0004"), milliseconds(0));
+  EXPECT_EQ(parse_ok("0.0005"), milliseconds(1));
+  EXPECT_EQ(parse_ok("1.0005s"), milliseconds(1001));
+}
+
 TEST(Duration, Zero) {
   EXPECT_EQ(parse_ok("0"), milliseconds(0));
   EXPECT_EQ(parse_ok("0s"), milliseconds(0));

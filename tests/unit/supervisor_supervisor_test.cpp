@@ -665,4 +665,47 @@ TEST_F(SupervisorTest, ChildThatExitsOnItsOwnIsNotLost) {
   EXPECT_EQ(sup::exit_code_for(out.wait_status), 9);
 }
 
+// --- Alarm (the lazy start of the refresher thread) ---
+
+TEST_F(SupervisorTest, AlarmFiresOnceWhileTheChildRuns) {
+  sup::Spawned child = spawn_sh("sleep 0.3");
+  ASSERT_GT(child.pid, 0);
+  int fired = 0;
+  Clock::time_point fired_at{};
+  auto due = Clock::now() + milliseconds(50);
+  sup::Outcome out =
+      sup::supervise(child, -1, SIGTERM, milliseconds(100),
+                     {due, [&] {
+                        fired++;
+                        fired_at = Clock::now();
+                      }});
+  EXPECT_TRUE(WIFEXITED(out.wait_status));
+  EXPECT_EQ(fired, 1);
+  EXPECT_GE(fired_at, due);
+  // Not long after it was due (generous: the machine may be loaded).
+  EXPECT_LT(fired_at, due + milliseconds(250));
+}
+
+TEST_F(SupervisorTest, AlarmDueAlreadyFiresAtOnce) {
+  sup::Spawned child = spawn_sh("sleep 0.2");
+  ASSERT_GT(child.pid, 0);
+  int fired = 0;
+  sup::Outcome out = sup::supervise(
+      child, -1, SIGTERM, milliseconds(100),
+      {Clock::now() - milliseconds(1), [&] { fired++; }});
+  EXPECT_TRUE(WIFEXITED(out.wait_status));
+  EXPECT_EQ(fired, 1);
+}
+
+TEST_F(SupervisorTest, AlarmNotFiredWhenTheChildEndsFirst) {
+  sup::Spawned child = spawn_sh("exit 3");
+  ASSERT_GT(child.pid, 0);
+  int fired = 0;
+  sup::Outcome out = sup::supervise(
+      child, -1, SIGTERM, milliseconds(100),
+      {Clock::now() + std::chrono::seconds(30), [&] { fired++; }});
+  EXPECT_EQ(sup::exit_code_for(out.wait_status), 3);
+  EXPECT_EQ(fired, 0);
+}
+
 }  // namespace
