@@ -54,6 +54,8 @@ sleep 0.3
 set +e
 "$bin" run --name nightly-backup --nonblock -- echo "never printed"
 echo "demo: --nonblock exited with $? (75: lock not acquired)"
+echo "demo: who holds it (godislock status):"
+"$bin" status nightly-backup
 set -e
 wait "$holder"
 keys=$(redis-cli -p "$port" --scan --pattern 'godislock:{nightly-backup}' | wc -l)
