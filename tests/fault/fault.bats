@@ -156,7 +156,9 @@ B's ended: two holders at once" >&2
 }
 
 @test "fault: fair-pubsub-kill (FIFO through dropped subscriptions)" {
-  skip "BUG: a dropped subscription costs queued waiters their place \
-(tests/fault/README.md, Known bugs); remove this line once fixed"
   fault_scenario fair-pubsub-kill
+}
+
+@test "fault: fair-shared-row (a dead waiter inside a row of shared ones)" {
+  fault_scenario fair-shared-row
 }

@@ -235,12 +235,33 @@ if slot and (not first or first == token) then
       'slot', slot)
   redis.call('PEXPIRE', holder_key(token), ttl)
   leave_queue()
-  -- The waiter now first in line learns the news: it may take another
-  -- place, or at least the new holder's TTL (which bounds its sleep: this
-  -- holder may crash and publish nothing).
-  local next_waiter = mode ~= 'race' and redis.call('LINDEX', queue, 0)
-  if next_waiter then
-    redis.call('PUBLISH', lock .. ':wake:' .. next_waiter, '1')
+  -- The first subscribed waiter learns the news: it may take another place
+  -- (a row of shared waiters, several free slots), or at least the new
+  -- holder's TTL (which bounds its sleep: this holder may crash and publish
+  -- nothing). Waiters ahead of it without a subscriber keep their place for
+  -- the grace only, as in release.lua.
+  if mode ~= 'race' then
+    local i = 0
+    for _ = 1, 100 do
+      local w = redis.call('LINDEX', queue, i)
+      if not w then
+        break
+      end
+      local lease_key = lock .. ':waiter:' .. w
+      local left = redis.call('PTTL', lease_key)
+      if left > 0 then
+        if redis.call('PUBLISH', lock .. ':wake:' .. w, '1') > 0 then
+          break
+        end
+        if left > tonumber(ARGV[11]) then
+          redis.call('PEXPIRE', lease_key, ARGV[11])
+        end
+        i = i + 1
+      else
+        redis.call('LREM', queue, 1, w)
+        redis.call('DEL', lease_key)
+      end
+    end
   end
   return {1, fence, slot}
 end
