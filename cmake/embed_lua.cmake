@@ -1,7 +1,11 @@
 # SPDX-License-Identifier: MIT
 # Turns a Lua script into a C++ header holding its text and SHA1 (for
-# EVALSHA). Run as: cmake -DINPUT=x.lua -DOUTPUT=x.hpp -DNAME=x -P embed_lua.cmake
-file(READ "${INPUT}" text)
+# EVALSHA), with the shared PRELUDE in front of it. Run as:
+#   cmake -DINPUT=x.lua -DPRELUDE=prelude.lua -DOUTPUT=x.hpp -DNAME=x \
+#         -P embed_lua.cmake
+file(READ "${PRELUDE}" prelude)
+file(READ "${INPUT}" script)
+set(text "${prelude}\n${script}")
 string(SHA1 sha "${text}")
 # A raw string literal with a delimiter that cannot appear in Lua code.
 file(WRITE "${OUTPUT}.tmp"

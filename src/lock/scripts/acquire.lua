@@ -241,27 +241,7 @@ if slot and (not first or first == token) then
   -- nothing). Waiters ahead of it without a subscriber keep their place for
   -- the grace only, as in release.lua.
   if mode ~= 'race' then
-    local i = 0
-    for _ = 1, 100 do
-      local w = redis.call('LINDEX', queue, i)
-      if not w then
-        break
-      end
-      local lease_key = lock .. ':waiter:' .. w
-      local left = redis.call('PTTL', lease_key)
-      if left > 0 then
-        if redis.call('PUBLISH', lock .. ':wake:' .. w, '1') > 0 then
-          break
-        end
-        if left > tonumber(ARGV[11]) then
-          redis.call('PEXPIRE', lease_key, ARGV[11])
-        end
-        i = i + 1
-      else
-        redis.call('LREM', queue, 1, w)
-        redis.call('DEL', lease_key)
-      end
-    end
+    wake_first_subscribed(lock, queue, ARGV[11])
   end
   return {1, fence, slot}
 end

@@ -61,27 +61,7 @@ end
 -- deleting: a failed PUBLISH (ACL) then leaves the lock as it was, and
 -- nobody can act on either before this script has finished.
 redis.call('PUBLISH', KEYS[2], '1')
-local i = 0
-for _ = 1, 100 do
-  local first = redis.call('LINDEX', KEYS[3], i)
-  if not first then
-    break
-  end
-  local lease_key = lock .. ':waiter:' .. first
-  local left = redis.call('PTTL', lease_key)
-  if left > 0 then
-    if redis.call('PUBLISH', lock .. ':wake:' .. first, '1') > 0 then
-      break
-    end
-    if left > tonumber(ARGV[4]) then
-      redis.call('PEXPIRE', lease_key, ARGV[4])
-    end
-    i = i + 1
-  else
-    redis.call('LREM', KEYS[3], 1, first)
-    redis.call('DEL', lease_key)
-  end
-end
+wake_first_subscribed(lock, KEYS[3], ARGV[4])
 if not ours then
   return 0
 end

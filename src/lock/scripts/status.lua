@@ -84,28 +84,6 @@ if ARGV[1] == 'break' and #holds > 0 then
   -- Waiters move at once: racers on the release channel, the queue's first
   -- live waiter on its own channel (dead ones are dropped on the way).
   redis.call('PUBLISH', KEYS[4], '1')
-  -- As in release.lua: lapsed waiters are dropped, unsubscribed ones keep
-  -- their place for the grace only.
-  local i = 0
-  for _ = 1, 100 do
-    local first = redis.call('LINDEX', KEYS[3], i)
-    if not first then
-      break
-    end
-    local lease_key = lock .. ':waiter:' .. first
-    local left = redis.call('PTTL', lease_key)
-    if left > 0 then
-      if redis.call('PUBLISH', lock .. ':wake:' .. first, '1') > 0 then
-        break
-      end
-      if left > tonumber(ARGV[2]) then
-        redis.call('PEXPIRE', lease_key, ARGV[2])
-      end
-      i = i + 1
-    else
-      redis.call('LREM', KEYS[3], 1, first)
-      redis.call('DEL', lease_key)
-    end
-  end
+  wake_first_subscribed(lock, KEYS[3], ARGV[2])
 end
 return out
