@@ -43,6 +43,17 @@ queue_is() {
   [[ "$(rcli llen "godislock:{$1}:queue")" == "$2" ]]
 }
 
+# all_succeed N PID...: every godislock PID exits 0, and N sections ran.
+all_succeed() {
+  local sections=$1 pid
+  shift
+  for pid in "$@"; do
+    wait_job 60 "$pid"
+    assert_equal "$WAIT_STATUS" 0
+  done
+  assert_equal "$(wc -l <"$BATS_TEST_TMPDIR/seen")" "$sections"
+}
+
 # max_col N: the highest value in column N of the "seen" file.
 max_col() {
   awk -v c="$1" 'BEGIN { m = 0 } $c > m { m = $c } END { print m }' \
@@ -57,11 +68,7 @@ max_col() {
       "$BATS_TEST_TMPDIR/section.sh" "$BATS_TEST_TMPDIR" w 0.3 3>&- &
     pids+=($!)
   done
-  for i in "${pids[@]}"; do
-    wait_job 60 "$i"
-    assert_equal "$WAIT_STATUS" 0
-  done
-  assert_equal "$(wc -l <"$BATS_TEST_TMPDIR/seen")" 16
+  all_succeed 16 "${pids[@]}"
   local most
   most=$(max_col 2)
   ((most <= 3))
@@ -93,11 +100,7 @@ max_col() {
       "$BATS_TEST_TMPDIR/section.sh" "$BATS_TEST_TMPDIR" "$kind" 0.2 3>&- &
     pids+=($!)
   done
-  for i in "${pids[@]}"; do
-    wait_job 60 "$i"
-    assert_equal "$WAIT_STATUS" 0
-  done
-  assert_equal "$(wc -l <"$BATS_TEST_TMPDIR/seen")" 16
+  all_succeed 16 "${pids[@]}"
   # An exclusive section saw nobody else; shared ones saw no writer.
   run awk '($2 > 1) || ($2 == 1 && $1 > 0)' "$BATS_TEST_TMPDIR/seen"
   assert_output ""
