@@ -11,6 +11,7 @@
 //                                      GODISLOCK_SLOT; slot 0 when unset)
 //   R sid t ok|stale last counter seen    read of the resource
 //   T sid t                            SIGTERM arrived (from the handler)
+//   P sid counter_after                   about to write (see W)
 //   W sid t ok|stale last counter_after   write of the resource
 //   Q sid t ok|stale last counter last0 counter0
 //                                      a shared section's second read (and
@@ -316,6 +317,10 @@ int main(int argc, char** argv) {
     if (ok) {
       st.last = fence;
       st.counter = counter_read + 1;
+      // A section killed between save() and the W record below (its
+      // godislock was SIGKILLed: parent-death signal) leaves a write the
+      // history would not show; P lets the checker account for it.
+      record("P %s %llu\n", g_sid, st.counter);
       save(res, &st);
     }
     record("W %s %llu %s %llu %llu\n", g_sid, now_ns(), ok ? "ok" : "stale",
