@@ -237,8 +237,7 @@ std::string describe_holder(const backend::Attempt& a, bool with_age) {
   std::string text = fmt::format("{}:{} ({})", a.holder_host, a.holder_pid,
                                  a.holder_cmd);
   if (with_age && a.holder_age) {
-    text += " for " + config::format_duration(Millis(
-                          a.holder_age->count() / 1000 * 1000));
+    text += " for " + whole_seconds(*a.holder_age);
   }
   if (a.holders > 1) {
     text += fmt::format(", and by {} other{}", a.holders - 1,
@@ -318,6 +317,10 @@ void check_prefix(const std::string& prefix) {
 
 int exit_code_for_error(const util::Error& e) {
   return e.kind == ErrorKind::config ? k_exit_usage : k_exit_unavailable;
+}
+
+std::string whole_seconds(Millis d) {
+  return config::format_duration(Millis(d.count() / 1000 * 1000));
 }
 
 namespace {

@@ -7,6 +7,7 @@
 #include "config/url.hpp"
 #include "util/result.hpp"
 
+#include <chrono>
 #include <string>
 
 namespace godislock::app {
@@ -25,6 +26,10 @@ config::Endpoint endpoint_for(const cli::ConnectionOptions& o);
 // Throw cli::UsageError for a name or prefix godislock refuses.
 void check_name(const std::string& name);
 void check_prefix(const std::string& prefix);
+
+// A duration cut to whole seconds, as "12s" (for ages and TTLs shown to
+// people).
+std::string whole_seconds(std::chrono::milliseconds d);
 
 // 64 for a configuration error found by the server (e.g. SELECT), else 69.
 int exit_code_for_error(const util::Error& e);

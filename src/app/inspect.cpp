@@ -152,10 +152,6 @@ std::string json_lock(const std::string& name, const LockStatus& st) {
 
 // --- Text ---
 
-std::string seconds(Millis d) {
-  return config::format_duration(Millis(d.count() / 1000 * 1000));
-}
-
 // "web-1:4242 alice, for 12s, ttl 24s, fence 17957..., slot 1: ./deploy.sh"
 std::string text_holder(const HolderInfo& h, LockStatus::Kind kind) {
   std::string who = h.who.host.empty() && h.who.pid.empty()
@@ -165,9 +161,9 @@ std::string text_holder(const HolderInfo& h, LockStatus::Kind kind) {
     who += " " + h.who.user;
   }
   if (h.age) {
-    who += ", for " + seconds(*h.age);
+    who += ", for " + whole_seconds(*h.age);
   }
-  who += ", ttl " + seconds(h.ttl);
+  who += ", ttl " + whole_seconds(h.ttl);
   if (h.fence) {
     who += fmt::format(", fence {}", *h.fence);
   }

@@ -53,20 +53,8 @@ local token, ttl, mode = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local limit, shared = tonumber(ARGV[5]), ARGV[6] == '1'
 local readers, limit_key = lock .. ':readers', lock .. ':limit'
 
-local function slot_key(k)
-  if k == 1 then
-    return lock
-  end
-  return lock .. ':slot:' .. k
-end
 local function holder_key(t)
   return lock .. ':holder:' .. t
-end
--- Sets a key's TTL to at least ttl (it is shared by several holders).
-local function extend(key)
-  if redis.call('PTTL', key) < ttl then
-    redis.call('PEXPIRE', key, ttl)
-  end
 end
 
 local kind = redis.call('TYPE', lock)['ok']
@@ -78,7 +66,7 @@ if rkind ~= 'none' and rkind ~= 'zset' then
   return {-1, rkind, readers}
 end
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = ms_of(t)
 local nreaders = 0
 if rkind == 'zset' then
   redis.call('ZREMRANGEBYSCORE', readers, '-inf', now)
@@ -117,22 +105,22 @@ end
 if shared then
   if redis.call('ZSCORE', readers, token) then
     redis.call('ZADD', readers, now + ttl, token)
-    extend(readers)
+    extend(readers, ttl)
     redis.call('PEXPIRE', holder_key(token), ttl)
-    extend(fence_key)
+    extend(fence_key, ttl)
     leave_queue()
     return {1, fence_of(token), 0}
   end
 else
   for k = 1, limit do
-    local key = slot_key(k)
+    local key = slot_key(lock, k)
     if (k == 1 or redis.call('TYPE', key)['ok'] == 'string') and
         redis.call('GET', key) == token then
       redis.call('PEXPIRE', key, ttl)
       redis.call('PEXPIRE', holder_key(token), ttl)
-      extend(fence_key)
+      extend(fence_key, ttl)
       if limit > 1 then
-        extend(limit_key)
+        extend(limit_key, ttl)
       end
       leave_queue()
       return {1, fence_of(token), k}
@@ -159,7 +147,7 @@ elseif limit == 1 then
   slot = 1
 else
   for k = 1, limit do
-    local p = redis.call('PTTL', slot_key(k))
+    local p = redis.call('PTTL', slot_key(lock, k))
     if p == -2 then
       slot = slot or k
     else
@@ -170,7 +158,7 @@ else
       if not wait or p < wait then
         wait = p
       end
-      blocker = blocker or slot_key(k)
+      blocker = blocker or slot_key(lock, k)
     end
   end
 end
@@ -219,12 +207,12 @@ if slot and (not first or first == token) then
   redis.call('SET', fence_key, fence_text, 'PX', fence_ttl)
   if shared then
     redis.call('ZADD', readers, now + ttl, token)
-    extend(readers)
+    extend(readers, ttl)
   else
-    redis.call('SET', slot_key(slot), token, 'PX', ttl)
+    redis.call('SET', slot_key(lock, slot), token, 'PX', ttl)
     if limit > 1 then
       if stored_limit then
-        extend(limit_key)
+        extend(limit_key, ttl)
       else
         redis.call('SET', limit_key, limit, 'PX', ttl)
       end

@@ -2,6 +2,28 @@
 -- Shared by the scripts: the build puts this text in front of each of them
 -- (cmake/embed_lua.cmake), so that each is still one self-contained EVAL.
 
+-- The key of slot K of lock LOCK: slot 1 is the lock key itself (the
+-- exclusive holder's), slot K > 1 of a counted lock is LOCK:slot:K.
+local function slot_key(lock, k)
+  if k == 1 then
+    return lock
+  end
+  return lock .. ':slot:' .. k
+end
+
+-- The server clock in milliseconds, from a TIME reply.
+local function ms_of(time)
+  return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+end
+
+-- Sets a key's TTL to at least ttl ms, never shortening it (the fence,
+-- limit and readers keys are shared by several holders).
+local function extend(key, ttl)
+  if redis.call('PTTL', key) < ttl then
+    redis.call('PEXPIRE', key, ttl)
+  end
+end
+
 -- Wakes the first subscribed waiter in `queue` (a list of tokens) on its
 -- channel LOCK:wake:TOKEN. Waiters ahead of it whose lease LOCK:waiter:TOKEN
 -- ran out are dropped; those with a lease but no subscriber keep their place

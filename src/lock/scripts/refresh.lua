@@ -10,14 +10,9 @@
 -- is lost: expired, deleted or taken by someone else).
 local lock, token, ttl = KEYS[1], ARGV[1], tonumber(ARGV[2])
 local limit, shared = tonumber(ARGV[3]), ARGV[4] == '1'
-local function extend(key)
-  if redis.call('PTTL', key) < ttl then
-    redis.call('PEXPIRE', key, ttl)
-  end
-end
 local function extend_common()
   redis.call('PEXPIRE', lock .. ':holder:' .. token, ttl)
-  extend(KEYS[2])
+  extend(KEYS[2], ttl)
 end
 if shared then
   local readers = lock .. ':readers'
@@ -25,7 +20,7 @@ if shared then
     return 0
   end
   local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local now = ms_of(t)
   local expiry = redis.call('ZSCORE', readers, token)
   if not expiry then
     return 0
@@ -35,17 +30,17 @@ if shared then
     return 0
   end
   redis.call('ZADD', readers, now + ttl, token)
-  extend(readers)
+  extend(readers, ttl)
   extend_common()
   return 1
 end
 for k = 1, limit do
-  local key = k == 1 and lock or lock .. ':slot:' .. k
+  local key = slot_key(lock, k)
   if redis.call('TYPE', key)['ok'] == 'string' and
       redis.call('GET', key) == token then
     redis.call('PEXPIRE', key, ttl)
     if limit > 1 then
-      extend(lock .. ':limit')
+      extend(lock .. ':limit', ttl)
     end
     extend_common()
     return 1

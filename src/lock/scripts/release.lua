@@ -15,8 +15,9 @@
 -- KEYS[1]..':wake:'..TOKEN: a handoff costs the same with 1 or 500 waiters.
 -- Waiters whose lease ran out are dropped on the way; those found without a
 -- subscriber keep their place for the grace only (see acquire.lua), and the
--- waiter woken behind them learns how long that is. The fence key is left to expire
--- with its TTL so that the next fence still rises if the clock steps back.
+-- waiter woken behind them learns how long that is. The fence key is left
+-- to expire with its TTL so that the next fence still rises if the clock
+-- steps back.
 local lock, token = KEYS[1], ARGV[1]
 local limit, shared = tonumber(ARGV[2]), ARGV[3] == '1'
 redis.call('LREM', KEYS[3], 1, token)
@@ -27,7 +28,7 @@ local readers = lock .. ':readers'
 if shared then
   if redis.call('TYPE', readers)['ok'] == 'zset' then
     local t = redis.call('TIME')
-    local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    local now = ms_of(t)
     local expiry = redis.call('ZSCORE', readers, token)
     ours = expiry and tonumber(expiry) > now
     redis.call('ZREMRANGEBYSCORE', readers, '-inf', now)
@@ -37,7 +38,7 @@ if shared then
   wake = wake and redis.call('EXISTS', lock) == 0
 else
   for k = 1, limit do
-    local key = k == 1 and lock or lock .. ':slot:' .. k
+    local key = slot_key(lock, k)
     local kind = redis.call('TYPE', key)['ok']
     if kind == 'string' and redis.call('GET', key) == token then
       ours, ours_key = true, key
@@ -74,7 +75,7 @@ if limit > 1 then
   -- The last holder of a counted lock frees its shape too.
   local held = false
   for k = 1, limit do
-    if redis.call('EXISTS', k == 1 and lock or lock .. ':slot:' .. k) == 1 then
+    if redis.call('EXISTS', slot_key(lock, k)) == 1 then
       held = true
       break
     end

@@ -16,7 +16,7 @@
 local lock = KEYS[1]
 local readers, limit_key = lock .. ':readers', lock .. ':limit'
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = ms_of(t)
 
 local function foreign(key, want)
   local kind = redis.call('TYPE', key)['ok']
@@ -40,7 +40,7 @@ local stored_limit = redis.call('GET', limit_key)
 if stored_limit then
   kind, limit = 'limit', tonumber(stored_limit)
   for k = 1, limit do
-    local key = k == 1 and lock or lock .. ':slot:' .. k
+    local key = slot_key(lock, k)
     local bad_slot = foreign(key, 'string')
     if bad_slot then
       return bad_slot
