@@ -429,6 +429,11 @@ int run_command(const cli::RunOptions& o) {
   req.fair = !o.no_fair;
   req.wait = o.wait ? Deadline::after(*o.wait) : Deadline::never();
   req.outage_tolerance = o.connect_timeout;
+  // A lock handed over by its releaser is used at once while its lease
+  // (counted from our latest attempt) leaves comfortably more than the
+  // check below needs.
+  req.handover_max_age =
+      (timing.give_up_after - timing.refresh_interval) / 2;
   // What a waiter says: with -v once who holds the lock; on a terminal a
   // live line with the time waited (cron and CI logs stay clean).
   bool said_holder = false;
@@ -535,13 +540,14 @@ int run_command(const cli::RunOptions& o) {
                               describe_shape(o))};
   }
   GODISLOCK_DEBUG("acquired lock '{}'{} with fence {} after {} attempt(s), "
-                  "{} wakeup(s)",
+                  "{} wakeup(s){}",
                   name,
                   o.shared      ? " (shared)"
                   : o.limit > 1 ? fmt::format(" slot {} of {}", got.slot,
                                               o.limit)
                                 : "",
-                  got.fence, got.attempts, got.wakeups);
+                  got.fence, got.attempts, got.wakeups,
+                  got.handed_over ? ", handed over by its releaser" : "");
 
   // --- Run the command while a refresher keeps the lease ---
   int wake[2];
@@ -573,6 +579,7 @@ int run_command(const cli::RunOptions& o) {
     throw Fatal{k_exit_internal, child.error().message};
   }
   GODISLOCK_DEBUG("started '{}' as pid {}", argv[0], child->pid);
+  got.watch.reset();  // the subscription, no longer needed
 
   // The refresher's thread starts only as its first refresh draws near, and
   // its connection opens on that refresh: neither is on the path from

@@ -87,15 +87,25 @@ struct LockStatus {
   std::string foreign_key;
 };
 
-// Announcements that a lock was released, on a connection of its own.
-// Not thread-safe.
+// What a wait on a ReleaseWatch brought.
+struct Wakeup {
+  bool arrived = false;  // false: `until` came first
+  // The lock was handed straight to this waiter by its releaser: it holds
+  // it now with this fence (slot 1, exclusive), and its lease counts from
+  // the start of its latest attempt, which the hand-over is known to have
+  // followed. Only ever set for a fair watch.
+  std::optional<uint64_t> granted_fence;
+  explicit operator bool() const { return arrived; }
+};
+
+// Announcements that a lock was released (or handed to us), on a
+// connection of its own. Not thread-safe.
 class ReleaseWatch {
  public:
   virtual ~ReleaseWatch() = default;
-  // Waits for a release announcement or `until`. Returns true when one
-  // arrived, false at `until`. An error means the subscription is gone (the
-  // caller opens a new watch) or a signal interrupted the wait.
-  virtual util::Result<bool> wait(util::Deadline until) = 0;
+  // Waits for an announcement or `until`. An error means the subscription
+  // is gone (the caller opens a new watch) or a signal interrupted the wait.
+  virtual util::Result<Wakeup> wait(util::Deadline until) = 0;
 };
 
 // The lock protocol of one store. Each method is one atomic step on the
@@ -111,14 +121,19 @@ class Backend {
     try_,   // respect the queue, but do not join it (a first, single try)
     queue,  // respect the queue and join it (or stay in it) when not taken
   };
+  // In queue mode a release may later hand the lock straight to the
+  // waiter; the token's watch reports that (Wakeup::granted_fence) only
+  // when it answers this backend's latest queue-mode attempt, so that
+  // the lease may count from that attempt's start.
   virtual util::Result<Attempt> acquire(const std::string& token, Millis ttl,
                                         Mode mode,
                                         util::Deadline deadline) = 0;
   // True when the lease was extended, false when it is not ours any more.
   virtual util::Result<bool> refresh(const std::string& token, Millis ttl,
                                      util::Deadline deadline) = 0;
-  // True when it was ours and is now released (the next waiter woken).
-  // Either way the token leaves the queue.
+  // True when it was ours and is now released: handed straight to the
+  // next fair waiter of an exclusive lock (see Wakeup), or the next waiter
+  // woken. Either way the token leaves the queue.
   virtual util::Result<bool> release(const std::string& token,
                                      util::Deadline deadline) = 0;
   // Subscribes on a new connection and returns once the subscription is

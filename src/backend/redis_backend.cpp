@@ -10,6 +10,8 @@
 
 #include <fmt/format.h>
 
+#include <cstdio>
+#include <memory>
 #include <optional>
 #include <set>
 
@@ -116,15 +118,34 @@ ErrorKind classify_server_error(const std::string& text) {
   return ErrorKind::server;
 }
 
+// A hand-over message, "granted SEQ FENCE" (release.lua): the fence when
+// SEQ is `latest_seq`, nullopt for any other payload.
+std::optional<uint64_t> parse_grant(const std::string& payload,
+                                    uint64_t latest_seq) {
+  unsigned long long seq = 0;
+  unsigned long long fence = 0;
+  char tail = 0;
+  if (payload.rfind("granted ", 0) != 0 ||
+      std::sscanf(payload.c_str() + 8, "%llu %llu%c", &seq, &fence, &tail) !=
+          2 ||
+      seq != latest_seq || fence == 0) {
+    return std::nullopt;
+  }
+  return fence;
+}
+
 class RedisWatch final : public ReleaseWatch {
  public:
-  explicit RedisWatch(Connection conn) : m_conn(std::move(conn)) {}
+  // `latest_seq` is the backend's number of its latest queue-mode attempt;
+  // it outlives the watch.
+  RedisWatch(Connection conn, std::shared_ptr<const uint64_t> latest_seq)
+      : m_conn(std::move(conn)), m_latest_seq(std::move(latest_seq)) {}
 
-  Result<bool> wait(Deadline until) override {
+  Result<Wakeup> wait(Deadline until) override {
     auto reply = m_conn.read_reply(until, /*idle_ok=*/true);
     if (!reply) {
       if (reply.error().kind == ErrorKind::timeout && !m_conn.is_broken()) {
-        return false;  // no announcement before `until`
+        return Wakeup{};  // no announcement before `until`
       }
       return reply.error();
     }
@@ -132,13 +153,23 @@ class RedisWatch final : public ReleaseWatch {
     // is not what we think it is.
     if (reply->type == Reply::Type::array && reply->elements.size() == 3 &&
         reply->elements[0].str == "message") {
-      return true;
+      Wakeup w;
+      w.arrived = true;
+      // A hand-over answering an older registration than our latest
+      // attempt (its message overtaken by that attempt's reply) counts as
+      // a plain wake-up: that attempt's reply already told the truth, and
+      // the next attempt will find out what is left of it.
+      if (m_latest_seq) {
+        w.granted_fence = parse_grant(reply->elements[2].str, *m_latest_seq);
+      }
+      return w;
     }
     return Error{ErrorKind::protocol, "unexpected message on subscription"};
   }
 
  private:
   Connection m_conn;
+  std::shared_ptr<const uint64_t> m_latest_seq;  // null: race mode
 };
 
 class RedisBackend final : public Backend {
@@ -162,12 +193,16 @@ class RedisBackend final : public Backend {
     const char* mode_arg = mode == Mode::race   ? "race"
                            : mode == Mode::try_ ? "try"
                                                 : "queue";
+    if (mode == Mode::queue) {
+      ++*m_queue_seq;
+    }
     const Holder& h = m_settings.holder;
     auto r = eval(k_acquire, {m_keys.lock, m_keys.fence, m_keys.queue},
                   {token, std::to_string(ttl.count()), mode_arg,
                    std::to_string(k_queue_lease.count()), limit_arg(),
                    shared_arg(), h.host, h.pid, h.user,
-                   h.command.substr(0, k_holder_cmd_cap), grace_arg()},
+                   h.command.substr(0, k_holder_cmd_cap), grace_arg(),
+                   std::to_string(*m_queue_seq)},
                   deadline);
     if (!r) {
       return r.error();
@@ -231,8 +266,15 @@ class RedisBackend final : public Backend {
   }
 
   Result<bool> release(const std::string& token, Deadline deadline) override {
+    // The PING in front gets the next holder woken before we are: Redis
+    // writes its clients' pending output last-in-first-out, so a client
+    // that already owes a reply (PONG) when the script publishes is
+    // written after the woken waiter. Otherwise our reply goes out first,
+    // and on a busy machine our own wake-up and exit can keep Redis off
+    // the CPU before it sends the hand-over (measured in bench/).
     auto r = eval(k_release, {m_keys.lock, m_keys.channel, m_keys.queue},
-                  {token, limit_arg(), shared_arg(), grace_arg()}, deadline);
+                  {token, limit_arg(), shared_arg(), grace_arg()}, deadline,
+                  /*ping_first=*/true);
     if (!r) {
       return r.error();
     }
@@ -302,8 +344,12 @@ class RedisBackend final : public Backend {
         r->elements[0].str != "subscribe") {
       return Error{ErrorKind::protocol, "SUBSCRIBE: unexpected reply"};
     }
-    return std::unique_ptr<ReleaseWatch>(
-        std::make_unique<RedisWatch>(std::move(c.value())));
+    return std::unique_ptr<ReleaseWatch>(std::make_unique<RedisWatch>(
+        std::move(c.value()),
+        // Only a fair waiter for the exclusive lock is ever handed it.
+        fair && m_settings.limit == 1 && !m_settings.shared
+            ? std::shared_ptr<const uint64_t>(m_queue_seq)
+            : nullptr));
   }
 
   void set_interrupt_fd(int fd) override {
@@ -330,7 +376,7 @@ class RedisBackend final : public Backend {
   Result<Reply> eval(const Script& script,
                      const std::vector<std::string>& keys,
                      const std::vector<std::string>& args,
-                     Deadline deadline) {
+                     Deadline deadline, bool ping_first = false) {
     if (!m_conn || m_conn->is_broken()) {
       m_conn.reset();
       GODISLOCK_TRY(connect(deadline));
@@ -342,7 +388,23 @@ class RedisBackend final : public Backend {
     argv.push_back(std::to_string(keys.size()));
     argv.insert(argv.end(), keys.begin(), keys.end());
     argv.insert(argv.end(), args.begin(), args.end());
-    auto r = m_conn->command(argv, deadline);
+    Result<Reply> r = Error{ErrorKind::io, "not sent"};
+    if (ping_first) {
+      GODISLOCK_TRY(m_conn->send({{"PING"}, argv}, deadline));
+      auto pong = m_conn->read_reply(deadline);
+      if (!pong) {
+        return pong.error();
+      }
+      if (pong->is_error()) {
+        // Refused like the script would be (NOAUTH, NOPERM): the script's
+        // reply, read below, says the same in its own words.
+        GODISLOCK_DEBUG("PING before the {} script: {}", script.name,
+                        pong->str);
+      }
+      r = m_conn->read_reply(deadline);
+    } else {
+      r = m_conn->command(argv, deadline);
+    }
     if (r && r->is_error() && r->str.rfind("NOSCRIPT", 0) == 0) {
       GODISLOCK_DEBUG("{} script not cached on the server; sending it",
                       script.name);
@@ -425,6 +487,8 @@ class RedisBackend final : public Backend {
   RedisKeys m_keys;
   std::optional<Connection> m_conn;
   int m_interrupt_fd = -1;
+  // The number of the latest queue-mode attempt (see RedisWatch).
+  std::shared_ptr<uint64_t> m_queue_seq = std::make_shared<uint64_t>(0);
 };
 
 }  // namespace

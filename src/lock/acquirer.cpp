@@ -67,11 +67,13 @@ Result<AcquireResult> acquire(backend::Backend& backend,
       request.single_try ? Deadline::never() : request.wait;
   using Mode = backend::Backend::Mode;
   Mode mode = request.fair ? Mode::try_ : Mode::race;
+  Clock::time_point last_started{};  // of the latest attempt
   auto attempt = [&]() -> Result<Attempt> {
     return with_retries(
         [&](Deadline d) -> Result<Attempt> {
           result.attempts++;
           auto started = Clock::now();
+          last_started = started;
           // An attempt begun just before the wait ends still gets a fair
           // chance to complete (at most k_attempt_grace more).
           auto bound = d.min(Deadline::at(
@@ -140,7 +142,7 @@ Result<AcquireResult> acquire(backend::Backend& backend,
     return Deadline::after(request.tick).min(until);
   };
 
-  std::unique_ptr<backend::ReleaseWatch> watch;
+  std::shared_ptr<backend::ReleaseWatch> watch;
   for (;;) {
     if (!watch) {
       auto w = with_retries(
@@ -159,6 +161,7 @@ Result<AcquireResult> acquire(backend::Backend& backend,
         return w.error();
       }
       watch = std::move(w.value());
+      result.watch = watch;
       GODISLOCK_DEBUG("subscribed to release announcements");
       // Try again now, joining the queue when fair: a release may have
       // happened before the subscription was confirmed, and it would never
@@ -209,9 +212,27 @@ Result<AcquireResult> acquire(backend::Backend& backend,
       GODISLOCK_DEBUG("subscription lost ({}); subscribing again",
                       woke.error().message);
       watch.reset();
+      result.watch.reset();
       continue;  // resubscribe, then attempt
     }
-    if (*woke) {
+    if (*woke && woke->granted_fence) {
+      // Handed to us by its releaser, after our latest attempt was
+      // processed: the lease counts from that attempt's start. When that
+      // is too long ago to leave the command a useful lease, one more
+      // attempt (it finds the lock ours) renews it first.
+      result.wakeups++;
+      *maybe_holding = true;
+      if (Clock::now() - last_started <= request.handover_max_age) {
+        result.outcome = AcquireResult::Outcome::acquired;
+        result.fence = *woke->granted_fence;
+        result.slot = 1;
+        result.acquired_at = last_started;
+        result.handed_over = true;
+        return result;
+      }
+      GODISLOCK_DEBUG("lock handed over, but our latest attempt is too old "
+                      "to count the lease from; renewing it");
+    } else if (*woke) {
       result.wakeups++;
     } else if (request.wait.expired()) {
       result.outcome = AcquireResult::Outcome::timed_out;

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 
 namespace godislock::lock {
@@ -24,6 +25,10 @@ struct AcquireRequest {
   bool fair = true;
   // How long a broken connection may stay broken before we give up.
   Millis outage_tolerance{5000};
+  // A lock handed straight to us by its releaser (see backend::Wakeup) is
+  // used at once when our latest attempt started at most this long ago
+  // (its lease counts from there); older, one more attempt renews it.
+  Millis handover_max_age{0};
   // Called after each attempt that found the lock taken (for messages).
   std::function<void(const backend::Attempt&)> on_blocked;
   // Called every `tick` while asleep waiting (for a live progress line; it
@@ -46,6 +51,11 @@ struct AcquireResult {
   std::string detail_key;
   int attempts = 0;
   int wakeups = 0;  // release announcements received
+  bool handed_over = false;  // by the releaser, without an attempt of ours
+  // The subscription, when there was one: left open for the caller to drop
+  // once its command has started (closing it wakes the server, which then
+  // competes for the CPU with starting the command).
+  std::shared_ptr<backend::ReleaseWatch> watch;
 };
 
 // Takes the lock, waiting by subscription, never by polling: after a failed
@@ -54,7 +64,9 @@ struct AcquireResult {
 // release between the attempt and the subscription is not lost), then
 // sleeps on the subscription for at most the holder's remaining TTL (a
 // crashed holder publishes nothing), a third of the queue lease (to keep
-// its place), or the time left to wait. Errors: the backend's,
+// its place), or the time left to wait. A fair waiter of an exclusive lock
+// may be handed the lock by its releaser while asleep, which saves it an
+// attempt (acquired_at is then the start of its latest attempt). Errors: the backend's,
 // once an outage lasted longer than outage_tolerance, or interrupted.
 // *maybe_holding tells whether a release by token is owed when the lock was
 // not acquired: the key may be ours (a reply was lost), or the token is

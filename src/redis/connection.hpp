@@ -34,6 +34,10 @@ class Connection {
                               util::Deadline deadline);
   util::Status send(const std::vector<std::string>& argv,
                     util::Deadline deadline);
+  // Sends several commands in one write (the server reads them together);
+  // read their replies in order with read_reply.
+  util::Status send(const std::vector<std::vector<std::string>>& commands,
+                    util::Deadline deadline);
   // Reads one reply. With `idle_ok` (for subscriptions, where nothing is
   // owed), reaching the deadline or an interruption before any byte of a
   // reply arrived leaves the connection usable.

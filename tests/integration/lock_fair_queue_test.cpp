@@ -159,6 +159,7 @@ class FairQueueTest : public testing::Test {
       req.ttl = 10000ms;
       req.wait = Deadline::after(20s);
       req.fair = true;
+      req.handover_max_age = m_handover_max_age;
       ref.result = acquire(*ref.backend, req, &ref.maybe_holding);
       if (!ref.result || ref.result->outcome != Outcome::acquired) {
         if (ref.maybe_holding) {
@@ -257,6 +258,7 @@ class FairQueueTest : public testing::Test {
   std::mutex m_mutex;
   std::vector<int> m_order;
   std::atomic<int> m_acquired{0};
+  Millis m_handover_max_age{0};  // given to every waiter started
 };
 
 TEST_F(FairQueueTest, WaitersAcquireInArrivalOrder) {
@@ -532,6 +534,157 @@ TEST_F(FairQueueTest, QueueKeysExpireAndAreGoneWhenIdle) {
   std::vector<std::string> left = scan(std::string(k_lock) + "*");
   EXPECT_EQ(left, std::vector<std::string>{k_fence});
   EXPECT_GT(as_integer(server.cli({"PTTL", k_fence})), 0);
+}
+
+TEST_F(FairQueueTest, ReleaseHandsTheLockStraightToTheHead) {
+  m_handover_max_age = 10000ms;
+  ASSERT_TRUE(hold(30000ms));
+  const std::string holder_fence = server.cli({"GET", k_fence});
+  constexpr int k_waiters = 3;
+  for (int i = 0; i < k_waiters; ++i) {
+    start_waiter();
+    ASSERT_TRUE(queue_length_is(i + 1));
+  }
+  ASSERT_EQ(server.cli({"SCRIPT", "LOAD", scripts::k_release_source}),
+            scripts::k_release_sha1);
+  ASSERT_EQ(server.cli({"CONFIG", "RESETSTAT"}), "OK");
+  auto released_at = Clock::now();
+  ASSERT_TRUE(release_holder());
+  ASSERT_TRUE(wait_until([&] { return m_acquired.load() >= 1; }, 5000ms));
+  std::this_thread::sleep_for(300ms);
+  // The release was the only script: the head made no attempt of its own.
+  std::string info = server.cli({"INFO", "commandstats"});
+  EXPECT_EQ(calls_of(info, "evalsha") + calls_of(info, "eval"), 1) << info;
+  EXPECT_EQ(m_acquired.load(), 1);
+  Waiter& head = *m_waiters[0];
+  ASSERT_TRUE(head.result) << head.result.error().message;
+  EXPECT_EQ(head.result->outcome, Outcome::acquired);
+  EXPECT_TRUE(head.result->handed_over);
+  EXPECT_EQ(head.result->slot, 1u);
+  // Its lease counts from its latest attempt, made before the release.
+  EXPECT_LE(head.result->acquired_at, released_at);
+  // The server's records match what the message said.
+  const std::string holder_key = std::string(k_lock) + ":holder:" + head.token;
+  EXPECT_EQ(server.cli({"GET", k_lock}), head.token);
+  EXPECT_EQ(server.cli({"GET", k_fence}),
+            std::to_string(head.result->fence));
+  EXPECT_GT(head.result->fence, std::stoull(holder_fence));
+  EXPECT_EQ(server.cli({"HGET", holder_key, "fence"}),
+            std::to_string(head.result->fence));
+  EXPECT_EQ(server.cli({"HGET", holder_key, "slot"}), "1");
+  EXPECT_NE(server.cli({"HGET", holder_key, "since"}), "(nil)");
+  long long ttl = as_integer(server.cli({"PTTL", k_lock}));
+  EXPECT_GT(ttl, 9000);  // the waiter's own TTL (10 s)
+  EXPECT_LE(ttl, 10000);
+  EXPECT_LE(as_integer(server.cli({"PTTL", holder_key})), 10000);
+  EXPECT_EQ(server.cli({"EXISTS", waiter_key(head.token)}), "(integer) 0");
+  EXPECT_EQ(queue_length(), k_waiters - 1);
+  // The rest follow in order, each handed over by the one before.
+  open_gate();
+  join_all();
+  EXPECT_EQ(order(), (std::vector<int>{0, 1, 2}));
+  for (auto& w : m_waiters) {
+    ASSERT_TRUE(w->result) << w->result.error().message;
+    EXPECT_TRUE(w->result->handed_over) << "waiter " << w->index;
+  }
+  EXPECT_EQ(queue_length(), 0);
+  EXPECT_EQ(server.cli({"EXISTS", k_lock}), "(integer) 0");
+}
+
+TEST_F(FairQueueTest, AHandOverLongAfterTheLatestAttemptIsRenewedFirst) {
+  // With no room to count the lease from an old attempt, the waiter makes
+  // one more attempt, which finds the lock its own and renews it.
+  m_handover_max_age = 0ms;
+  ASSERT_TRUE(hold(30000ms));
+  open_gate();
+  Waiter& w = start_waiter();
+  ASSERT_TRUE(queue_length_is(1));
+  auto released_at = Clock::now();
+  ASSERT_TRUE(release_holder());
+  join_all();
+  ASSERT_TRUE(w.result) << w.result.error().message;
+  EXPECT_EQ(w.result->outcome, Outcome::acquired);
+  EXPECT_FALSE(w.result->handed_over);
+  EXPECT_EQ(w.result->attempts, 3);  // try, queue, renew
+  EXPECT_GE(w.result->acquired_at, released_at);
+  EXPECT_GT(w.result->fence, 0u);
+}
+
+// A hand-over whose message is read after a later attempt of the waiter
+// answered (their replies travel on two connections) must not count: the
+// lock may be somebody else's by then.
+TEST_F(FairQueueTest, AStaleHandOverIsOnlyAWakeup) {
+  ASSERT_TRUE(hold(30000ms));
+  auto w = open();
+  ASSERT_NE(w, nullptr);
+  const std::string tok = token(7);
+  auto watch = w->watch(tok, /*fair=*/true, soon());
+  ASSERT_TRUE(watch) << watch.error().message;
+  auto a = w->acquire(tok, 10000ms, Backend::Mode::queue, soon());
+  ASSERT_TRUE(a && a->state == Attempt::State::held);
+  ASSERT_TRUE(release_holder());  // handed to tok; message not read yet
+  EXPECT_EQ(server.cli({"GET", k_lock}), tok);
+  // Somebody deletes the key and another takes the lock before the
+  // waiter's next attempt, which finds it held.
+  ASSERT_EQ(server.cli({"DEL", k_lock}), "(integer) 1");
+  auto other = open();
+  ASSERT_NE(other, nullptr);
+  auto o = other->acquire(token(8), 10000ms, Backend::Mode::race, soon());
+  ASSERT_TRUE(o && o->state == Attempt::State::acquired);
+  a = w->acquire(tok, 10000ms, Backend::Mode::queue, soon());
+  ASSERT_TRUE(a && a->state == Attempt::State::held);
+  auto woke = (*watch)->wait(Deadline::after(5s));
+  ASSERT_TRUE(woke) << woke.error().message;
+  EXPECT_TRUE(woke->arrived);
+  EXPECT_FALSE(woke->granted_fence) << "a stale hand-over was taken";
+  (void)other->release(token(8), soon());
+  (void)w->release(tok, soon());
+}
+
+TEST_F(FairQueueTest, ASharedWaiterIsWokenNotHandedTheExclusiveLock) {
+  ASSERT_TRUE(hold(30000ms));
+  backend::Settings s;
+  s.endpoint = server.endpoint();
+  s.prefix = "t:";
+  s.name = "job";
+  s.shared = true;
+  auto reader = backend::open_redis(s, soon());
+  ASSERT_TRUE(reader) << reader.error().message;
+  const std::string tok = token(9);
+  auto watch = (*reader)->watch(tok, /*fair=*/true, soon());
+  ASSERT_TRUE(watch) << watch.error().message;
+  auto a = (*reader)->acquire(tok, 10000ms, Backend::Mode::queue, soon());
+  ASSERT_TRUE(a && a->state == Attempt::State::held);
+  ASSERT_TRUE(release_holder());
+  EXPECT_EQ(server.cli({"EXISTS", k_lock}), "(integer) 0");
+  auto woke = (*watch)->wait(Deadline::after(5s));
+  ASSERT_TRUE(woke) << woke.error().message;
+  EXPECT_TRUE(woke->arrived);
+  EXPECT_FALSE(woke->granted_fence);
+  a = (*reader)->acquire(tok, 10000ms, Backend::Mode::queue, soon());
+  ASSERT_TRUE(a) << a.error().message;
+  EXPECT_EQ(a->state, Attempt::State::acquired);
+  EXPECT_EQ(a->slot, 0u);  // a shared hold
+  (void)(*reader)->release(tok, soon());
+}
+
+TEST_F(FairQueueTest, AnOlderWaitersStringLeaseIsWokenNotHandedTo) {
+  // A waiter of an older godislock keeps a string lease: it cannot be
+  // handed the lock (no TTL known), so the release frees it and wakes it.
+  ASSERT_TRUE(hold(30000ms));
+  const std::string old_waiter = "oldtoken";
+  auto sub = subscribe_as(old_waiter);
+  ASSERT_TRUE(sub);
+  ASSERT_EQ(server.cli({"RPUSH", k_queue, old_waiter}), "(integer) 1");
+  ASSERT_EQ(server.cli({"SET", waiter_key(old_waiter), "1", "PX", "60000"}),
+            "OK");
+  ASSERT_TRUE(release_holder());
+  EXPECT_EQ(server.cli({"EXISTS", k_lock}), "(integer) 0");
+  auto msg = sub->read_reply(Deadline::after(2s), /*idle_ok=*/true);
+  ASSERT_TRUE(msg) << msg.error().message;
+  ASSERT_EQ(msg->elements.size(), 3u);
+  EXPECT_EQ(msg->elements[2].str, "1");
+  EXPECT_EQ(queue_length(), 1);  // still first, until it comes back
 }
 
 }  // namespace

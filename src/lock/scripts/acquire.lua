@@ -18,6 +18,8 @@
 -- ARGV[11] grace         milliseconds a queued waiter without a subscriber
 --                        keeps its place (it may be resubscribing after a
 --                        dropped connection; a killed one never comes back)
+-- ARGV[12] seq           'queue' mode: the number of this registration (it
+--                        rises with each attempt of the waiter)
 --
 -- Other keys beside the lock (same hash tag):
 --   KEYS[1]..':slot:'..K     slot K > 1 of a counted lock (string: token)
@@ -26,7 +28,8 @@
 --                            time in ms); the key expires with the last one
 --   KEYS[1]..':holder:'..T   who holds it with token T (hash: host pid user
 --                            cmd since fence slot), same TTL as the hold
---   KEYS[1]..':waiter:'..T   a queued waiter's lease
+--   KEYS[1]..':waiter:'..T   a queued waiter's lease (hash: ttl seq excl host
+--                            pid user cmd; the lease is its TTL)
 -- Channels: KEYS[1]..':wake:'..T (a queued waiter is alive while subscribed
 -- there, or for `grace` after it was last seen without a subscriber; it is
 -- woken there), KEYS[1]..':acquired' (each acquisition).
@@ -90,7 +93,8 @@ elseif stored_limit then
 end
 
 local function leave_queue()
-  if mode ~= 'race' then
+  -- A first try has never been queued.
+  if mode == 'queue' then
     redis.call('LREM', queue, 1, token)
     redis.call('DEL', lock .. ':waiter:' .. token)
   end
@@ -197,14 +201,8 @@ if slot and (not first or first == token) then
   -- that this user may PUBLISH, which release needs (a script error does
   -- not roll back earlier writes).
   redis.call('PUBLISH', lock .. ':acquired', '1')
-  local fence = tonumber(t[1]) * 1000000 + tonumber(t[2])
-  local last = tonumber(redis.call('GET', fence_key) or '0') or 0
-  if last >= fence then
-    fence = last + 1
-  end
-  local fence_text = string.format('%.0f', fence)
-  local fence_ttl = math.max(redis.call('PTTL', fence_key), ttl)
-  redis.call('SET', fence_key, fence_text, 'PX', fence_ttl)
+  local fence, fence_text = next_fence(lock, t)
+  set_fence(lock, fence_text, ttl)
   if shared then
     redis.call('ZADD', readers, now + ttl, token)
     extend(readers, ttl)
@@ -237,7 +235,16 @@ if mode == 'queue' then
   if not redis.call('LPOS', queue, token) then
     redis.call('RPUSH', queue, token)
   end
-  redis.call('SET', lock .. ':waiter:' .. token, '1', 'PX', ARGV[4])
+  -- The waiter's lease also says what a release needs to hand the lock
+  -- straight to it (release.lua): its TTL, whether it wants the exclusive
+  -- lock (only those are handed over), who it is, and the number of this
+  -- registration (a hand-over names it, so the waiter can tell a hand-over
+  -- from before its latest attempt, which must not count).
+  local lease_key = lock .. ':waiter:' .. token
+  redis.call('HSET', lease_key, 'ttl', ttl, 'seq', ARGV[12], 'excl',
+      (limit == 1 and not shared) and '1' or '0', 'host', ARGV[7],
+      'pid', ARGV[8], 'user', ARGV[9], 'cmd', ARGV[10])
+  redis.call('PEXPIRE', lease_key, ARGV[4])
   redis.call('PEXPIRE', queue, ARGV[4])
 end
 if not slot then

@@ -24,6 +24,27 @@ local function extend(key, ttl)
   end
 end
 
+-- The next fence of lock LOCK, from the server clock `time` (a TIME reply),
+-- as a number and as text: the larger of the stored fence + 1 and the clock
+-- in microseconds, so that fences never go back, even when Redis lost its
+-- data. Reads only; set_fence stores it.
+local function next_fence(lock, time)
+  local fence = tonumber(time[1]) * 1000000 + tonumber(time[2])
+  local last = tonumber(redis.call('GET', lock .. ':fence') or '0') or 0
+  if last >= fence then
+    fence = last + 1
+  end
+  return fence, string.format('%.0f', fence)
+end
+
+-- Stores a fence issued for a hold of ttl ms; the fence key lives at least
+-- as long as that hold (and is left to expire after the release).
+local function set_fence(lock, fence_text, ttl)
+  local key = lock .. ':fence'
+  redis.call('SET', key, fence_text, 'PX',
+      math.max(redis.call('PTTL', key), ttl))
+end
+
 -- Wakes the first subscribed waiter in `queue` (a list of tokens) on its
 -- channel LOCK:wake:TOKEN. Waiters ahead of it whose lease LOCK:waiter:TOKEN
 -- ran out are dropped; those with a lease but no subscriber keep their place

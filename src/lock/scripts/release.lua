@@ -8,9 +8,10 @@
 -- ARGV[2]  limit            as for acquire
 -- ARGV[3]  shared           as for acquire
 -- ARGV[4]  grace            as for acquire
--- Returns 1 when we held it and no longer do (the next waiter was woken), 0
--- when it was not ours (nothing of anybody else's is touched). Either way
--- our token leaves the queue (a waiter giving up calls this).
+-- Returns 1 when we held it and no longer do (it was handed over to the
+-- next waiter, or that waiter was woken), 0 when it was not ours (nothing
+-- of anybody else's is touched). Either way our token leaves the queue (a
+-- waiter giving up calls this).
 -- Only the first subscribed queued waiter is woken, on its own channel
 -- KEYS[1]..':wake:'..TOKEN: a handoff costs the same with 1 or 500 waiters.
 -- Waiters whose lease ran out are dropped on the way; those found without a
@@ -39,18 +40,73 @@ if shared then
 else
   for k = 1, limit do
     local key = slot_key(lock, k)
-    local kind = redis.call('TYPE', key)['ok']
-    if kind == 'string' and redis.call('GET', key) == token then
+    -- pcall: a key of another type is not ours (and never touched).
+    local holder = redis.pcall('GET', key)
+    if holder == token then
       ours, ours_key = true, key
       break
     end
     -- Deleted or expired behind our back: the queue still needs the kick,
     -- its first waiter may sleep on a long timer.
-    if kind == 'none' then
+    if holder == false then
       wake = true
     end
   end
   wake = wake or ours
+end
+-- An exclusive hold of ours goes straight to the first queued waiter when
+-- it is subscribed and its lease says how (acquire.lua): the waiter starts
+-- its command on the message alone, without a request of its own. The
+-- message is 'granted SEQ FENCE', SEQ being the number of the waiter's
+-- registration that the hand-over answers (a waiter must not act on one
+-- that answers an older registration than its latest attempt's).
+-- Anything else (a waiter ahead without a subscriber keeps its place for
+-- the grace, a lease without a TTL) falls back to waking as below.
+local function hand_over()
+  local queue = KEYS[3]
+  for _ = 1, 100 do
+    local w = redis.call('LINDEX', queue, 0)
+    if not w then
+      return false
+    end
+    local lease_key = lock .. ':waiter:' .. w
+    -- pcall: an older godislock's lease is a string, never handed to.
+    local f = redis.pcall('HMGET', lease_key, 'ttl', 'seq', 'excl')
+    if f.err then
+      return false
+    end
+    local ttl = tonumber(f[1])
+    if ttl then
+      -- Only to a waiter for the exclusive lock (a shared waiter ahead is
+      -- woken and comes in on its own, with the readers behind it).
+      local channel = lock .. ':wake:' .. w
+      if ttl < 1 or not f[2] or f[3] ~= '1' or
+          redis.call('PUBSUB', 'NUMSUB', channel)[2] == 0 then
+        return false
+      end
+      local t = redis.call('TIME')
+      local _, fence_text = next_fence(lock, t)
+      -- Announce first: a failed PUBLISH (ACL) leaves the lock as it was.
+      redis.call('PUBLISH', channel, 'granted ' .. f[2] .. ' ' .. fence_text)
+      redis.call('PUBLISH', lock .. ':acquired', '1')
+      set_fence(lock, fence_text, ttl)
+      redis.call('SET', lock, w, 'PX', ttl)
+      -- The lease becomes the holder record (it keeps ttl, seq and excl).
+      local holder = lock .. ':holder:' .. w
+      redis.call('RENAME', lease_key, holder)
+      redis.call('HSET', holder, 'since', ms_of(t), 'fence', fence_text,
+          'slot', 1)
+      redis.call('PEXPIRE', holder, ttl)
+      redis.call('LPOP', queue)
+      return true
+    end
+    -- Its lease ran out: it is gone.
+    redis.call('LPOP', queue)
+  end
+  return false
+end
+if ours and limit == 1 and not shared and hand_over() then
+  return 1
 end
 if not wake then
   if ours then
