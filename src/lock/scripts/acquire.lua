@@ -95,8 +95,9 @@ end
 local function leave_queue()
   -- A first try has never been queued.
   if mode == 'queue' then
-    redis.call('LREM', queue, 1, token)
-    redis.call('DEL', lock .. ':waiter:' .. token)
+    if redis.call('DEL', lock .. ':waiter:' .. token) == 1 then
+      redis.call('LREM', queue, 1, token)
+    end
   end
 end
 local function fence_of(t)

@@ -21,8 +21,12 @@
 -- steps back.
 local lock, token = KEYS[1], ARGV[1]
 local limit, shared = tonumber(ARGV[2]), ARGV[3] == '1'
-redis.call('LREM', KEYS[3], 1, token)
-redis.call('DEL', lock .. ':waiter:' .. token)
+-- Only a queued token has a lease (an acquisition or hand-over removes
+-- it; a token whose lease ran out is dropped by whoever reaches it), so
+-- a holder's release does not scan the queue.
+if redis.call('DEL', lock .. ':waiter:' .. token) == 1 then
+  redis.call('LREM', KEYS[3], 1, token)
+end
 redis.call('DEL', lock .. ':holder:' .. token)
 local ours, ours_key, wake = false, nil, false
 local readers = lock .. ':readers'
