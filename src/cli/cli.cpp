@@ -279,6 +279,16 @@ Options parse(int argc, const char* const* argv) {
     }
   }
 
+  // Each option costs CLI11 a dozen allocations and a check of its names
+  // against every option already there, and building all four subcommands
+  // was most of an uncontended run's user time. `run` is the hot path: when
+  // it is argv[1], the other subcommands are still created (by name, for
+  // CLI11's subcommand matching) but get no options. Nothing in such a
+  // command line can reach them: find_command() has cut off every word that
+  // is not an option or an option's value, so CLI11 never sees a positional
+  // word that could name another subcommand.
+  const bool build_all = args.size() < 2 || args[1] != "run";
+
   CLI::App app{"godislock: run a command while holding a distributed lock "
                "in Redis",
                "godislock"};
@@ -351,14 +361,16 @@ Options parse(int argc, const char* const* argv) {
       "status", "Show who holds locks: exit 0 if held, 1 if free");
   status->formatter(formatter);
   status->footer(k_status_exit_text);
-  status->add_option("name", so.names,
-                     "Locks to show (default: every lock under the prefix)")
-      ->type_name("NAME");
-  status->add_flag("--json", so.json,
-                   "Print a JSON array, one object per lock (see "
-                   "godislock(1) for the schema)");
   ConnectionInputs status_in;
-  add_connection_options(status, so, status_in);
+  if (build_all) {
+    status->add_option("name", so.names,
+                       "Locks to show (default: every lock under the prefix)")
+        ->type_name("NAME");
+    status->add_flag("--json", so.json,
+                     "Print a JSON array, one object per lock (see "
+                     "godislock(1) for the schema)");
+    add_connection_options(status, so, status_in);
+  }
 
   ReleaseOptions& ro = out.release;
   bool force = false;
@@ -366,20 +378,25 @@ Options parse(int argc, const char* const* argv) {
       "release", "Break a lock that another process holds (needs --force)");
   release->formatter(formatter);
   release->footer(k_release_exit_text);
-  release->add_option("name", ro.name, "The lock to break")->type_name("NAME");
-  release->add_flag("--force", force,
-                    "Really break it: its holders lose it, and their "
-                    "commands are stopped at their next refresh");
   ConnectionInputs release_in;
-  add_connection_options(release, ro, release_in);
+  if (build_all) {
+    release->add_option("name", ro.name, "The lock to break")
+        ->type_name("NAME");
+    release->add_flag("--force", force,
+                      "Really break it: its holders lose it, and their "
+                      "commands are stopped at their next refresh");
+    add_connection_options(release, ro, release_in);
+  }
 
   // --- `godislock completion SHELL` (issue 6) ---
   std::string completion_shell;
   CLI::App* completion = app.add_subcommand(
       "completion", "Print the completion script for bash, zsh or fish");
   completion->formatter(formatter);
-  completion->add_option("shell", completion_shell, "bash, zsh or fish")
-      ->type_name("SHELL");
+  if (build_all) {
+    completion->add_option("shell", completion_shell, "bash, zsh or fish")
+        ->type_name("SHELL");
+  }
   // --- end completion ---
 
   std::vector<const char*> cargv;
