@@ -60,6 +60,41 @@ local function holder_key(t)
   return lock .. ':holder:' .. t
 end
 
+-- Takes place `slot` (0: a shared hold) at server time t for our token:
+-- announces it, issues the next fence, writes the hold and the holder
+-- record. Returns the fence (a number).
+local function take(slot, t, now)
+  -- Announce the acquisition first: it proves, before anything is written,
+  -- that this user may PUBLISH, which release needs (a script error does
+  -- not roll back earlier writes).
+  redis.call('PUBLISH', lock .. ':acquired', '1')
+  local fence, fence_text = next_fence(lock, t)
+  set_fence(lock, fence_text, ttl)
+  if slot == 0 then
+    redis.call('ZADD', readers, now + ttl, token)
+    extend(readers, ttl)
+  else
+    redis.call('SET', slot_key(lock, slot), token, 'PX', ttl)
+  end
+  redis.call('HSET', holder_key(token), 'host', ARGV[7], 'pid', ARGV[8],
+      'user', ARGV[9], 'cmd', ARGV[10], 'since', now, 'fence', fence_text,
+      'slot', slot)
+  redis.call('PEXPIRE', holder_key(token), ttl)
+  return fence
+end
+
+-- The usual case first: an exclusive lock nobody holds, uses in another
+-- shape or waits for (none of its keys exist), in one look.
+if limit == 1 and not shared and
+    redis.call('EXISTS', lock, readers, limit_key, queue) == 0 then
+  local t = redis.call('TIME')
+  local fence = take(1, t, ms_of(t))
+  if mode == 'queue' then
+    redis.call('DEL', lock .. ':waiter:' .. token)
+  end
+  return {1, fence, 1}
+end
+
 local kind = redis.call('TYPE', lock)['ok']
 if kind ~= 'none' and kind ~= 'string' then
   return {-1, kind, lock}
@@ -198,29 +233,14 @@ if mode ~= 'race' then
 end
 
 if slot and (not first or first == token) then
-  -- Announce the acquisition first: it proves, before anything is written,
-  -- that this user may PUBLISH, which release needs (a script error does
-  -- not roll back earlier writes).
-  redis.call('PUBLISH', lock .. ':acquired', '1')
-  local fence, fence_text = next_fence(lock, t)
-  set_fence(lock, fence_text, ttl)
-  if shared then
-    redis.call('ZADD', readers, now + ttl, token)
-    extend(readers, ttl)
-  else
-    redis.call('SET', slot_key(lock, slot), token, 'PX', ttl)
-    if limit > 1 then
-      if stored_limit then
-        extend(limit_key, ttl)
-      else
-        redis.call('SET', limit_key, limit, 'PX', ttl)
-      end
+  local fence = take(slot, t, now)
+  if limit > 1 then
+    if stored_limit then
+      extend(limit_key, ttl)
+    else
+      redis.call('SET', limit_key, limit, 'PX', ttl)
     end
   end
-  redis.call('HSET', holder_key(token), 'host', ARGV[7], 'pid', ARGV[8],
-      'user', ARGV[9], 'cmd', ARGV[10], 'since', now, 'fence', fence_text,
-      'slot', slot)
-  redis.call('PEXPIRE', holder_key(token), ttl)
   leave_queue()
   -- The first subscribed waiter learns the news: it may take another place
   -- (a row of shared waiters, several free slots), or at least the new

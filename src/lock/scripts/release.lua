@@ -66,11 +66,13 @@ end
 -- that answers an older registration than its latest attempt's).
 -- Anything else (a waiter ahead without a subscriber keeps its place for
 -- the grace, a lease without a TTL) falls back to waking as below.
+local queue_empty = false
 local function hand_over()
   local queue = KEYS[3]
   for _ = 1, 100 do
     local w = redis.call('LINDEX', queue, 0)
     if not w then
+      queue_empty = true
       return false
     end
     local lease_key = lock .. ':waiter:' .. w
@@ -122,7 +124,9 @@ end
 -- deleting: a failed PUBLISH (ACL) then leaves the lock as it was, and
 -- nobody can act on either before this script has finished.
 redis.call('PUBLISH', KEYS[2], '1')
-wake_first_subscribed(lock, KEYS[3], ARGV[4])
+if not queue_empty then
+  wake_first_subscribed(lock, KEYS[3], ARGV[4])
+end
 if not ours then
   return 0
 end
