@@ -106,7 +106,11 @@ local function hand_over()
       redis.call('LPOP', queue)
       return true
     end
-    -- Its lease ran out: it is gone.
+    -- Its lease ran out: it is gone. (A lease without these fields is
+    -- left to the wake-up below.)
+    if redis.call('EXISTS', lease_key) == 1 then
+      return false
+    end
     redis.call('LPOP', queue)
   end
   return false
