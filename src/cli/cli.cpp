@@ -16,6 +16,8 @@
 #include <fmt/format.h>
 
 #include <cstdlib>
+#include <cstring>
+#include <iterator>
 #include <optional>
 #include <set>
 #include <string>
@@ -218,10 +220,16 @@ void add_connection_options(CLI::App* sub, ConnectionOptions& c,
                 "Print errors only (env GODISLOCK_QUIET)");
 }
 
+// Whether a subcommand's option was given, by any of its names.
+auto given_in(const CLI::App* sub) {
+  return [sub](const char* option) { return sub->count(option) != 0; };
+}
+
 // Applies the environment where an option was not given, then checks.
-void finish_connection(const CLI::App* sub, ConnectionOptions& c,
+// `given(long_name)` says whether the option was on the command line.
+template <typename Given>
+void finish_connection(const Given& given, ConnectionOptions& c,
                        const ConnectionInputs& in) {
-  auto given = [&](const char* option) { return sub->count(option) != 0; };
   if (given("--url")) {
     c.url = in.url;
   } else if (auto env = env_value("GODISLOCK_URL")) {
@@ -257,6 +265,208 @@ void finish_connection(const CLI::App* sub, ConnectionOptions& c,
   }
 }
 
+// The raw values of `run`'s options that are checked after parsing (the
+// others go straight into RunOptions).
+struct RunInputs {
+  std::string ttl, wait, kill_after, conflict_code;
+  std::string name, shell;
+  bool exclusive = false, close_fd = false;
+  ConnectionInputs connection;
+};
+
+// `run`: each option, else its environment variable, else the default; then
+// the checks across options. Throws UsageError.
+template <typename Given>
+void finish_run(const Given& given, RunOptions& o, const RunInputs& in,
+                bool has_command_words) {
+  finish_connection(given, o, in.connection);
+  if (given("--name")) {
+    o.name = in.name;
+  }
+  if (given("--ttl")) {
+    o.ttl = duration_option("--ttl", in.ttl);
+  } else if (auto env = env_value("GODISLOCK_TTL")) {
+    o.ttl = duration_option("GODISLOCK_TTL", *env);
+  }
+  if (given("--wait")) {
+    o.wait = duration_option("--wait", in.wait);
+  } else if (auto env = env_value("GODISLOCK_WAIT"); env && !o.nonblock) {
+    o.wait = duration_option("GODISLOCK_WAIT", *env);
+  }
+  if (given("--kill-after")) {
+    o.kill_after = duration_option("--kill-after", in.kill_after);
+  } else if (auto env = env_value("GODISLOCK_KILL_AFTER")) {
+    o.kill_after = duration_option("GODISLOCK_KILL_AFTER", *env);
+  }
+  if (!given("--kill-signal")) {
+    if (auto env = env_value("GODISLOCK_KILL_SIGNAL")) {
+      o.kill_signal = *env;
+    }
+  }
+  if (given("--conflict-exit-code")) {
+    o.conflict_exit_code = exit_code_option("--conflict-exit-code",
+                                            in.conflict_code);
+  } else if (auto env = env_value("GODISLOCK_CONFLICT_EXIT_CODE")) {
+    o.conflict_exit_code =
+        exit_code_option("GODISLOCK_CONFLICT_EXIT_CODE", *env);
+  }
+  if (o.nonblock && o.wait && o.wait->count() != 0) {
+    throw UsageError{"--nonblock and --wait conflict: use one of them"};
+  }
+  if (o.shared && in.exclusive) {
+    throw UsageError{"--shared and --exclusive conflict: use one of them"};
+  }
+  if (o.shared && given("--limit")) {
+    throw UsageError{"--shared and --limit conflict: use one of them"};
+  }
+  if (given("--command")) {
+    if (has_command_words) {
+      throw UsageError{"-c and a command after -- conflict: use one of them"};
+    }
+    if (in.shell.empty()) {
+      throw UsageError{"-c needs a non-empty shell command"};
+    }
+    o.shell_command = in.shell;
+  } else if (o.command.empty()) {
+    throw UsageError{"no command given (put it after --, or use -c)"};
+  } else if (o.command[0].empty()) {
+    throw UsageError{"empty command name"};
+  }
+}
+
+// The fast path for `run`'s options. Building the CLI11 parser costs more
+// than the rest of an uncontended run's user time put together (about 500k
+// instructions: a dozen allocations per option and a check of its names
+// against every option already added), so the usual command lines skip it.
+// Only the plain forms are taken here, each option at most once: a known
+// long name alone or with "=VALUE", or a single-letter short option alone,
+// each option that takes a value followed by it. A value is taken only if
+// it is non-empty and starts with none of '-', '[', '{' (which CLI11 reads
+// as the next option, a list or "empty"). Anything else, including --help,
+// --limit (CLI11 checks its range) and any repetition, returns false and the
+// caller parses the same words with CLI11, so errors and help come out
+// exactly as before. For what it accepts, the result is what CLI11 gives:
+// each string value verbatim, each flag true.
+struct FastOption {
+  // The long name that finish_run() asks about comes first.
+  const char* names[4];
+  // Where the value goes, as CLI11 stores it: a string for an option that
+  // takes a value, else a flag.
+  std::string* (*text)(RunOptions&, RunInputs&);
+  bool* (*flag)(RunOptions&, RunInputs&);
+};
+
+using Fo = RunOptions;
+using Fi = RunInputs;
+const FastOption k_fast_options[] = {
+    {{"--name"}, [](Fo&, Fi& i) { return &i.name; }, nullptr},
+    {{"--ttl"}, [](Fo&, Fi& i) { return &i.ttl; }, nullptr},
+    {{"--wait", "-w", "--timeout"}, [](Fo&, Fi& i) { return &i.wait; },
+     nullptr},
+    {{"--conflict-exit-code", "-E"},
+     [](Fo&, Fi& i) { return &i.conflict_code; }, nullptr},
+    {{"--kill-signal"}, [](Fo& o, Fi&) { return &o.kill_signal; }, nullptr},
+    {{"--kill-after"}, [](Fo&, Fi& i) { return &i.kill_after; }, nullptr},
+    {{"--command", "-c"}, [](Fo&, Fi& i) { return &i.shell; }, nullptr},
+    {{"--url"}, [](Fo&, Fi& i) { return &i.connection.url; }, nullptr},
+    {{"--password-file"},
+     [](Fo&, Fi& i) { return &i.connection.password_file; }, nullptr},
+    {{"--prefix"}, [](Fo& o, Fi&) { return &o.prefix; }, nullptr},
+    {{"--connect-timeout"},
+     [](Fo&, Fi& i) { return &i.connection.connect_timeout; }, nullptr},
+    {{"--nonblock", "-n", "--nb", "--no-wait"}, nullptr,
+     [](Fo& o, Fi&) { return &o.nonblock; }},
+    {{"--no-fair"}, nullptr, [](Fo& o, Fi&) { return &o.no_fair; }},
+    {{"--shared", "-s"}, nullptr, [](Fo& o, Fi&) { return &o.shared; }},
+    {{"--exclusive", "-x"}, nullptr, [](Fo&, Fi& i) { return &i.exclusive; }},
+    {{"--close", "-o"}, nullptr, [](Fo&, Fi& i) { return &i.close_fd; }},
+    {{"--verbose", "-v"}, nullptr, [](Fo& o, Fi&) { return &o.verbose; }},
+    {{"--quiet", "-q"}, nullptr, [](Fo& o, Fi&) { return &o.quiet; }},
+};
+constexpr size_t k_fast_count = std::size(k_fast_options);
+
+bool is_plain_value(const std::string& v) {
+  return !v.empty() && v[0] != '-' && v[0] != '[' && v[0] != '{';
+}
+
+// The index in k_fast_options of the option called `name`, or k_fast_count.
+size_t find_fast_option(const std::string& name) {
+  for (size_t k = 0; k < k_fast_count; ++k) {
+    for (const char* n : k_fast_options[k].names) {
+      if (n != nullptr && name == n) {
+        return k;
+      }
+    }
+  }
+  return k_fast_count;
+}
+
+// Which options the fast path saw, answering finish_run()'s given().
+struct FastGiven {
+  bool seen[k_fast_count] = {};
+  bool operator()(const char* option) const {
+    for (size_t k = 0; k < k_fast_count; ++k) {
+      if (std::strcmp(k_fast_options[k].names[0], option) == 0) {
+        return seen[k];
+      }
+    }
+    return false;  // --limit: never taken here
+  }
+};
+
+// Parses words[2..] (the options of `run`) into o and in, or returns false
+// having changed neither.
+bool parse_run_fast(const std::vector<std::string>& words, RunOptions& o,
+                    RunInputs& in, FastGiven& given) {
+  RunOptions fo = o;
+  RunInputs fin;
+  FastGiven fgiven;
+  for (size_t i = 2; i < words.size(); ++i) {
+    const std::string& word = words[i];
+    if (word.size() < 2 || word[0] != '-') {
+      return false;
+    }
+    std::string name = word;
+    std::optional<std::string> value;
+    bool is_long = word[1] == '-';
+    if (is_long) {
+      if (auto eq = word.find('='); eq != std::string::npos) {
+        name = word.substr(0, eq);
+        value = word.substr(eq + 1);
+      }
+    } else if (word.size() != 2) {
+      return false;  // -vq, -w5, ...
+    }
+    size_t index = find_fast_option(name);
+    if (index == k_fast_count || fgiven.seen[index]) {
+      return false;
+    }
+    fgiven.seen[index] = true;
+    const FastOption& f = k_fast_options[index];
+    if (f.flag != nullptr) {
+      if (value) {
+        return false;  // --verbose=...
+      }
+      *f.flag(fo, fin) = true;
+      continue;
+    }
+    if (!value) {
+      if (i + 1 == words.size()) {
+        return false;
+      }
+      value = words[++i];
+    }
+    if (!is_plain_value(*value)) {
+      return false;
+    }
+    *f.text(fo, fin) = std::move(*value);
+  }
+  o = std::move(fo);
+  in = std::move(fin);
+  given = fgiven;
+  return true;
+}
+
 }  // namespace
 
 Options parse(int argc, const char* const* argv) {
@@ -276,6 +486,15 @@ Options parse(int argc, const char* const* argv) {
       o.command.assign(args.begin() + static_cast<long>(at) + (dashdash ? 1 : 0),
                        args.end());
       has_command_words = dashdash || !o.command.empty();
+    }
+  }
+
+  if (args.size() >= 2 && args[1] == "run") {
+    RunInputs in;
+    FastGiven given;
+    if (parse_run_fast(cli_args, o, in, given)) {
+      finish_run(given, o, in, has_command_words);
+      return out;
     }
   }
 
@@ -303,18 +522,16 @@ Options parse(int argc, const char* const* argv) {
   app.formatter(formatter);
   run->formatter(formatter);
 
-  std::string ttl, wait, kill_after, conflict_code;
-  std::string name, shell;
-  bool exclusive = false, close_fd = false;
-  run->add_option("--name", name,
+  RunInputs run_in;
+  run->add_option("--name", run_in.name,
                   "Lock name (default: derived from the command, see -v)")
       ->type_name("NAME");
-  run->add_option("--ttl", ttl,
+  run->add_option("--ttl", run_in.ttl,
                   "Lease if godislock dies; refreshed every ttl/3 "
                   "(env GODISLOCK_TTL; default 30s; at least 3ms, and 7ms to "
                   "leave room for --kill-after)")
       ->type_name("DURATION");
-  run->add_option("-w,--wait,--timeout", wait,
+  run->add_option("-w,--wait,--timeout", run_in.wait,
                   "Give up waiting after DURATION (env GODISLOCK_WAIT; "
                   "default: wait forever; 0: one try)")
       ->type_name("DURATION");
@@ -323,7 +540,7 @@ Options parse(int argc, const char* const* argv) {
   run->add_flag("--no-fair", o.no_fair,
                 "Race for the lock instead of queueing in arrival order "
                 "(every release then wakes every such waiter)");
-  run->add_option("-E,--conflict-exit-code", conflict_code,
+  run->add_option("-E,--conflict-exit-code", run_in.conflict_code,
                   "Exit code when the lock is not acquired (env "
                   "GODISLOCK_CONFLICT_EXIT_CODE; default 75)")
       ->type_name("N");
@@ -331,11 +548,11 @@ Options parse(int argc, const char* const* argv) {
                   "Signal sent to the command's process tree when the lock "
                   "is lost (env GODISLOCK_KILL_SIGNAL; default TERM)")
       ->type_name("SIGNAL");
-  run->add_option("--kill-after", kill_after,
+  run->add_option("--kill-after", run_in.kill_after,
                   "Then SIGKILL after DURATION (env GODISLOCK_KILL_AFTER; "
                   "default: min(5s, ttl/3))")
       ->type_name("DURATION");
-  run->add_option("-c,--command", shell,
+  run->add_option("-c,--command", run_in.shell,
                   "Run SHELL COMMAND with /bin/sh -c (like flock -c)")
       ->type_name("SHELL COMMAND");
   run->add_option("--limit", o.limit,
@@ -347,13 +564,12 @@ Options parse(int argc, const char* const* argv) {
   run->add_flag("-s,--shared", o.shared,
                 "Shared lock (like flock -s): holders may overlap each "
                 "other, never an exclusive holder");
-  run->add_flag("-x,--exclusive", exclusive,
+  run->add_flag("-x,--exclusive", run_in.exclusive,
                 "Exclusive lock (the default; like flock -x)");
-  run->add_flag("-o,--close", close_fd,
+  run->add_flag("-o,--close", run_in.close_fd,
                 "Accepted for flock(1) compatibility (no lock fd is ever "
                 "passed to the command)");
-  ConnectionInputs run_in;
-  add_connection_options(run, o, run_in);
+  add_connection_options(run, o, run_in.connection);
 
   // --- `godislock status [NAME...]` and `godislock release --force NAME`
   StatusOptions& so = out.status;
@@ -447,12 +663,12 @@ Options parse(int argc, const char* const* argv) {
 
   if (status->parsed()) {
     out.action = Options::Action::status;
-    finish_connection(status, so, status_in);
+    finish_connection(given_in(status), so, status_in);
     return out;
   }
   if (release->parsed()) {
     out.action = Options::Action::release;
-    finish_connection(release, ro, release_in);
+    finish_connection(given_in(release), ro, release_in);
     if (ro.name.empty()) {
       throw UsageError{"release needs the name of a lock"};
     }
@@ -465,61 +681,7 @@ Options parse(int argc, const char* const* argv) {
     return out;
   }
 
-  // `run`: each option, else its environment variable, else the default.
-  finish_connection(run, o, run_in);
-  auto given = [&](const char* option) { return run->count(option) != 0; };
-  if (given("--name")) {
-    o.name = name;
-  }
-  if (given("--ttl")) {
-    o.ttl = duration_option("--ttl", ttl);
-  } else if (auto env = env_value("GODISLOCK_TTL")) {
-    o.ttl = duration_option("GODISLOCK_TTL", *env);
-  }
-  if (given("--wait")) {
-    o.wait = duration_option("--wait", wait);
-  } else if (auto env = env_value("GODISLOCK_WAIT"); env && !o.nonblock) {
-    o.wait = duration_option("GODISLOCK_WAIT", *env);
-  }
-  if (given("--kill-after")) {
-    o.kill_after = duration_option("--kill-after", kill_after);
-  } else if (auto env = env_value("GODISLOCK_KILL_AFTER")) {
-    o.kill_after = duration_option("GODISLOCK_KILL_AFTER", *env);
-  }
-  if (!given("--kill-signal")) {
-    if (auto env = env_value("GODISLOCK_KILL_SIGNAL")) {
-      o.kill_signal = *env;
-    }
-  }
-  if (given("--conflict-exit-code")) {
-    o.conflict_exit_code = exit_code_option("--conflict-exit-code",
-                                            conflict_code);
-  } else if (auto env = env_value("GODISLOCK_CONFLICT_EXIT_CODE")) {
-    o.conflict_exit_code =
-        exit_code_option("GODISLOCK_CONFLICT_EXIT_CODE", *env);
-  }
-  if (o.nonblock && o.wait && o.wait->count() != 0) {
-    throw UsageError{"--nonblock and --wait conflict: use one of them"};
-  }
-  if (o.shared && exclusive) {
-    throw UsageError{"--shared and --exclusive conflict: use one of them"};
-  }
-  if (o.shared && run->count("--limit") != 0) {
-    throw UsageError{"--shared and --limit conflict: use one of them"};
-  }
-  if (run->count("--command") != 0) {
-    if (has_command_words) {
-      throw UsageError{"-c and a command after -- conflict: use one of them"};
-    }
-    if (shell.empty()) {
-      throw UsageError{"-c needs a non-empty shell command"};
-    }
-    o.shell_command = shell;
-  } else if (o.command.empty()) {
-    throw UsageError{"no command given (put it after --, or use -c)"};
-  } else if (o.command[0].empty()) {
-    throw UsageError{"empty command name"};
-  }
+  finish_run(given_in(run), o, run_in, has_command_words);
   return out;
 }
 
