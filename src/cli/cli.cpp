@@ -469,7 +469,7 @@ bool parse_run_fast(const std::vector<std::string>& words, RunOptions& o,
 
 }  // namespace
 
-Options parse(int argc, const char* const* argv) {
+Options parse(int argc, const char* const* argv, Parser parser) {
   std::vector<std::string> args(argv, argv + argc);
   Options out;
   RunOptions& o = out.run;
@@ -489,7 +489,8 @@ Options parse(int argc, const char* const* argv) {
     }
   }
 
-  if (args.size() >= 2 && args[1] == "run") {
+  if (parser == Parser::fast_when_plain && args.size() >= 2 &&
+      args[1] == "run") {
     RunInputs in;
     FastGiven given;
     if (parse_run_fast(cli_args, o, in, given)) {

@@ -31,6 +31,45 @@ Options parse_words(const Words& words) {
   return parse(static_cast<int>(all.size()), argv.data());
 }
 
+// What either parser made of "godislock" + `words`: the run options as
+// text, or the usage error's message.
+std::string outcome(const Words& words, godislock::cli::Parser parser) {
+  Words all = {"godislock"};
+  all.insert(all.end(), words.begin(), words.end());
+  std::vector<const char*> argv;
+  for (const auto& w : all) {
+    argv.push_back(w.c_str());
+  }
+  argv.push_back(nullptr);
+  try {
+    Options out = parse(static_cast<int>(all.size()), argv.data(), parser);
+    const auto& o = out.run;
+    std::string text =
+        "action=" + std::to_string(static_cast<int>(out.action));
+    text += " url=" + o.url + " pwfile=" + o.password_file.value_or("-") +
+            " prefix=" + o.prefix +
+            " ct=" + std::to_string(o.connect_timeout.count()) +
+            " v=" + std::to_string(o.verbose) +
+            " q=" + std::to_string(o.quiet) + " name=" + o.name.value_or("-") +
+            " ttl=" + std::to_string(o.ttl.count()) + " wait=" +
+            (o.wait ? std::to_string(o.wait->count()) : "-") +
+            " nb=" + std::to_string(o.nonblock) +
+            " nofair=" + std::to_string(o.no_fair) +
+            " limit=" + std::to_string(o.limit) +
+            " shared=" + std::to_string(o.shared) +
+            " E=" + std::to_string(o.conflict_exit_code) +
+            " sig=" + o.kill_signal + " ka=" +
+            (o.kill_after ? std::to_string(o.kill_after->count()) : "-") +
+            " c=" + o.shell_command.value_or("-") + " cmd=";
+    for (const auto& w : o.command) {
+      text += "[" + w + "]";
+    }
+    return text;
+  } catch (const UsageError& e) {
+    return "usage error: " + e.message;
+  }
+}
+
 // The UsageError message for `words`; fails the test when none is thrown.
 std::string usage_error(const Words& words) {
   try {
@@ -476,4 +515,91 @@ TEST_F(CliTest, LimitAndSharedAndTheirConflicts) {
             "--shared and --exclusive conflict: use one of them");
   usage_error({"run", "--limit", "0", "--", "true"});
   usage_error({"run", "--limit", "1001", "--", "true"});
+}
+
+// The usual command lines are read without CLI11 (cli::Parser); whatever
+// that path accepts must come out exactly as CLI11 reads it, with and
+// without the environment, and whatever it refuses goes to CLI11.
+TEST_F(CliTest, FastPathAgreesWithCli11) {
+  const std::vector<Words> lines = {
+      {"run", "--", "true"},
+      {"run", "true"},
+      {"run", "--name", "x", "--", "true", "--ttl", "1s"},
+      {"run", "--name=x", "--ttl=10s", "--", "sh", "-c", "exit 3"},
+      {"run", "--name", "deploy", "--ttl", "1m30s", "-w", "5m", "--", "a"},
+      {"run", "--wait", "0", "--", "true"},
+      {"run", "--timeout", "2.5", "--", "true"},
+      {"run", "-n", "--", "true"},
+      {"run", "--nb", "-E", "3", "--", "true"},
+      {"run", "--no-wait", "--conflict-exit-code=0", "--", "true"},
+      {"run", "-n", "--wait", "5s", "--", "true"},
+      {"run", "-n", "--wait", "0", "--", "true"},
+      {"run", "--nonblock", "-x", "-o", "--", "true"},
+      {"run", "-s", "-x", "--", "true"},
+      {"run", "--shared", "--", "true"},
+      {"run", "--limit", "3", "--", "true"},
+      {"run", "-s", "--limit", "3", "--", "true"},
+      {"run", "--no-fair", "-v", "--", "true"},
+      {"run", "-v", "-q", "--", "true"},
+      {"run", "-vq", "--", "true"},
+      {"run", "-q", "--prefix", "p:", "--", "true"},
+      {"run", "--url", "redis://127.0.0.1:1/2", "--", "true"},
+      {"run", "--url", "unix:///tmp/r.sock?db=1", "--", "true"},
+      {"run", "--password-file", "/etc/pw", "--", "true"},
+      {"run", "--connect-timeout", "250ms", "--", "true"},
+      {"run", "--connect-timeout", "0", "--", "true"},
+      {"run", "--kill-signal", "KILL", "--kill-after", "2s", "--", "true"},
+      {"run", "--kill-signal=HUP", "--", "true"},
+      {"run", "--ttl", "fast", "--", "true"},
+      {"run", "--ttl", "", "--", "true"},
+      {"run", "--ttl", "-1", "--", "true"},
+      {"run", "--ttl", "1s", "--ttl", "2s", "--", "true"},
+      {"run", "-E", "256", "--", "true"},
+      {"run", "-E", "x", "--", "true"},
+      {"run", "-c", "echo hi"},
+      {"run", "--command=echo hi"},
+      {"run", "-c", "echo", "--", "true"},
+      {"run", "-c", ""},
+      {"run", "--name"},
+      {"run", "--bogus", "--", "true"},
+      {"run", "--verbose=1", "--", "true"},
+      {"run", "--", ""},
+      {"run"},
+      {"run", "--help"},
+      {"run", "-w5", "--", "true"},
+  };
+  const std::vector<std::vector<std::pair<const char*, const char*>>> envs = {
+      {},
+      {{"GODISLOCK_TTL", "10s"},
+       {"GODISLOCK_WAIT", "1m"},
+       {"GODISLOCK_URL", "redis://h:7/1"},
+       {"GODISLOCK_PREFIX", "e:"},
+       {"GODISLOCK_CONNECT_TIMEOUT", "2s"},
+       {"GODISLOCK_KILL_SIGNAL", "INT"},
+       {"GODISLOCK_KILL_AFTER", "1s"},
+       {"GODISLOCK_CONFLICT_EXIT_CODE", "9"},
+       {"GODISLOCK_VERBOSE", "1"}},
+      {{"GODISLOCK_QUIET", "1"}, {"GODISLOCK_TTL", "soon"}},
+  };
+  int runs = 0;
+  for (const auto& env : envs) {
+    for (const auto& [var, value] : env) {
+      ::setenv(var, value, 1);
+    }
+    for (const auto& words : lines) {
+      std::string joined;
+      for (const auto& w : words) {
+        joined += " '" + w + "'";
+      }
+      std::string fast =
+          outcome(words, godislock::cli::Parser::fast_when_plain);
+      std::string cli11 = outcome(words, godislock::cli::Parser::cli11_only);
+      EXPECT_EQ(fast, cli11) << "godislock" << joined;
+      runs += fast.rfind("action=0", 0) == 0;
+    }
+    for (const auto& [var, value] : env) {
+      ::unsetenv(var);
+    }
+  }
+  EXPECT_GT(runs, 40);  // most lines are runs in some environment
 }
