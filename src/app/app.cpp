@@ -131,9 +131,8 @@ std::string read_password_file(const std::string& path) {
 }
 
 // The child's environment: ours without our secrets, plus the lock's name
-// and fencing token.
+// (the fencing token and slot are added once the lock is held).
 std::vector<std::string> child_environment(const std::string& name,
-                                           uint64_t fence, unsigned slot,
                                            bool url_env_has_password) {
   std::vector<std::string> env;
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
@@ -148,10 +147,6 @@ std::vector<std::string> child_environment(const std::string& name,
     env.emplace_back(kv);
   }
   env.push_back("GODISLOCK_NAME=" + name);
-  env.push_back("GODISLOCK_FENCE=" + std::to_string(fence));
-  if (slot != 0) {
-    env.push_back("GODISLOCK_SLOT=" + std::to_string(slot));
-  }
   return env;
 }
 
@@ -422,6 +417,25 @@ int run_command(const cli::RunOptions& o) {
   std::unique_ptr<backend::Backend> lock_backend = std::move(b.value());
   lock_backend->set_interrupt_fd(supervisor::signal_fd());
 
+  // What the command's start needs is prepared before the lock is taken,
+  // to keep it off the path from the acquisition (or a hand-over) to the
+  // command's start: only the fence is added then.
+  int wake[2];
+  if (::pipe2(wake, O_CLOEXEC | O_NONBLOCK) != 0) {
+    throw Fatal{k_exit_internal, fmt::format("cannot create a pipe: {}",
+                                             std::strerror(errno))};
+  }
+  util::Fd wake_rd(wake[0]);
+  util::Fd wake_wr(wake[1]);
+  // Orphaned grandchildren are reparented to us, so that a lock loss can
+  // still reach them and none outlives the lease.
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+  const char* url_env = std::getenv("GODISLOCK_URL");
+  auto url_env_ep =
+      config::parse_url(url_env != nullptr ? url_env : "", nullptr);
+  auto env =
+      child_environment(name, url_env_ep && url_env_ep->password_in_url);
+
   lock::AcquireRequest req;
   req.token = *token;
   req.ttl = o.ttl;
@@ -550,23 +564,10 @@ int run_command(const cli::RunOptions& o) {
                   got.handed_over ? ", handed over by its releaser" : "");
 
   // --- Run the command while a refresher keeps the lease ---
-  int wake[2];
-  if (::pipe2(wake, O_CLOEXEC | O_NONBLOCK) != 0) {
-    int err = errno;
-    release_best_effort(*lock_backend, *token, o.connect_timeout);
-    throw Fatal{k_exit_internal, fmt::format("cannot create a pipe: {}",
-                                             std::strerror(err))};
+  env.push_back("GODISLOCK_FENCE=" + std::to_string(got.fence));
+  if (got.slot != 0) {
+    env.push_back("GODISLOCK_SLOT=" + std::to_string(got.slot));
   }
-  util::Fd wake_rd(wake[0]);
-  util::Fd wake_wr(wake[1]);
-  // Orphaned grandchildren are reparented to us, so that a lock loss can
-  // still reach them and none outlives the lease.
-  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
-
-  const char* url_env = std::getenv("GODISLOCK_URL");
-  auto url_env_ep = config::parse_url(url_env != nullptr ? url_env : "", nullptr);
-  auto env = child_environment(name, got.fence, got.slot,
-                               url_env_ep && url_env_ep->password_in_url);
   int exec_errno = 0;
   auto child = supervisor::spawn(resolved.path, argv, env, &exec_errno);
   if (!child) {

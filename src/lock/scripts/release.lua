@@ -85,16 +85,19 @@ local function hand_over()
     if ttl then
       -- Only to a waiter for the exclusive lock (a shared waiter ahead is
       -- woken and comes in on its own, with the readers behind it).
-      local channel = lock .. ':wake:' .. w
-      if ttl < 1 or not f[2] or f[3] ~= '1' or
-          redis.call('PUBSUB', 'NUMSUB', channel)[2] == 0 then
+      if ttl < 1 or not f[2] or f[3] ~= '1' then
         return false
       end
       local t = redis.call('TIME')
       local _, fence_text = next_fence(lock, t)
-      -- Announce first: a failed PUBLISH (ACL) leaves the lock as it was.
-      redis.call('PUBLISH', channel, 'granted ' .. f[2] .. ' ' .. fence_text)
-      redis.call('PUBLISH', lock .. ':acquired', '1')
+      -- Announce first, which also tells whether the waiter is subscribed
+      -- (nothing is written yet if not, and a failed PUBLISH (ACL) leaves
+      -- the lock as it was). Each redis.call costs a few microseconds more
+      -- than its command, and this script is on the handoff's path.
+      if redis.call('PUBLISH', lock .. ':wake:' .. w,
+          'granted ' .. f[2] .. ' ' .. fence_text) == 0 then
+        return false
+      end
       set_fence(lock, fence_text, ttl)
       redis.call('SET', lock, w, 'PX', ttl)
       -- The lease becomes the holder record (it keeps ttl, seq and excl).
