@@ -21,13 +21,9 @@
 -- steps back.
 local lock, token = KEYS[1], ARGV[1]
 local limit, shared = tonumber(ARGV[2]), ARGV[3] == '1'
--- Only a queued token has a lease (an acquisition or hand-over removes
--- it; a token whose lease ran out is dropped by whoever reaches it), so
--- a holder's release does not scan the queue.
-if redis.call('DEL', lock .. ':waiter:' .. token) == 1 then
-  redis.call('LREM', KEYS[3], 1, token)
-end
-redis.call('DEL', lock .. ':holder:' .. token)
+-- Every redis.call costs a few microseconds more than its command, and
+-- this script is on the handoff's path: calls are merged where they can be.
+redis.call('DEL', lock .. ':holder:' .. token, lock .. ':waiter:' .. token)
 local ours, ours_key, wake = false, nil, false
 local readers = lock .. ':readers'
 if shared then
@@ -57,6 +53,12 @@ else
     end
   end
   wake = wake or ours
+end
+-- A waiter giving up (or a hold found lost) leaves the queue; a holder is
+-- not in it (its acquisition or hand-over took it out), so its release
+-- does not scan the queue.
+if not ours then
+  redis.call('LREM', KEYS[3], 1, token)
 end
 -- An exclusive hold of ours goes straight to the first queued waiter when
 -- it is subscribed and its lease says how (acquire.lua): the waiter starts
@@ -92,13 +94,13 @@ local function hand_over()
       local _, fence_text = next_fence(lock, t)
       -- Announce first, which also tells whether the waiter is subscribed
       -- (nothing is written yet if not, and a failed PUBLISH (ACL) leaves
-      -- the lock as it was). Each redis.call costs a few microseconds more
-      -- than its command, and this script is on the handoff's path.
+      -- the lock as it was).
       if redis.call('PUBLISH', lock .. ':wake:' .. w,
           'granted ' .. f[2] .. ' ' .. fence_text) == 0 then
         return false
       end
-      set_fence(lock, fence_text, ttl)
+      -- The only hold now is the new one: the fence key lives as long.
+      redis.call('SET', lock .. ':fence', fence_text, 'PX', ttl)
       redis.call('SET', lock, w, 'PX', ttl)
       -- The lease becomes the holder record (it keeps ttl, seq and excl).
       local holder = lock .. ':holder:' .. w
