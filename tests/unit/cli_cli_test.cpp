@@ -20,7 +20,9 @@ using Words = std::vector<std::string>;
 using namespace std::string_literals;
 
 // Parses "godislock" followed by `words`.
-Options parse_words(const Words& words) {
+Options parse_words(const Words& words,
+                    godislock::cli::Parser parser =
+                        godislock::cli::Parser::fast_when_plain) {
   Words all = {"godislock"};
   all.insert(all.end(), words.begin(), words.end());
   std::vector<const char*> argv;
@@ -28,21 +30,14 @@ Options parse_words(const Words& words) {
     argv.push_back(w.c_str());
   }
   argv.push_back(nullptr);
-  return parse(static_cast<int>(all.size()), argv.data());
+  return parse(static_cast<int>(all.size()), argv.data(), parser);
 }
 
 // What either parser made of "godislock" + `words`: the run options as
 // text, or the usage error's message.
 std::string outcome(const Words& words, godislock::cli::Parser parser) {
-  Words all = {"godislock"};
-  all.insert(all.end(), words.begin(), words.end());
-  std::vector<const char*> argv;
-  for (const auto& w : all) {
-    argv.push_back(w.c_str());
-  }
-  argv.push_back(nullptr);
   try {
-    Options out = parse(static_cast<int>(all.size()), argv.data(), parser);
+    Options out = parse_words(words, parser);
     const auto& o = out.run;
     std::string text =
         "action=" + std::to_string(static_cast<int>(out.action));
