@@ -153,3 +153,39 @@ start_waiters() {
   ((elapsed < 5000))
   assert_no_lock_key
 }
+
+@test "a queued waiter is handed the lock by the release: -v says so, status shows it, its fence is the new one" {
+  start_holder handover --ttl 20s
+  local old_fence
+  old_fence=$(rcli get "godislock:{handover}:fence")
+  local dir=$BATS_TEST_TMPDIR
+  "$GODISLOCK" run -v --name handover --ttl 7s -- sh -c \
+    'echo "$GODISLOCK_FENCE" >"$1/fence"; : >"$1/started"; while [ ! -e "$1/go" ]; do sleep 0.02; done' \
+    sh "$dir" 2>"$dir/waiter.err" 3>&- &
+  local waiter=$!
+  wait_for 10 queue_is handover 1
+  wait_for 10 wake_subscribers_are handover 1
+  local rc=0
+  release_holder || rc=$?
+  assert_equal "$rc" 0
+  wait_for 10 test -e "$dir/started"
+  # The new holder, as the release wrote it from the waiter's queue lease.
+  run --separate-stderr "$GODISLOCK" status --json handover
+  assert_equal "$status" 0
+  assert_equal "$(json 'd[0]["holders"][0]["pid"]')" "$waiter"
+  assert_equal "$(json 'd[0]["holders"][0]["command"][:5]')" "sh -c"
+  assert_equal "$(json 'd[0]["holders"][0]["fence"] == d[0]["last_fence"]')" True
+  assert_equal "$(json 'd[0]["queued"]')" 0
+  # The waiter's own TTL, not the releaser's.
+  assert_equal "$(json '0 < d[0]["holders"][0]["ttl_ms"] <= 7000')" True
+  local fence
+  fence=$(cat "$dir/fence")
+  assert_equal "$(json 'd[0]["last_fence"]')" "$fence"
+  ((fence > old_fence))
+  : >"$dir/go"
+  wait_job 30 "$waiter"
+  assert_equal "$WAIT_STATUS" 0
+  run grep -c "handed over by its releaser" "$dir/waiter.err"
+  assert_output 1
+  assert_no_lock_key
+}

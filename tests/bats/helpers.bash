@@ -241,3 +241,10 @@ wait_job() {
   WAIT_STATUS=0
   wait "$pid" || WAIT_STATUS=$?
 }
+
+# json EXPR: evaluates a Python expression over the JSON in $output (as
+# `d`) and prints the result.
+json() {
+  python3 -c 'import json, sys; d = json.loads(sys.stdin.read()); print(eval(sys.argv[1]))' \
+    "$1" <<<"$output"
+}

@@ -8,13 +8,6 @@ load helpers
 
 setup() { start_redis; }
 
-# json EXPR: evaluates a Python expression over the JSON in $output (as
-# `d`) and prints the result.
-json() {
-  python3 -c 'import json, sys; d = json.loads(sys.stdin.read()); print(eval(sys.argv[1]))' \
-    "$1" <<<"$output"
-}
-
 @test "status of a free lock: 'free', exit 1" {
   run --separate-stderr "$GODISLOCK" status nothing-here
   assert_equal "$status" 1
