@@ -155,11 +155,11 @@ start_waiters() {
 }
 
 @test "a queued waiter is handed the lock by the release: -v says so, status shows it, its fence is the new one" {
-  start_holder handover --ttl 20s
+  start_holder handover --ttl 40s
   local old_fence
   old_fence=$(rcli get "godislock:{handover}:fence")
   local dir=$BATS_TEST_TMPDIR
-  "$GODISLOCK" run -v --name handover --ttl 7s -- sh -c \
+  "$GODISLOCK" run -v --name handover --ttl 20s -- sh -c \
     'echo "$GODISLOCK_FENCE" >"$1/fence"; : >"$1/started"; while [ ! -e "$1/go" ]; do sleep 0.02; done' \
     sh "$dir" 2>"$dir/waiter.err" 3>&- &
   local waiter=$!
@@ -177,7 +177,7 @@ start_waiters() {
   assert_equal "$(json 'd[0]["holders"][0]["fence"] == d[0]["last_fence"]')" True
   assert_equal "$(json 'd[0]["queued"]')" 0
   # The waiter's own TTL, not the releaser's.
-  assert_equal "$(json '0 < d[0]["holders"][0]["ttl_ms"] <= 7000')" True
+  assert_equal "$(json '0 < d[0]["holders"][0]["ttl_ms"] <= 20000')" True
   local fence
   fence=$(cat "$dir/fence")
   assert_equal "$(json 'd[0]["last_fence"]')" "$fence"
