@@ -136,8 +136,9 @@ std::optional<uint64_t> parse_grant(const std::string& payload,
 
 class RedisWatch final : public ReleaseWatch {
  public:
-  // `latest_seq` is the backend's number of its latest queue-mode attempt;
-  // it outlives the watch.
+  // `latest_seq` is the backend's number of its latest queue-mode attempt
+  // (shared with it); null where no hand-over can come (race mode, shared
+  // or counted locks).
   RedisWatch(Connection conn, std::shared_ptr<const uint64_t> latest_seq)
       : m_conn(std::move(conn)), m_latest_seq(std::move(latest_seq)) {}
 
@@ -169,7 +170,7 @@ class RedisWatch final : public ReleaseWatch {
 
  private:
   Connection m_conn;
-  std::shared_ptr<const uint64_t> m_latest_seq;  // null: race mode
+  std::shared_ptr<const uint64_t> m_latest_seq;
 };
 
 class RedisBackend final : public Backend {
