@@ -78,16 +78,26 @@ setup_file() {
   assert_success
 }
 
-@test "the package holds the binary, the man page and the three completions" {
+@test "the package holds the binary, the man page, the three completions and the copyright" {
   run bash -c "dpkg-deb --contents \"\$1\" | awk '!/\\/\$/ { print \$6 }' | sort" \
     _ "$DEB"
   assert_success
   assert_output "$(printf '%s\n' \
     ./usr/bin/godislock \
     ./usr/share/bash-completion/completions/godislock \
+    ./usr/share/doc/godislock/copyright \
     ./usr/share/fish/vendor_completions.d/godislock.fish \
     ./usr/share/man/man1/godislock.1.gz \
     ./usr/share/zsh/site-functions/_godislock)"
+  # Our license, and the notices of the libraries linked in statically.
+  run bash -c 'dpkg-deb --fsys-tarfile "$1" |
+    tar -xO ./usr/share/doc/godislock/copyright' _ "$DEB"
+  assert_success
+  assert_line "MIT License"
+  assert_line --regexp '^Copyright \(c\) [0-9]+ the godislock authors$'
+  assert_line --partial "===== hiredis"
+  assert_line --partial "License: BSD-3-Clause"
+  assert_line --partial "===== fmt"
   # Owned by root, with the usual modes.
   run dpkg-deb --contents "$DEB"
   assert_line --regexp '^-rwxr-xr-x root/root .* \./usr/bin/godislock$'
