@@ -9,6 +9,7 @@
 #include "lock/scripts/release_lua.hpp"
 #include "redis/connection.hpp"
 #include "support/redis_server.hpp"
+#include "support/time.hpp"
 #include "util/fd.hpp"
 
 #include <fmt/format.h>
@@ -27,6 +28,7 @@ namespace godislock::backend {
 namespace {
 
 using namespace std::chrono_literals;
+using test::soon;
 using util::Clock;
 using util::Deadline;
 using util::ErrorKind;
@@ -37,8 +39,6 @@ constexpr char k_lock[] = "t:{job}";
 constexpr char k_fence[] = "t:{job}:fence";
 constexpr char k_token_a[] = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 constexpr char k_token_b[] = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
-
-Deadline soon() { return Deadline::after(5s); }
 
 // "(integer) N" -> N; LLONG_MIN for anything else.
 long long as_int(const std::string& flat) {

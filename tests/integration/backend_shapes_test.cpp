@@ -6,6 +6,7 @@
 #include "backend/redis_backend.hpp"
 
 #include "support/redis_server.hpp"
+#include "support/time.hpp"
 
 #include <gtest/gtest.h>
 
@@ -20,13 +21,12 @@ namespace godislock::backend {
 namespace {
 
 using namespace std::chrono_literals;
+using test::soon;
 using util::Deadline;
 using Mode = Backend::Mode;
 using State = Attempt::State;
 
 constexpr char k_lock[] = "t:{job}";
-
-Deadline soon() { return Deadline::after(5s); }
 
 std::string token(char c) { return std::string(32, c); }
 

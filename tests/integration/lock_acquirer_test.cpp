@@ -8,6 +8,7 @@
 #include "backend/redis_backend.hpp"
 #include "lock/scripts/acquire_lua.hpp"
 #include "support/redis_server.hpp"
+#include "support/time.hpp"
 #include "util/fd.hpp"
 
 #include <gtest/gtest.h>
@@ -24,6 +25,8 @@ namespace godislock::lock {
 namespace {
 
 using namespace std::chrono_literals;
+using test::soon;
+using test::since;
 using backend::Attempt;
 using backend::Backend;
 using util::Clock;
@@ -35,12 +38,6 @@ constexpr char k_lock[] = "t:{job}";
 constexpr char k_channel[] = "t:{job}:released";
 constexpr char k_holder[] = "1111111111111111111111111111111a";
 constexpr char k_waiter[] = "2222222222222222222222222222222b";
-
-Deadline soon() { return Deadline::after(5s); }
-
-Millis since(Clock::time_point t) {
-  return std::chrono::duration_cast<Millis>(Clock::now() - t);
-}
 
 // These tests cover race mode (--no-fair: every release is announced on
 // the release channel); lock_fair_queue_test.cpp covers the FIFO queue.

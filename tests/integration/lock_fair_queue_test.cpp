@@ -23,11 +23,14 @@
 #include "lock/scripts/release_lua.hpp"
 #include "redis/connection.hpp"
 #include "support/redis_server.hpp"
+#include "support/time.hpp"
 
 namespace godislock::lock {
 namespace {
 
 using namespace std::chrono_literals;
+using test::soon;
+using test::since;
 using backend::Attempt;
 using backend::Backend;
 using util::Clock;
@@ -39,12 +42,6 @@ constexpr char k_lock[] = "t:{job}";
 constexpr char k_fence[] = "t:{job}:fence";
 constexpr char k_queue[] = "t:{job}:queue";
 constexpr char k_holder[] = "1111111111111111111111111111111a";
-
-Deadline soon() { return Deadline::after(5s); }
-
-Millis since(Clock::time_point t) {
-  return std::chrono::duration_cast<Millis>(Clock::now() - t);
-}
 
 std::string waiter_key(const std::string& token) {
   return std::string(k_lock) + ":waiter:" + token;

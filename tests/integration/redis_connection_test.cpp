@@ -5,6 +5,7 @@
 #include "redis/connection.hpp"
 
 #include "support/redis_server.hpp"
+#include "support/time.hpp"
 #include "util/fd.hpp"
 
 #include <gtest/gtest.h>
@@ -24,18 +25,14 @@ namespace godislock::redis {
 namespace {
 
 using namespace std::chrono_literals;
+using test::soon;
+using test::since;
 using util::Clock;
 using util::Deadline;
 using util::ErrorKind;
 using Millis = std::chrono::milliseconds;
 
 constexpr char k_password[] = "s3cret";
-
-Millis since(Clock::time_point t) {
-  return std::chrono::duration_cast<Millis>(Clock::now() - t);
-}
-
-Deadline soon() { return Deadline::after(5s); }
 
 // A loopback TCP socket owned by the test, bound to a free port; listening
 // only if asked (a bound socket that does not listen refuses connections,

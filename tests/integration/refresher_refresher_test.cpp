@@ -7,6 +7,7 @@
 #include "backend/redis_backend.hpp"
 #include "lock/validity.hpp"
 #include "support/redis_server.hpp"
+#include "support/time.hpp"
 #include "util/fd.hpp"
 
 #include <gtest/gtest.h>
@@ -24,6 +25,8 @@ namespace godislock::refresher {
 namespace {
 
 using namespace std::chrono_literals;
+using test::soon;
+using test::since;
 using backend::Attempt;
 using backend::Backend;
 using lock::Millis;
@@ -32,12 +35,6 @@ using util::Deadline;
 
 constexpr char k_lock[] = "t:{job}";
 constexpr char k_token[] = "0123456789abcdef0123456789abcdef";
-
-Deadline soon() { return Deadline::after(5s); }
-
-Millis since(Clock::time_point t) {
-  return std::chrono::duration_cast<Millis>(Clock::now() - t);
-}
 
 Millis between(Clock::time_point from, Clock::time_point to) {
   return std::chrono::duration_cast<Millis>(to - from);
