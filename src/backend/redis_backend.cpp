@@ -6,6 +6,7 @@
 #include "lock/scripts/release_lua.hpp"
 #include "lock/scripts/status_lua.hpp"
 #include "redis/connection.hpp"
+#include "redis/resp.hpp"
 #include "util/log.hpp"
 
 #include <fmt/format.h>
@@ -389,9 +390,10 @@ class RedisBackend final : public Backend {
     argv.push_back(std::to_string(keys.size()));
     argv.insert(argv.end(), keys.begin(), keys.end());
     argv.insert(argv.end(), args.begin(), args.end());
-    Result<Reply> r = Error{ErrorKind::io, "not sent"};
     if (ping_first) {
-      GODISLOCK_TRY(m_conn->send({{"PING"}, argv}, deadline));
+      GODISLOCK_TRY(m_conn->send_encoded(
+          redis::encode_command({"PING"}) + redis::encode_command(argv),
+          deadline));
       auto pong = m_conn->read_reply(deadline);
       if (!pong) {
         return pong.error();
@@ -402,10 +404,10 @@ class RedisBackend final : public Backend {
         GODISLOCK_DEBUG("PING before the {} script: {}", script.name,
                         pong->str);
       }
-      r = m_conn->read_reply(deadline);
     } else {
-      r = m_conn->command(argv, deadline);
+      GODISLOCK_TRY(m_conn->send(argv, deadline));
     }
+    auto r = m_conn->read_reply(deadline);
     if (r && r->is_error() && r->str.rfind("NOSCRIPT", 0) == 0) {
       GODISLOCK_DEBUG("{} script not cached on the server; sending it",
                       script.name);

@@ -478,7 +478,8 @@ Options parse(int argc, const char* const* argv, Parser parser) {
   // reach the child byte for byte, even "--ttl".
   std::vector<std::string> cli_args = args;
   bool has_command_words = false;
-  if (args.size() >= 2 && args[1] == "run") {
+  const bool is_run = args.size() >= 2 && args[1] == "run";
+  if (is_run) {
     bool dashdash = false;
     size_t at = find_command(args, 2, &dashdash);
     if (at < args.size()) {
@@ -489,8 +490,7 @@ Options parse(int argc, const char* const* argv, Parser parser) {
     }
   }
 
-  if (parser == Parser::fast_when_plain && args.size() >= 2 &&
-      args[1] == "run") {
+  if (parser == Parser::fast_when_plain && is_run) {
     RunInputs in;
     FastGiven given;
     if (parse_run_fast(cli_args, o, in, given)) {
@@ -506,9 +506,7 @@ Options parse(int argc, const char* const* argv, Parser parser) {
   // CLI11's subcommand matching) but get no options. Nothing in such a
   // command line can reach them: find_command() has cut off every word that
   // is not an option or an option's value, so CLI11 never sees a positional
-  // word that could name another subcommand.
-  const bool build_all = args.size() < 2 || args[1] != "run";
-
+  // word that could name another subcommand. (The `if (!is_run)` blocks.)
   CLI::App app{"godislock: run a command while holding a distributed lock "
                "in Redis",
                "godislock"};
@@ -579,7 +577,7 @@ Options parse(int argc, const char* const* argv, Parser parser) {
   status->formatter(formatter);
   status->footer(k_status_exit_text);
   ConnectionInputs status_in;
-  if (build_all) {
+  if (!is_run) {
     status->add_option("name", so.names,
                        "Locks to show (default: every lock under the prefix)")
         ->type_name("NAME");
@@ -596,7 +594,7 @@ Options parse(int argc, const char* const* argv, Parser parser) {
   release->formatter(formatter);
   release->footer(k_release_exit_text);
   ConnectionInputs release_in;
-  if (build_all) {
+  if (!is_run) {
     release->add_option("name", ro.name, "The lock to break")
         ->type_name("NAME");
     release->add_flag("--force", force,
@@ -610,7 +608,7 @@ Options parse(int argc, const char* const* argv, Parser parser) {
   CLI::App* completion = app.add_subcommand(
       "completion", "Print the completion script for bash, zsh or fish");
   completion->formatter(formatter);
-  if (build_all) {
+  if (!is_run) {
     completion->add_option("shell", completion_shell, "bash, zsh or fish")
         ->type_name("SHELL");
   }

@@ -66,8 +66,9 @@ struct AcquireResult {
 // crashed holder publishes nothing), a third of the queue lease (to keep
 // its place), or the time left to wait. A fair waiter of an exclusive lock
 // may be handed the lock by its releaser while asleep, which saves it an
-// attempt (acquired_at is then the start of its latest attempt). Errors: the backend's,
-// once an outage lasted longer than outage_tolerance, or interrupted.
+// attempt (acquired_at is then the start of its latest attempt). Errors:
+// the backend's, once an outage lasted longer than outage_tolerance, or
+// interrupted.
 // *maybe_holding tells whether a release by token is owed when the lock was
 // not acquired: the key may be ours (a reply was lost), or the token is
 // queued and must leave the queue at once.

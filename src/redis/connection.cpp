@@ -196,18 +196,13 @@ util::Status Connection::wait_for(short events, Deadline deadline,
 
 util::Status Connection::send(const std::vector<std::string>& argv,
                               Deadline deadline) {
-  return send(std::vector<std::vector<std::string>>{argv}, deadline);
+  return send_encoded(encode_command(argv), deadline);
 }
 
-util::Status Connection::send(
-    const std::vector<std::vector<std::string>>& commands,
-    Deadline deadline) {
+util::Status Connection::send_encoded(const std::string& buf,
+                                      Deadline deadline) {
   if (m_broken) {
     return Error{ErrorKind::io, m_peer + ": connection is broken"};
-  }
-  std::string buf;
-  for (const auto& argv : commands) {
-    buf += encode_command(argv);
   }
   size_t off = 0;
   while (off < buf.size()) {

@@ -34,10 +34,11 @@ class Connection {
                               util::Deadline deadline);
   util::Status send(const std::vector<std::string>& argv,
                     util::Deadline deadline);
-  // Sends several commands in one write (the server reads them together);
-  // read their replies in order with read_reply.
-  util::Status send(const std::vector<std::vector<std::string>>& commands,
-                    util::Deadline deadline);
+  // Sends commands already encoded (encode_command); several of them
+  // concatenated go out in one write, so the server reads them together.
+  // Read their replies in order with read_reply.
+  util::Status send_encoded(const std::string& bytes,
+                            util::Deadline deadline);
   // Reads one reply. With `idle_ok` (for subscriptions, where nothing is
   // owed), reaching the deadline or an interruption before any byte of a
   // reply arrived leaves the connection usable.

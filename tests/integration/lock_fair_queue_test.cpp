@@ -108,11 +108,13 @@ class FairQueueTest : public testing::Test {
     }
   }
 
-  std::unique_ptr<Backend> open() const {
+  // A backend for the lock, exclusive unless `shared`.
+  std::unique_ptr<Backend> open(bool shared = false) const {
     backend::Settings s;
     s.endpoint = server.endpoint();
     s.prefix = "t:";
     s.name = "job";
+    s.shared = shared;
     auto b = backend::open_redis(s, soon());
     EXPECT_TRUE(b) << b.error().message;
     return b ? std::move(b.value()) : nullptr;
@@ -640,17 +642,12 @@ TEST_F(FairQueueTest, AStaleHandOverIsOnlyAWakeup) {
 
 TEST_F(FairQueueTest, ASharedWaiterIsWokenNotHandedTheExclusiveLock) {
   ASSERT_TRUE(hold(30000ms));
-  backend::Settings s;
-  s.endpoint = server.endpoint();
-  s.prefix = "t:";
-  s.name = "job";
-  s.shared = true;
-  auto reader = backend::open_redis(s, soon());
-  ASSERT_TRUE(reader) << reader.error().message;
+  auto reader = open(/*shared=*/true);
+  ASSERT_NE(reader, nullptr);
   const std::string tok = token(9);
-  auto watch = (*reader)->watch(tok, /*fair=*/true, soon());
+  auto watch = reader->watch(tok, /*fair=*/true, soon());
   ASSERT_TRUE(watch) << watch.error().message;
-  auto a = (*reader)->acquire(tok, 10000ms, Backend::Mode::queue, soon());
+  auto a = reader->acquire(tok, 10000ms, Backend::Mode::queue, soon());
   ASSERT_TRUE(a && a->state == Attempt::State::held);
   ASSERT_TRUE(release_holder());
   EXPECT_EQ(server.cli({"EXISTS", k_lock}), "(integer) 0");
@@ -658,11 +655,11 @@ TEST_F(FairQueueTest, ASharedWaiterIsWokenNotHandedTheExclusiveLock) {
   ASSERT_TRUE(woke) << woke.error().message;
   EXPECT_TRUE(woke->arrived);
   EXPECT_FALSE(woke->granted_fence);
-  a = (*reader)->acquire(tok, 10000ms, Backend::Mode::queue, soon());
+  a = reader->acquire(tok, 10000ms, Backend::Mode::queue, soon());
   ASSERT_TRUE(a) << a.error().message;
   EXPECT_EQ(a->state, Attempt::State::acquired);
   EXPECT_EQ(a->slot, 0u);  // a shared hold
-  (void)(*reader)->release(tok, soon());
+  (void)reader->release(tok, soon());
 }
 
 TEST_F(FairQueueTest, AnOlderWaitersStringLeaseIsWokenNotHandedTo) {

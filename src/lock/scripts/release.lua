@@ -68,27 +68,26 @@ end
 -- that answers an older registration than its latest attempt's).
 -- Anything else (a waiter ahead without a subscriber keeps its place for
 -- the grace, a lease without a TTL) falls back to waking as below.
-local queue_empty = false
+-- Returns 'handed', 'empty' (nobody queued), or 'wake'.
 local function hand_over()
   local queue = KEYS[3]
   for _ = 1, 100 do
     local w = redis.call('LINDEX', queue, 0)
     if not w then
-      queue_empty = true
-      return false
+      return 'empty'
     end
     local lease_key = lock .. ':waiter:' .. w
     -- pcall: an older godislock's lease is a string, never handed to.
     local f = redis.pcall('HMGET', lease_key, 'ttl', 'seq', 'excl')
     if f.err then
-      return false
+      return 'wake'
     end
     local ttl = tonumber(f[1])
     if ttl then
       -- Only to a waiter for the exclusive lock (a shared waiter ahead is
       -- woken and comes in on its own, with the readers behind it).
       if ttl < 1 or not f[2] or f[3] ~= '1' then
-        return false
+        return 'wake'
       end
       local t = redis.call('TIME')
       local _, fence_text = next_fence(lock, t)
@@ -97,7 +96,7 @@ local function hand_over()
       -- the lock as it was).
       if redis.call('PUBLISH', lock .. ':wake:' .. w,
           'granted ' .. f[2] .. ' ' .. fence_text) == 0 then
-        return false
+        return 'wake'
       end
       -- The only hold now is the new one: the fence key lives as long.
       redis.call('SET', lock .. ':fence', fence_text, 'PX', ttl)
@@ -109,18 +108,19 @@ local function hand_over()
           'slot', 1)
       redis.call('PEXPIRE', holder, ttl)
       redis.call('LPOP', queue)
-      return true
+      return 'handed'
     end
     -- Its lease ran out: it is gone. (A lease without these fields is
     -- left to the wake-up below.)
     if redis.call('EXISTS', lease_key) == 1 then
-      return false
+      return 'wake'
     end
     redis.call('LPOP', queue)
   end
-  return false
+  return 'wake'
 end
-if ours and limit == 1 and not shared and hand_over() then
+local handing = ours and limit == 1 and not shared and hand_over()
+if handing == 'handed' then
   return 1
 end
 if not wake then
@@ -133,7 +133,7 @@ end
 -- deleting: a failed PUBLISH (ACL) then leaves the lock as it was, and
 -- nobody can act on either before this script has finished.
 redis.call('PUBLISH', KEYS[2], '1')
-if not queue_empty then
+if handing ~= 'empty' then
   wake_first_subscribed(lock, KEYS[3], ARGV[4])
 end
 if not ours then
