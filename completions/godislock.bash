@@ -203,6 +203,7 @@ _godislock_module()
 						--nb
 						--no-wait
 						--no-fair
+						--wait-tree
 						--conflict-exit-code
 						--limit
 						--shared

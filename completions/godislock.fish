@@ -104,6 +104,7 @@ complete -c godislock -n __godislock_run_options -s n -l nonblock -d 'Fail at on
 complete -c godislock -n __godislock_run_options -l nb -d 'Same as --nonblock'
 complete -c godislock -n __godislock_run_options -l no-wait -d 'Same as --nonblock'
 complete -c godislock -n __godislock_run_options -l no-fair -d 'Race for the lock instead of queueing in arrival order'
+complete -c godislock -n __godislock_run_options -l wait-tree -d 'Hold the lock until every descendant of the command has exited'
 complete -c godislock -n __godislock_run_options -s E -l conflict-exit-code -x -a '0 1 75' -d 'Exit code when the lock is not acquired (default 75)'
 complete -c godislock -n __godislock_run_options -l limit -x -a '2 3 4 8' -d 'Counted lock: up to N holders at once'
 complete -c godislock -n __godislock_run_options -s s -l shared -d 'Shared lock (like flock -s)'

@@ -17,7 +17,6 @@
 
 #include <fcntl.h>
 #include <pwd.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -255,6 +254,30 @@ std::string describe_shape(const cli::RunOptions& o) {
                                       : "exclusive");
 }
 
+// Says how the lease was lost and how the command was stopped.
+void report_loss(const std::string& name, const supervisor::Outcome& outcome,
+                 const refresher::Refresher& refresher,
+                 const std::string& kill_signal) {
+  std::string why = refresher.lost_reason();
+  if (!refresher.is_lost()) {
+    // The supervisor's own deadline came first.
+    std::string error = refresher.last_error();
+    why = error.empty() ? "no refresh succeeded in time (the refresher did "
+                          "not report)"
+                        : "could not refresh the lease in time: " + error;
+  }
+  Clock::time_point detected =
+      refresher.is_lost()
+          ? std::min(refresher.lost_at(), outcome.lost_signalled_at)
+          : outcome.lost_signalled_at;
+  auto detect =
+      std::chrono::duration_cast<Millis>(outcome.lost_signalled_at - detected);
+  GODISLOCK_ERROR("lock '{}' lost while the command ran: {}; the command "
+                  "was sent signal {} ({} ms after the loss was detected)",
+                  name, why, supervisor::parse_signal(kill_signal),
+                  detect.count());
+}
+
 bool is_terminating(int sig) {
   return sig == SIGINT || sig == SIGTERM || sig == SIGHUP || sig == SIGQUIT;
 }
@@ -319,6 +342,55 @@ std::string whole_seconds(Millis d) {
 }
 
 namespace {
+
+// Says how the run ended and returns the exit status for it.
+int report(const std::string& name, const cli::RunOptions& o,
+           const supervisor::Outcome& outcome,
+           util::Result<bool> released, const lock::LeaseClock& lease,
+           const refresher::Refresher& refresher) {
+  if (outcome.failed) {
+    GODISLOCK_ERROR("lock '{}': the command could not be supervised ({}); "
+                    "it was killed",
+                    name, outcome.failure);
+    return k_exit_internal;
+  }
+  if (outcome.lost) {
+    report_loss(name, outcome, refresher, o.kill_signal);
+    return k_exit_lock_lost;
+  }
+  if (released && !*released) {
+    // Strict on purpose: a key deleted or taken over by a third party looks
+    // the same as a release that merely came late, and only the first can
+    // mean that another holder ran beside the command.
+    GODISLOCK_ERROR(
+        "lock '{}' was not held any more at release ({}); another holder "
+        "may have run beside the command",
+        name,
+        outcome.exited_at < lease.valid_until()
+            ? "the command ended within the lease: the release came late, "
+              "or the key was deleted or overwritten"
+            : "expired, deleted or taken over since the last refresh");
+    return k_exit_lock_lost;
+  }
+  if (!released && outcome.exited_at >= lease.valid_until()) {
+    // Nothing proves that the lock was held to the command's end.
+    GODISLOCK_ERROR("lock '{}': the command ended after the lease could "
+                    "have expired, and the release failed ({}); another "
+                    "holder may have run beside the command",
+                    name, released.error().message);
+    return k_exit_lock_lost;
+  }
+  if (!released) {
+    GODISLOCK_WARN("could not release lock '{}': {}; it expires within {}",
+                   name, released.error().message,
+                   config::format_duration(o.ttl));
+  }
+  int code = supervisor::exit_code_for(outcome.wait_status);
+  GODISLOCK_DEBUG("released lock '{}'; command exited with {} after {} "
+                  "refresh(es)",
+                  name, code, refresher.refreshes());
+  return code;
+}
 
 int run_command(const cli::RunOptions& o) {
   // --- Configuration: every check before anything touches Redis. ---
@@ -429,7 +501,9 @@ int run_command(const cli::RunOptions& o) {
   util::Fd wake_wr(wake[1]);
   // Orphaned grandchildren are reparented to us, so that a lock loss can
   // still reach them and none outlives the lease.
-  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+  if (auto st = supervisor::become_subreaper(); !st) {
+    throw Fatal{k_exit_internal, st.error().message};
+  }
   const char* url_env = std::getenv("GODISLOCK_URL");
   auto url_env_ep =
       config::parse_url(url_env != nullptr ? url_env : "", nullptr);
@@ -475,6 +549,19 @@ int run_command(const cli::RunOptions& o) {
           holder_text, waited.count()));
     };
   }
+  // Only a terminating signal ends the wait; any other (USR1, CONT, ...)
+  // is taken and the wait goes on where it was.
+  int stop_signal = 0;
+  req.on_interrupt = [&stop_signal] {
+    while (int sig = supervisor::take_signal()) {
+      if (is_terminating(sig)) {
+        stop_signal = sig;
+      } else {
+        GODISLOCK_DEBUG("signal {} while waiting for the lock: ignored", sig);
+      }
+    }
+    return stop_signal != 0;
+  };
   lock::AcquireResult got;
   using Outcome = lock::AcquireResult::Outcome;
   for (;;) {
@@ -482,10 +569,7 @@ int run_command(const cli::RunOptions& o) {
     auto r = lock::acquire(*lock_backend, req, &maybe_holding);
     if (!r) {
       if (r.error().kind == ErrorKind::interrupted) {
-        int sig = supervisor::take_signal();
-        if (!is_terminating(sig)) {
-          continue;  // SIGCHLD, SIGCONT, ...: keep waiting
-        }
+        int sig = stop_signal;
         if (maybe_holding) {
           release_best_effort(*lock_backend, *token, o.connect_timeout);
         }
@@ -585,51 +669,27 @@ int run_command(const cli::RunOptions& o) {
   // The refresher's thread starts only as its first refresh draws near, and
   // its connection opens on that refresh: neither is on the path from
   // acquisition to the child's start, and a short command needs neither.
-  refresher::Refresher refresher(lock_backend->clone(), *token,
-                                 timing, got.acquired_at, wake_wr.get());
-  auto outcome = supervisor::supervise(
-      *child, wake_rd.get(), kill_signal, kill_after,
-      {refresher.start_by(), [&refresher] { refresher.start(); }});
+  lock::LeaseClock lease(timing, got.acquired_at);
+  refresher::Refresher refresher(lock_backend->clone(), *token, lease,
+                                 wake_wr.get());
+  supervisor::Policy policy;
+  policy.wake_fd = wake_rd.get();
+  policy.kill_signal = kill_signal;
+  policy.kill_after = kill_after;
+  policy.lease = &lease;
+  policy.wait_tree = o.wait_tree;
+  policy.alarm = {refresher.start_by(), [&refresher] { refresher.start(); }};
+  auto outcome = supervisor::supervise(*child, std::move(policy));
 
   // --- Release and report ---
   // Release first, join the refresher after: the next holder should not
   // wait for a thread to wind down (a refresh racing the release fails the
-  // token check and changes nothing).
+  // token check and changes nothing), and a refresher stalled in a call
+  // delays only our exit, never the release or the report.
   refresher.request_stop();
   auto released = release_lock(*lock_backend, *token, o.connect_timeout);
+  int code = report(name, o, outcome, released, lease, refresher);
   refresher.stop();
-  if (outcome.lost) {
-    auto detect = std::chrono::duration_cast<Millis>(
-        outcome.lost_signalled_at - refresher.lost_at());
-    GODISLOCK_ERROR("lock '{}' lost while the command ran: {}; the command "
-                    "was sent signal {} ({} ms after the loss was detected)",
-                    name, refresher.lost_reason(), kill_signal,
-                    detect.count());
-    return k_exit_lock_lost;
-  }
-  if (released && !*released) {
-    // Strict on purpose: a key deleted or taken over by a third party looks
-    // the same as a release that merely came late, and only the first can
-    // mean that another holder ran beside the command.
-    GODISLOCK_ERROR(
-        "lock '{}' was not held any more at release ({}); another holder "
-        "may have run beside the command",
-        name,
-        outcome.exited_at < refresher.valid_until()
-            ? "the command ended within the lease: the release came late, "
-              "or the key was deleted or overwritten"
-            : "expired, deleted or taken over since the last refresh");
-    return k_exit_lock_lost;
-  }
-  if (!released) {
-    GODISLOCK_WARN("could not release lock '{}': {}; it expires within {}",
-                   name, released.error().message,
-                   config::format_duration(o.ttl));
-  }
-  int code = supervisor::exit_code_for(outcome.wait_status);
-  GODISLOCK_DEBUG("released lock '{}'; command exited with {} after {} "
-                  "refresh(es)",
-                  name, code, refresher.refreshes());
   return code;
 }
 

@@ -8,13 +8,14 @@
 #include "redis/connection.hpp"
 #include "redis/resp.hpp"
 #include "util/log.hpp"
+#include "util/number.hpp"
 
 #include <fmt/format.h>
 
-#include <cstdio>
 #include <memory>
 #include <optional>
 #include <set>
+#include <string_view>
 
 namespace godislock::backend {
 
@@ -121,15 +122,20 @@ ErrorKind classify_server_error(const std::string& text) {
 
 // A hand-over message, "granted SEQ FENCE" (release.lua): the fence when
 // SEQ is `latest_seq`, nullopt for any other payload.
-std::optional<uint64_t> parse_grant(const std::string& payload,
+std::optional<uint64_t> parse_grant(std::string_view payload,
                                     uint64_t latest_seq) {
-  unsigned long long seq = 0;
-  unsigned long long fence = 0;
-  char tail = 0;
-  if (payload.rfind("granted ", 0) != 0 ||
-      std::sscanf(payload.c_str() + 8, "%llu %llu%c", &seq, &fence, &tail) !=
-          2 ||
-      seq != latest_seq || fence == 0) {
+  constexpr std::string_view k_head = "granted ";
+  if (payload.substr(0, k_head.size()) != k_head) {
+    return std::nullopt;
+  }
+  payload.remove_prefix(k_head.size());
+  auto space = payload.find(' ');
+  if (space == std::string_view::npos) {
+    return std::nullopt;
+  }
+  auto seq = util::parse_unsigned(payload.substr(0, space));
+  auto fence = util::parse_unsigned(payload.substr(space + 1));
+  if (!seq || !fence || *seq != latest_seq || *fence == 0) {
     return std::nullopt;
   }
   return fence;

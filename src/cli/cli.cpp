@@ -35,7 +35,8 @@ const char* const k_exit_codes_text =
     "  65                   the lock key was not made by godislock (no TTL\n"
     "                       or not a string); it is never deleted\n"
     "  69                   Redis unreachable, or authentication failed\n"
-    "  70                   internal error\n"
+    "  70                   internal error, or the command could not be\n"
+    "                       supervised (its process tree was killed)\n"
     "  75                   lock not acquired (--nonblock or --wait ran "
     "out);\n"
     "                       change with -E (flock(1) uses 1)\n"
@@ -377,6 +378,7 @@ const FastOption k_fast_options[] = {
     {{"--nonblock", "-n", "--nb", "--no-wait"}, nullptr,
      [](Fo& o, Fi&) { return &o.nonblock; }},
     {{"--no-fair"}, nullptr, [](Fo& o, Fi&) { return &o.no_fair; }},
+    {{"--wait-tree"}, nullptr, [](Fo& o, Fi&) { return &o.wait_tree; }},
     {{"--shared", "-s"}, nullptr, [](Fo& o, Fi&) { return &o.shared; }},
     {{"--exclusive", "-x"}, nullptr, [](Fo&, Fi& i) { return &i.exclusive; }},
     {{"--close", "-o"}, nullptr, [](Fo&, Fi& i) { return &i.close_fd; }},
@@ -551,6 +553,9 @@ Options parse(int argc, const char* const* argv, Parser parser) {
                   "Then SIGKILL after DURATION (env GODISLOCK_KILL_AFTER; "
                   "default: min(5s, ttl/3))")
       ->type_name("DURATION");
+  run->add_flag("--wait-tree", o.wait_tree,
+                "Hold the lock until every process the command started has "
+                "exited, not only the command itself");
   run->add_option("-c,--command", run_in.shell,
                   "Run SHELL COMMAND with /bin/sh -c (like flock -c)")
       ->type_name("SHELL COMMAND");

@@ -35,6 +35,7 @@ struct RunOptions : ConnectionOptions {
   int conflict_exit_code = 75;
   std::string kill_signal = "TERM";
   std::optional<Millis> kill_after;
+  bool wait_tree = false;  // hold the lock until every descendant exited
   std::optional<std::string> shell_command;  // -c
   std::vector<std::string> command;          // after --
 };

@@ -51,6 +51,19 @@ auto with_retries(F&& op, Millis tolerance, Deadline stop)
   }
 }
 
+// Runs `op` again after each interruption by a signal that the request's
+// on_interrupt() does not want to end the wait for.
+template <typename F>
+auto resuming(const AcquireRequest& request, F&& op) -> decltype(op()) {
+  for (;;) {
+    auto r = op();
+    if (r.ok() || r.error().kind != ErrorKind::interrupted ||
+        !request.on_interrupt || request.on_interrupt()) {
+      return r;
+    }
+  }
+}
+
 }  // namespace
 
 Result<AcquireResult> acquire(backend::Backend& backend,
@@ -69,28 +82,31 @@ Result<AcquireResult> acquire(backend::Backend& backend,
   Mode mode = request.fair ? Mode::try_ : Mode::race;
   Clock::time_point last_started{};  // of the latest attempt
   auto attempt = [&]() -> Result<Attempt> {
-    return with_retries(
-        [&](Deadline d) -> Result<Attempt> {
-          result.attempts++;
-          auto started = Clock::now();
-          last_started = started;
-          // An attempt begun just before the wait ends still gets a fair
-          // chance to complete (at most k_attempt_grace more).
-          auto bound = d.min(Deadline::at(
-              std::max(attempt_stop.when(),
-                       (Deadline::after(k_attempt_grace)).when())));
-          auto a = backend.acquire(request.token, request.ttl, mode, bound);
-          // A reply tells the whole truth: the key is ours or it is not.
-          // Without one (lost, timed out, interrupted after sending), the
-          // script may have run: assume it did until a reply says otherwise.
-          // In the queue, our token must leave it when we give up.
-          *maybe_holding = !a.ok() || mode == Mode::queue;
-          if (a && a->state == Attempt::State::acquired) {
-            result.acquired_at = started;
-          }
-          return a;
-        },
-        request.outage_tolerance, attempt_stop);
+    return resuming(request, [&] {
+      return with_retries(
+          [&](Deadline d) -> Result<Attempt> {
+            result.attempts++;
+            auto started = Clock::now();
+            last_started = started;
+            // An attempt begun just before the wait ends still gets a fair
+            // chance to complete (at most k_attempt_grace more).
+            auto bound = d.min(Deadline::at(
+                std::max(attempt_stop.when(),
+                         (Deadline::after(k_attempt_grace)).when())));
+            auto a = backend.acquire(request.token, request.ttl, mode, bound);
+            // A reply tells the whole truth: the key is ours or it is not.
+            // Without one (lost, timed out, interrupted after sending), the
+            // script may have run: assume it did until a reply says
+            // otherwise. In the queue, our token must leave it when we give
+            // up.
+            *maybe_holding = !a.ok() || mode == Mode::queue;
+            if (a && a->state == Attempt::State::acquired) {
+              result.acquired_at = started;
+            }
+            return a;
+          },
+          request.outage_tolerance, attempt_stop);
+    });
   };
 
   auto finish = [&](const Attempt& a) -> std::optional<AcquireResult> {
@@ -145,12 +161,14 @@ Result<AcquireResult> acquire(backend::Backend& backend,
   std::shared_ptr<backend::ReleaseWatch> watch;
   for (;;) {
     if (!watch) {
-      auto w = with_retries(
-          [&](Deadline d) {
-            return backend.watch(request.token, request.fair,
-                                 d.min(request.wait));
-          },
-          request.outage_tolerance, request.wait);
+      auto w = resuming(request, [&] {
+        return with_retries(
+            [&](Deadline d) {
+              return backend.watch(request.token, request.fair,
+                                   d.min(request.wait));
+            },
+            request.outage_tolerance, request.wait);
+      });
       if (!w) {
         // Our wait ran out while the subscription could not be restored:
         // the lock was held all along, so that is a timeout.
@@ -200,10 +218,15 @@ Result<AcquireResult> acquire(backend::Backend& backend,
       GODISLOCK_DEBUG("lock free but an earlier waiter goes first; waiting");
     }
     auto until = Deadline::after(sleep).min(request.wait);
-    auto woke = watch->wait(next_tick(until));
+    auto sleep_on = [&] {
+      return resuming(request, [&] { return watch->wait(next_tick(until)); });
+    };
+    auto woke = sleep_on();
     while (woke && !*woke && Clock::now() < until.when()) {
-      request.on_tick();
-      woke = watch->wait(next_tick(until));
+      if (request.on_tick) {
+        request.on_tick();
+      }
+      woke = sleep_on();
     }
     if (!woke) {
       if (woke.error().kind == ErrorKind::interrupted) {

@@ -31,6 +31,11 @@ struct AcquireRequest {
   Millis handover_max_age{0};
   // Called after each attempt that found the lock taken (for messages).
   std::function<void(const backend::Attempt&)> on_blocked;
+  // Called when a signal interrupted an attempt or the wait: true ends the
+  // wait (the error is then ErrorKind::interrupted), false carries on where
+  // it was (the subscription and the place in the queue are kept). Unset:
+  // every interruption ends the wait.
+  std::function<bool()> on_interrupt;
   // Called every `tick` while asleep waiting (for a live progress line; it
   // costs no request). Zero: never.
   std::function<void()> on_tick;

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 
+#include "util/deadline.hpp"
+
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 
 namespace godislock::lock {
@@ -61,5 +64,43 @@ inline Millis min_ttl_for(Millis kill_after) {
   }
   return ttl;
 }
+
+// The one clock of a held lease: the start of the last successful acquire
+// or refresh, and what follows from it. The refresher moves it forward; the
+// supervisor reads it to enforce the lease on its own, so it is lock-free
+// (a stalled or starved refresher thread must never block the reader).
+class LeaseClock {
+ public:
+  LeaseClock(const LeaseTiming& timing, util::Clock::time_point start)
+      : m_timing(timing), m_start(start.time_since_epoch().count()) {}
+
+  const LeaseTiming& timing() const { return m_timing; }
+
+  // A refresh that started at `started` succeeded. Never moves backwards.
+  void renewed(util::Clock::time_point started) {
+    auto want = started.time_since_epoch().count();
+    auto have = m_start.load(std::memory_order_acquire);
+    while (have < want && !m_start.compare_exchange_weak(
+                              have, want, std::memory_order_acq_rel)) {
+    }
+  }
+
+  util::Clock::time_point last_start() const {
+    return util::Clock::time_point(
+        util::Clock::duration(m_start.load(std::memory_order_acquire)));
+  }
+  // When the command must get --kill-signal unless a refresh succeeds first.
+  util::Clock::time_point give_up_at() const {
+    return last_start() + m_timing.give_up_after;
+  }
+  // Until when the lease is provably ours.
+  util::Clock::time_point valid_until() const {
+    return last_start() + m_timing.ttl - m_timing.drift;
+  }
+
+ private:
+  const LeaseTiming m_timing;
+  std::atomic<util::Clock::rep> m_start;
+};
 
 }  // namespace godislock::lock

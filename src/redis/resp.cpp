@@ -21,7 +21,9 @@ struct ReplyDeleter {
 };
 using HiredisReply = std::unique_ptr<redisReply, ReplyDeleter>;
 
-Reply convert(const redisReply* r) {
+// RESP2 has these types only (we never send HELLO 3): anything else is a
+// stream we do not understand, not a value to guess at.
+util::Result<Reply> convert(const redisReply* r) {
   Reply out;
   switch (r->type) {
     case REDIS_REPLY_STRING:
@@ -44,12 +46,20 @@ Reply convert(const redisReply* r) {
       out.type = Reply::Type::array;
       out.elements.reserve(r->elements);
       for (size_t i = 0; i < r->elements; ++i) {
-        out.elements.push_back(convert(r->element[i]));
+        auto element = convert(r->element[i]);
+        if (!element) {
+          return element.error();
+        }
+        out.elements.push_back(std::move(*element));
       }
       break;
-    default:
+    case REDIS_REPLY_NIL:
       out.type = Reply::Type::nil;
       break;
+    default:
+      return util::Error{util::ErrorKind::protocol,
+                         "not a Redis server? a reply of unknown type " +
+                             std::to_string(r->type)};
   }
   return out;
 }
@@ -83,7 +93,11 @@ util::Result<std::optional<Reply>> ReplyReader::next() {
     return std::optional<Reply>();
   }
   HiredisReply reply(static_cast<redisReply*>(raw));
-  return std::optional<Reply>(convert(reply.get()));
+  auto converted = convert(reply.get());
+  if (!converted) {
+    return converted.error();
+  }
+  return std::optional<Reply>(std::move(*converted));
 }
 
 std::string encode_command(const std::vector<std::string>& argv) {

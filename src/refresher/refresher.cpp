@@ -16,13 +16,12 @@ using util::Clock;
 using util::Deadline;
 
 Refresher::Refresher(std::unique_ptr<backend::Backend> backend,
-                     std::string token, lock::LeaseTiming timing,
-                     Clock::time_point acquired_at, int wake_fd)
+                     std::string token, lock::LeaseClock& lease, int wake_fd)
     : m_backend(std::move(backend)),
       m_token(std::move(token)),
-      m_timing(timing),
-      m_wake_fd(wake_fd),
-      m_last_ok_start(acquired_at) {}
+      m_lease(lease),
+      m_timing(lease.timing()),
+      m_wake_fd(wake_fd) {}
 
 Refresher::~Refresher() { stop(); }
 
@@ -37,8 +36,7 @@ void Refresher::start() {
 }
 
 Clock::time_point Refresher::start_by() const {
-  std::lock_guard<std::mutex> lock(m_mutex);
-  return m_last_ok_start + m_timing.refresh_interval / 2;
+  return m_lease.last_start() + m_timing.refresh_interval / 2;
 }
 
 void Refresher::request_stop() {
@@ -71,9 +69,9 @@ Clock::time_point Refresher::lost_at() const {
   return m_lost_at;
 }
 
-Clock::time_point Refresher::valid_until() const {
+std::string Refresher::last_error() const {
   std::lock_guard<std::mutex> lock(m_mutex);
-  return m_last_ok_start + m_timing.ttl - m_timing.drift;
+  return m_last_error;
 }
 
 int Refresher::refreshes() const {
@@ -102,12 +100,12 @@ void Refresher::run() {
   // No exception may escape a thread (std::terminate would skip the release
   // and leave the child running): report any as a loss.
   try {
-    Clock::time_point next = m_last_ok_start + m_timing.refresh_interval;
+    Clock::time_point next = m_lease.last_start() + m_timing.refresh_interval;
     std::string last_error;
     const Millis retry_delay =
         std::clamp(m_timing.refresh_interval / 4, Millis(5), Millis(1000));
     for (;;) {
-      Clock::time_point give_up = m_last_ok_start + m_timing.give_up_after;
+      Clock::time_point give_up = m_lease.give_up_at();
       {
         std::unique_lock<std::mutex> lock(m_mutex);
         m_cv.wait_until(lock, std::min(next, give_up),
@@ -126,7 +124,7 @@ void Refresher::run() {
                 ? fmt::format("no refresh succeeded for {} (process paused?)",
                               config::format_duration(
                                   std::chrono::duration_cast<Millis>(
-                                      started - m_last_ok_start)))
+                                      started - m_lease.last_start())))
                 : fmt::format("could not refresh the lease in time: {}",
                               last_error));
         return;
@@ -138,8 +136,9 @@ void Refresher::run() {
         if (m_stop) {
           return;
         }
-        m_last_ok_start = started;
+        m_lease.renewed(started);
         m_refreshes++;
+        m_last_error.clear();
         next = started + m_timing.refresh_interval;
         last_error.clear();
         continue;
@@ -153,6 +152,10 @@ void Refresher::run() {
         return;
       }
       last_error = r.error().message;
+      {
+        std::lock_guard<std::mutex> lock(m_mutex);
+        m_last_error = last_error;
+      }
       GODISLOCK_DEBUG("refresh failed: {}", last_error);
       next = Clock::now() + retry_delay;
     }

@@ -14,16 +14,16 @@
 namespace godislock::refresher {
 
 // Keeps a lease alive from a thread of its own, on a backend (connection) of
-// its own. Every refresh_interval it extends the TTL; it tracks validity from
-// the start of the last successful refresh, retries failures until the lease
-// must be given up, and then reports the loss once by writing a byte to
-// `wake_fd` (the supervisor polls it). Public methods are thread-safe; the
-// destructor stops and joins the thread.
+// its own. Every refresh_interval it extends the TTL and moves `lease` (the
+// clock the supervisor enforces on its own) to the start of the refresh; it
+// retries failures until the lease must be given up, and then reports the
+// loss once by writing a byte to `wake_fd` (the supervisor polls it). Public
+// methods are thread-safe; the destructor stops and joins the thread.
+// `lease` must outlive the refresher.
 class Refresher {
  public:
   Refresher(std::unique_ptr<backend::Backend> backend, std::string token,
-            lock::LeaseTiming timing, util::Clock::time_point acquired_at,
-            int wake_fd);
+            lock::LeaseClock& lease, int wake_fd);
   ~Refresher();
   Refresher(const Refresher&) = delete;
   Refresher& operator=(const Refresher&) = delete;
@@ -50,9 +50,8 @@ class Refresher {
   // When the loss was detected (valid only if is_lost()).
   util::Clock::time_point lost_at() const;
   int refreshes() const;
-  // Until when the lease is provably ours (start of the last successful
-  // refresh + ttl - drift).
-  util::Clock::time_point valid_until() const;
+  // Why the latest refresh failed ("" when it succeeded or none ran).
+  std::string last_error() const;
 
  private:
   void run();
@@ -61,6 +60,7 @@ class Refresher {
 
   std::unique_ptr<backend::Backend> m_backend;
   const std::string m_token;
+  lock::LeaseClock& m_lease;
   const lock::LeaseTiming m_timing;
   const int m_wake_fd;
 
@@ -69,8 +69,8 @@ class Refresher {
   bool m_stop = false;
   bool m_lost = false;
   std::string m_lost_reason;
+  std::string m_last_error;
   util::Clock::time_point m_lost_at{};
-  util::Clock::time_point m_last_ok_start;
   int m_refreshes = 0;
   std::thread m_thread;
 };

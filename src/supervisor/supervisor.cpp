@@ -109,15 +109,20 @@ bool tree_alive(pid_t pgid) {
   return !descendants().empty();
 }
 
-// Reaps whatever has exited; returns true and the status when `child` has
-// exited or been stopped (stopped: *stopped = true).
-bool reap(pid_t child, int* status, bool* stopped) {
+// Reaps whatever has exited; true with the status when `child` has exited
+// or been stopped (stopped: *stopped = true); an error when waitpid fails
+// while the child has not been reaped (it cannot be watched any more).
+util::Result<bool> reap(pid_t child, int* status, bool* stopped) {
   bool found = false;
   for (;;) {
     int st = 0;
     pid_t p = ::waitpid(-1, &st, WNOHANG | WUNTRACED);
     if (p < 0 && errno == EINTR) {
       continue;
+    }
+    if (p < 0 && errno != ECHILD) {
+      return Error{ErrorKind::io,
+                   fmt::format("waitpid: {}", std::strerror(errno))};
     }
     if (p <= 0) {
       return found;
@@ -160,7 +165,10 @@ util::Status init_signals() {
   struct sigaction ign {};
   ign.sa_handler = SIG_IGN;
   sigemptyset(&ign.sa_mask);
-  ::sigaction(SIGPIPE, &ign, &g_original_sigpipe);
+  if (::sigaction(SIGPIPE, &ign, &g_original_sigpipe) != 0) {
+    return Error{ErrorKind::io,
+                 std::string("sigaction: ") + std::strerror(errno)};
+  }
   int fd = ::signalfd(-1, &block, SFD_CLOEXEC | SFD_NONBLOCK);
   if (fd < 0) {
     return Error{ErrorKind::io, std::string("signalfd: ") +
@@ -184,6 +192,16 @@ int take_signal() {
     }
     return static_cast<int>(si.ssi_signo);
   }
+}
+
+util::Status become_subreaper() {
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
+    return Error{ErrorKind::io,
+                 fmt::format("cannot become the reaper of the command's "
+                             "descendants: prctl: {}",
+                             std::strerror(errno))};
+  }
+  return util::ok_status();
 }
 
 Resolved resolve_command(const std::string& file) {
@@ -359,115 +377,252 @@ util::Result<Spawned> spawn(const std::string& path,
   return s;
 }
 
-Outcome supervise(const Spawned& child, int wake_fd, int kill_signal,
-                  std::chrono::milliseconds kill_after, Alarm alarm) {
-  Outcome out;
-  ::fcntl(wake_fd, F_SETFL, ::fcntl(wake_fd, F_GETFL) | O_NONBLOCK);
-  bool exited = false;
-  bool kill_sent = false;
-  Clock::time_point kill_at{};
-  auto take_terminal_back = [&] {
-    if (child.owns_terminal) {
-      // SIGTTOU is blocked, so a background process may do this.
-      ::tcsetpgrp(child.terminal_fd, ::getpgrp());
-    }
-  };
+namespace {
+
+// One supervision: the state of the loop in supervise(), each step a method.
+class Supervision {
+ public:
+  Supervision(const Spawned& child, Policy policy)
+      : m_child(child), m_policy(std::move(policy)) {}
+
+  Outcome run();
+
+ private:
+  bool is_done();
+  int poll_timeout_ms();
+  void check_deadlines();
+  void lose(Clock::time_point at, bool by_deadline);
+  void send_kill();
+  void take_signals();
+  void on_child_changed(int status, bool stopped);
+  void abandon(std::string why);
+  void take_terminal_back();
+
+  const Spawned& m_child;
+  Policy m_policy;
+  Outcome m_out;
+  bool m_exited = false;
+  bool m_kill_sent = false;
+  Clock::time_point m_kill_at{};
+};
+
+Outcome Supervision::run() {
+  int wake_fd = m_policy.wake_fd;
+  if (wake_fd >= 0) {
+    ::fcntl(wake_fd, F_SETFL, ::fcntl(wake_fd, F_GETFL) | O_NONBLOCK);
+  }
   for (;;) {
-    if (exited && (!out.lost || !tree_alive(child.pid))) {
+    check_deadlines();
+    if (is_done()) {
       break;
-    }
-    int timeout_ms = -1;
-    if (out.lost && !kill_sent) {
-      auto left = std::chrono::ceil<std::chrono::milliseconds>(
-          kill_at - Clock::now());
-      timeout_ms = static_cast<int>(std::max<long long>(left.count(), 0));
-    } else if (exited) {
-      // Lost, child gone, SIGKILL sent: wait for the rest of the tree to go.
-      // SIGKILL again each round: a grandchild being reparented to us when
-      // the tree was walked (its parent just died) was in no children list.
-      timeout_ms = 10;
-      int st;
-      bool stopped;
-      reap(child.pid, &st, &stopped);
-      signal_tree(child.pid, SIGKILL);
-    }
-    if (alarm.fire && !exited) {
-      auto now = Clock::now();
-      if (now >= alarm.at) {
-        auto fire = std::move(alarm.fire);
-        alarm.fire = nullptr;
-        fire();
-      } else {
-        // Rounded up: waking early would only spin until the alarm is due.
-        auto left =
-            std::chrono::ceil<std::chrono::milliseconds>(alarm.at - now);
-        int left_ms = static_cast<int>(
-            std::min<long long>(left.count(), 24LL * 3600 * 1000));
-        timeout_ms = timeout_ms < 0 ? left_ms : std::min(timeout_ms, left_ms);
-      }
     }
     pollfd p[2] = {{signal_fd(), POLLIN, 0}, {wake_fd, POLLIN, 0}};
-    int n = ::poll(p, 2, timeout_ms);
+    int n = ::poll(p, 2, poll_timeout_ms());
     if (n < 0 && errno != EINTR) {
-      GODISLOCK_ERROR("poll: {}", std::strerror(errno));
+      abandon(fmt::format("poll: {}", std::strerror(errno)));
       break;
     }
-    if (n > 0 && (p[1].revents & POLLIN) != 0) {
+    // An fd closed or broken under us would make poll return at once,
+    // forever: nothing could be supervised any more.
+    if (n > 0 && ((p[0].revents | p[1].revents) & (POLLNVAL | POLLERR))) {
+      abandon("poll: a supervised file descriptor is invalid");
+      break;
+    }
+    if (n > 0 && (p[1].revents & (POLLIN | POLLHUP)) != 0) {
       char buf[16];
       while (::read(wake_fd, buf, sizeof buf) > 0) {
       }
-      if (!out.lost) {
-        out.lost = true;
-        out.lost_signalled_at = Clock::now();
-        kill_at = out.lost_signalled_at + kill_after;
-        GODISLOCK_DEBUG("sending signal {} to the child's process tree",
-                        kill_signal);
-        signal_tree(child.pid, kill_signal);
-      }
+      lose(Clock::now(), false);
     }
     if (n > 0 && (p[0].revents & POLLIN) != 0) {
-      while (int sig = take_signal()) {
-        if (sig == SIGCHLD) {
-          int st = 0;
-          bool stopped = false;
-          if (reap(child.pid, &st, &stopped)) {
-            if (stopped && child.owns_terminal) {
-              // Job control: the child was stopped at the terminal (Ctrl-Z);
-              // stop ourselves too so the shell sees the job stop, and pass
-              // SIGCONT on. Without a terminal a stop comes from outside
-              // (kill -STOP): we keep refreshing, the lock stays held.
-              take_terminal_back();
-              ::kill(::getpid(), SIGSTOP);
-              if (child.owns_terminal) {
-                ::tcsetpgrp(child.terminal_fd, child.pid);
-              }
-              ::kill(-child.pid, SIGCONT);
-            } else if (!stopped) {
-              out.wait_status = st;
-              out.exited_at = Clock::now();
-              exited = true;
-            }
-          }
-        } else if (is_forwarded(sig)) {
-          GODISLOCK_DEBUG("forwarding signal {} to the child", sig);
-          out.forwarded = sig;
-          ::kill(-child.pid, sig);
-        }
+      take_signals();
+      if (m_out.failed) {
+        break;
       }
-    }
-    if (out.lost && !kill_sent && Clock::now() >= kill_at) {
-      kill_sent = true;
-      signal_tree(child.pid, SIGKILL);
-    }
-    if (exited && out.lost && !kill_sent) {
-      // The child is gone; the rest of its tree gets no more grace than
-      // the lease allows.
-      kill_sent = true;
-      signal_tree(child.pid, SIGKILL);
     }
   }
   take_terminal_back();
-  return out;
+  return m_out;
+}
+
+bool Supervision::is_done() {
+  if (!m_exited) {
+    return false;
+  }
+  if (!m_out.lost && !m_policy.wait_tree) {
+    return true;
+  }
+  if (tree_alive(m_child.pid)) {
+    return false;
+  }
+  if (m_out.lost && m_out.killed_at == Clock::time_point{}) {
+    m_out.killed_at = Clock::now();  // gone before SIGKILL was due
+  }
+  return true;
+}
+
+int Supervision::poll_timeout_ms() {
+  auto now = Clock::now();
+  Clock::time_point wake = Clock::time_point::max();
+  if (m_exited && m_out.lost) {
+    // Lost, child gone, SIGKILL sent: wait for the rest of the tree to go.
+    // SIGKILL again each round: a grandchild being reparented to us when
+    // the tree was walked (its parent just died) was in no children list.
+    int st;
+    bool stopped;
+    (void)reap(m_child.pid, &st, &stopped);
+    signal_tree(m_child.pid, SIGKILL);
+    wake = now + std::chrono::milliseconds(10);
+  } else if (m_out.lost && !m_kill_sent) {
+    wake = m_kill_at;
+  } else if (!m_out.lost && m_policy.lease != nullptr) {
+    wake = m_policy.lease->give_up_at();
+  }
+  if (m_policy.alarm.fire && !m_exited) {
+    if (now >= m_policy.alarm.at) {
+      auto fire = std::move(m_policy.alarm.fire);
+      m_policy.alarm.fire = nullptr;
+      fire();
+    } else {
+      wake = std::min(wake, m_policy.alarm.at);
+    }
+  }
+  if (wake == Clock::time_point::max()) {
+    return -1;
+  }
+  // Rounded up: waking early would only spin until the time is due.
+  auto left = std::chrono::ceil<std::chrono::milliseconds>(wake - now);
+  return static_cast<int>(
+      std::clamp<long long>(left.count(), 0, 24LL * 3600 * 1000));
+}
+
+// The lease is enforced here, from the last successful refresh, whether or
+// not the refresher (a thread that may stall) ever reports.
+void Supervision::check_deadlines() {
+  auto now = Clock::now();
+  const lock::LeaseClock* lease = m_policy.lease;
+  if (!m_out.lost && lease != nullptr) {
+    auto give_up = lease->give_up_at();
+    if (now >= give_up) {
+      lose(give_up, true);
+    }
+  }
+  if (m_out.lost && !m_kill_sent && (m_exited || now >= m_kill_at)) {
+    // With the child gone, the rest of its tree gets no more grace than
+    // the lease allows.
+    send_kill();
+  }
+}
+
+// The lease is given up: the tree gets the kill signal now and SIGKILL
+// kill_after after the earlier of `at` and the give-up point, so a late
+// report never delays the kill past what the lease allows.
+void Supervision::lose(Clock::time_point at, bool by_deadline) {
+  if (m_out.lost) {
+    return;
+  }
+  m_out.lost = true;
+  m_out.lost_by_deadline = by_deadline;
+  m_out.lost_signalled_at = Clock::now();
+  if (const lock::LeaseClock* lease = m_policy.lease) {
+    at = std::min(at, lease->give_up_at());
+    m_out.lease_end = lease->valid_until();
+  }
+  m_kill_at = at + m_policy.kill_after;
+  GODISLOCK_DEBUG("sending signal {} to the child's process tree",
+                  m_policy.kill_signal);
+  signal_tree(m_child.pid, m_policy.kill_signal);
+}
+
+void Supervision::send_kill() {
+  m_kill_sent = true;
+  signal_tree(m_child.pid, SIGKILL);
+  m_out.killed_at = Clock::now();
+  if (m_out.lease_end != Clock::time_point{}) {
+    GODISLOCK_DEBUG(
+        "sent SIGKILL to the child's process tree {} ms before the lease "
+        "could end",
+        std::chrono::duration_cast<std::chrono::milliseconds>(m_out.lease_end -
+                                                              m_out.killed_at)
+            .count());
+  }
+}
+
+void Supervision::take_signals() {
+  while (int sig = take_signal()) {
+    if (sig == SIGCHLD) {
+      int st = 0;
+      bool stopped = false;
+      auto found = reap(m_child.pid, &st, &stopped);
+      if (!found) {
+        abandon(found.error().message);
+        return;
+      }
+      if (*found) {
+        on_child_changed(st, stopped);
+      }
+    } else if (is_forwarded(sig)) {
+      GODISLOCK_DEBUG("forwarding signal {} to the child", sig);
+      m_out.forwarded = sig;
+      if (m_exited) {
+        signal_tree(m_child.pid, sig);  // --wait-tree: the rest of it
+      } else {
+        ::kill(-m_child.pid, sig);
+      }
+    }
+  }
+}
+
+void Supervision::on_child_changed(int status, bool stopped) {
+  if (!stopped) {
+    m_out.wait_status = status;
+    m_out.exited_at = Clock::now();
+    m_exited = true;
+    return;
+  }
+  if (m_child.owns_terminal) {
+    // Job control: the child was stopped at the terminal (Ctrl-Z); stop
+    // ourselves too so the shell sees the job stop, and pass SIGCONT on.
+    // Without a terminal a stop comes from outside (kill -STOP): we keep
+    // refreshing, the lock stays held.
+    take_terminal_back();
+    ::kill(::getpid(), SIGSTOP);
+    ::tcsetpgrp(m_child.terminal_fd, m_child.pid);
+    ::kill(-m_child.pid, SIGCONT);
+  }
+}
+
+// Supervision cannot go on: kill the whole tree (nothing could stop it in
+// time otherwise) and wait a bounded time for it to go.
+void Supervision::abandon(std::string why) {
+  GODISLOCK_ERROR("cannot supervise the command any more ({}); killing it",
+                  why);
+  m_out.failed = true;
+  m_out.failure = std::move(why);
+  auto until = Clock::now() + std::chrono::seconds(10);
+  do {
+    signal_tree(m_child.pid, SIGKILL);
+    while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+    }
+    if (!tree_alive(m_child.pid)) {
+      break;
+    }
+    ::usleep(10000);
+  } while (Clock::now() < until);
+  m_out.killed_at = Clock::now();
+}
+
+void Supervision::take_terminal_back() {
+  if (m_child.owns_terminal) {
+    // SIGTTOU is blocked, so a background process may do this.
+    ::tcsetpgrp(m_child.terminal_fd, ::getpgrp());
+  }
+}
+
+}  // namespace
+
+Outcome supervise(const Spawned& child, Policy policy) {
+  return Supervision(child, std::move(policy)).run();
 }
 
 int exit_code_for(int wait_status) {

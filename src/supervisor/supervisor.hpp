@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 
+#include "lock/validity.hpp"
 #include "util/deadline.hpp"
 #include "util/result.hpp"
 
 #include <sys/types.h>
 
 #include <chrono>
+#include <csignal>
 #include <functional>
 #include <string>
 #include <vector>
@@ -36,6 +38,11 @@ int signal_fd();
 int take_signal();
 
 // --- Child processes ---
+
+// Makes this process the reaper of its orphaned descendants
+// (PR_SET_CHILD_SUBREAPER), so that a lock loss still reaches a command's
+// background processes and --wait-tree can wait for them.
+util::Status become_subreaper();
 
 // Finds `file` the way execvp(3) does (PATH search when it has no '/').
 // Returns the path to execute, or an error whose message is the strerror of
@@ -70,10 +77,23 @@ util::Result<Spawned> spawn(const std::string& path,
 
 struct Outcome {
   int wait_status = 0;  // as from waitpid(2)
-  bool lost = false;    // the lease was given up while the child ran
-  int forwarded = 0;    // last signal forwarded to the child (0: none)
+  // The lease was given up while the command ran: the refresher reported a
+  // loss, or its give-up point passed without a successful refresh.
+  bool lost = false;
+  // Given up by the supervisor's own deadline, the refresher silent.
+  bool lost_by_deadline = false;
+  // Supervision itself failed (poll or waitpid): the tree was killed and
+  // the command's status is unknown. `failure` says why.
+  bool failed = false;
+  std::string failure;
+  int forwarded = 0;  // last signal forwarded to the child (0: none)
   util::Clock::time_point exited_at{};  // when its exit was seen
   util::Clock::time_point lost_signalled_at{};
+  // After a loss: when SIGKILL went to the tree (or the tree was found
+  // gone), and the end of the provable lease then; the difference is the
+  // margin by which the command was stopped in time.
+  util::Clock::time_point killed_at{};
+  util::Clock::time_point lease_end{};
 };
 
 // Work the caller wants done on the supervising thread at a given time
@@ -84,15 +104,30 @@ struct Alarm {
   std::function<void()> fire;  // empty: no alarm
 };
 
+struct Policy {
+  // Readable when the refresher gave the lease up (-1: none).
+  int wake_fd = -1;
+  int kill_signal = SIGTERM;
+  std::chrono::milliseconds kill_after{5000};
+  // The lease, enforced on its own whether or not the refresher reports:
+  // `kill_signal` at its give-up point, SIGKILL `kill_after` later, which
+  // lands before the lease can end. Null: no lease (tests).
+  const lock::LeaseClock* lease = nullptr;
+  // Hold on until every descendant has exited, not only the child.
+  bool wait_tree = false;
+  Alarm alarm;
+};
+
 // Waits for the child to exit, forwarding INT, TERM, HUP, QUIT, USR1 and
-// USR2 to its process group, and handing job-control stops on. When
-// `wake_fd` becomes readable (the lease is lost) the child's whole tree gets
-// `kill_signal`, then SIGKILL after `kill_after`; the call returns only once
-// the child has exited and, after a loss, no descendant is left. `wake_fd`
-// is made non-blocking (it is drained). `alarm.fire` runs once, on this
-// thread, as soon as `alarm.at` has passed, unless the child exited first.
-Outcome supervise(const Spawned& child, int wake_fd, int kill_signal,
-                  std::chrono::milliseconds kill_after, Alarm alarm = {});
+// USR2 to its process group, and handing job-control stops on. On a loss
+// (`wake_fd` readable, or the lease's give-up point passed) the child's
+// whole tree gets `kill_signal`, then SIGKILL `kill_after` after the earlier
+// of the loss and the give-up point; the call returns only once the child
+// has exited and, after a loss or with `wait_tree`, no descendant is left.
+// `wake_fd` is made non-blocking (it is drained). `alarm.fire` runs once,
+// on this thread, as soon as `alarm.at` has passed, unless the child exited
+// first. If poll or waitpid fail, the tree is killed and `failed` set.
+Outcome supervise(const Spawned& child, Policy policy);
 
 // The exit code that passes a wait status on: the child's code, or 128+N
 // when it died of signal N.

@@ -193,8 +193,13 @@ command ran: could not refresh the lease in time: "
   ((elapsed < 10000))
 }
 
-@test "godislock paused past its lease: the command is stopped on resume, 79" {
+# The grace before SIGKILL counts from the lease, not from when the loss was
+# noticed: past the lease there is none left, and the tree is killed at once.
+@test "godislock paused past its lease: the command is killed on resume, 79" {
   start_victim paused --ttl 600ms
+  local sleeper
+  sleeper=$(pgrep -f -x "sleep 30" -P "$(pgrep -P "$BG_PID")")
+  [[ "$sleeper" =~ ^[0-9]+$ ]]
   kill -STOP "$BG_PID"
   # The lease runs out on the server while godislock cannot refresh it.
   wait_for 10 key_absent paused
@@ -204,8 +209,9 @@ command ran: could not refresh the lease in time: "
   kill -CONT "$BG_PID"
   wait_bg
   assert_equal "$BG_STATUS" 79
-  run cat "$BATS_TEST_TMPDIR/marker"
-  assert_output got-term
+  # TERM and SIGKILL at once (the TERM trap may or may not have run):
+  # nothing of the command is left.
+  ! kill -0 "$sleeper" 2>/dev/null
   run cat "$BATS_TEST_TMPDIR/err"
   assert_regex "$output" "^godislock: error: lock 'paused' lost while"
   assert_no_lock_key
@@ -235,4 +241,56 @@ proc_state_is() {
   release_holder || rc=$?
   assert_equal "$rc" 0
   assert_no_lock_key
+}
+
+# The supervisor enforces the lease itself. The refresher thread is stopped
+# for real (ptrace stops that one thread and lets the others run): it
+# neither refreshes nor reports, yet the command gets TERM at the give-up
+# point, the rest of its tree SIGKILL before the lease can end, and the lock
+# is free for another holder while the refresher is still stalled.
+@test "a stalled refresher thread: the command is stopped before the lease ends, 79" {
+  local dir=$BATS_TEST_TMPDIR
+  start_victim stalled --ttl 3s -v
+  "$PY3" "$BATS_TEST_DIRNAME/lib/stall_thread.py" "$BG_PID" 60 \
+    "$dir/stalled" 3>&- &
+  local staller=$!
+  wait_for 10 test -s "$dir/stalled"
+  wait_for 10 test -e "$dir/marker"
+  run cat "$dir/marker"
+  assert_output got-term
+  # Released while the refresher is still stopped: nobody waits for it.
+  wait_for 10 key_absent stalled
+  kill -0 "$staller"
+  run "$GODISLOCK" run --name stalled -n -- echo taken
+  assert_success
+  assert_output taken
+  kill -0 "$staller"
+  kill "$staller"
+  wait_bg
+  assert_equal "$BG_STATUS" 79
+  run cat "$dir/err"
+  assert_line --regexp "^godislock: error: lock 'stalled' lost while the \
+command ran: no refresh succeeded in time \(the refresher did not report\)"
+  local margin
+  margin=$(sed -nE 's/.*sent SIGKILL .* ([0-9-]+) ms before the lease could end.*/\1/p' "$dir/err")
+  echo "# SIGKILL ${margin} ms before the end of the 3s lease" >&3
+  ((margin > 0))
+}
+
+# A release that fails after the command ended past the lease cannot prove
+# that the lock was held to the end: 79, not the command's status.
+@test "release fails after the command outlived the lease: 79" {
+  local dir=$BATS_TEST_TMPDIR
+  "$GODISLOCK" run --name late --ttl 6s --connect-timeout 300ms -- \
+    sh -c ': >"$1/started"; sleep 1' sh "$dir" 2>"$dir/err" &
+  BG_PID=$!
+  wait_for 10 test -e "$dir/started"
+  # The command ends while godislock is stopped, and the lease (6 s) runs
+  # out on the server meanwhile.
+  kill -STOP "$BG_PID"
+  wait_for 20 key_absent late
+  stop_redis
+  kill -CONT "$BG_PID"
+  wait_bg
+  assert_equal "$BG_STATUS" 79
 }

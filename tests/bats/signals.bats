@@ -180,6 +180,34 @@ forward_test() {
   assert_no_lock_key
 }
 
+# Signals that do not end the wait are taken where they arrive: the waiter
+# keeps its subscription and its queue registration (one subscription, no
+# extra attempt), instead of starting the whole acquisition again.
+@test "USR1, USR2 and CONT while waiting keep the subscription and the place" {
+  start_holder held
+  start_bg held -v -- touch "$BATS_TEST_TMPDIR/ran"
+  wait_for 10 file_matches "$BATS_TEST_TMPDIR/bg.err" 'waiting for its release'
+  local sig
+  for sig in USR1 USR2 CONT USR1; do
+    kill -"$sig" "$BG_PID"
+    wait_for 10 file_matches "$BATS_TEST_TMPDIR/bg.err" \
+      "signal $(kill -l "$sig") while waiting for the lock: ignored"
+  done
+  local rc=0
+  release_holder || rc=$?
+  assert_equal "$rc" 0
+  wait_bg
+  assert_equal "$BG_STATUS" 0
+  [[ -e "$BATS_TEST_TMPDIR/ran" ]]
+  run grep -c "subscribed to release announcements" "$BATS_TEST_TMPDIR/bg.err"
+  assert_output 1
+  # The first try, the one that queued after subscribing, and none more
+  # (the hand-over needs no attempt; a wake-up costs one).
+  run grep -E "acquired lock 'held'.* after [12] attempt" \
+    "$BATS_TEST_TMPDIR/bg.err"
+  assert_success
+}
+
 @test "the command's environment has the lock's name and fence, not the passwords" {
   stop_redis
   start_redis --requirepass 'env-s3cret'

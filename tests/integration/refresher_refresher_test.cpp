@@ -25,11 +25,11 @@ namespace godislock::refresher {
 namespace {
 
 using namespace std::chrono_literals;
-using test::soon;
-using test::since;
 using backend::Attempt;
 using backend::Backend;
 using lock::Millis;
+using test::since;
+using test::soon;
 using util::Clock;
 using util::Deadline;
 
@@ -79,8 +79,9 @@ class RefresherTest : public testing::Test {
     EXPECT_TRUE(a && a->state == Attempt::State::acquired);
     lock::LeaseTiming timing;
     EXPECT_TRUE(lock::make_timing(ttl, lock::default_kill_after(ttl), &timing));
-    return std::make_unique<Refresher>(m_backend->clone(), k_token, timing,
-                                       started, m_wake_wr.get());
+    m_lease = std::make_unique<lock::LeaseClock>(timing, started);
+    return std::make_unique<Refresher>(m_backend->clone(), k_token, *m_lease,
+                                       m_wake_wr.get());
   }
 
   int wake_fd() const { return m_wake_rd.get(); }
@@ -89,6 +90,7 @@ class RefresherTest : public testing::Test {
 
  private:
   std::unique_ptr<Backend> m_backend;
+  std::unique_ptr<lock::LeaseClock> m_lease;
   util::Fd m_wake_rd;
   util::Fd m_wake_wr;
 };

@@ -290,3 +290,22 @@ TEST(Resp, LargeBulkInChunks) {
 }
 
 }  // namespace
+
+namespace {
+
+// RESP3-only types (we never send HELLO 3): a reply that is not RESP2 is a
+// protocol error, never a nil to be read as "absent".
+TEST(Resp, ReplyTypesBeyondResp2AreProtocolErrors) {
+  for (std::string bytes : {"#t\r\n"s, ",3.14\r\n"s, "%1\r\n+a\r\n:1\r\n"s,
+                            "*1\r\n#f\r\n"s, "(12345678901234567890\r\n"s}) {
+    ReplyReader reader;
+    auto fed = reader.feed(bytes.data(), bytes.size());
+    auto r = fed.ok() ? reader.next()
+                      : godislock::util::Result<std::optional<Reply>>(
+                            fed.error());
+    ASSERT_FALSE(r.ok()) << "accepted: " << bytes;
+    EXPECT_EQ(r.error().kind, ErrorKind::protocol) << bytes;
+  }
+}
+
+}  // namespace

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "supervisor/supervisor.hpp"
 
+#include <atomic>
 #include <gtest/gtest.h>
 
 #include <dirent.h>
@@ -15,6 +16,7 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -29,6 +31,7 @@
 namespace {
 
 namespace sup = godislock::supervisor;
+namespace lock = godislock::lock;
 using godislock::util::Clock;
 using std::chrono::milliseconds;
 using Words = std::vector<std::string>;
@@ -124,6 +127,16 @@ struct WakePipe {
 
 const Words k_env = {"PATH=/usr/bin:/bin", "LC_ALL=C"};
 
+sup::Policy policy(int wake_fd, int kill_signal, milliseconds kill_after,
+                   sup::Alarm alarm = {}) {
+  sup::Policy p;
+  p.wake_fd = wake_fd;
+  p.kill_signal = kill_signal;
+  p.kill_after = kill_after;
+  p.alarm = std::move(alarm);
+  return p;
+}
+
 class SupervisorTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -163,7 +176,8 @@ class SupervisorTest : public ::testing::Test {
     if (child.pid <= 0) {
       return -1;
     }
-    sup::Outcome out = sup::supervise(child, -1, SIGTERM, milliseconds(5000));
+    sup::Outcome out =
+        sup::supervise(child, policy(-1, SIGTERM, milliseconds(5000)));
     EXPECT_FALSE(out.lost);
     return out.wait_status;
   }
@@ -339,7 +353,8 @@ TEST_F(SupervisorTest, OutcomeOfAPlainRun) {
   sup::Spawned child = spawn_sh("exit 42");
   ASSERT_GT(child.pid, 0);
   WakePipe wake;
-  sup::Outcome out = sup::supervise(child, wake.rd, SIGTERM, milliseconds(100));
+  sup::Outcome out =
+      sup::supervise(child, policy(wake.rd, SIGTERM, milliseconds(100)));
   EXPECT_FALSE(out.lost);
   EXPECT_EQ(out.forwarded, 0);
   ASSERT_TRUE(WIFEXITED(out.wait_status));
@@ -354,7 +369,8 @@ TEST_F(SupervisorTest, ChildGetsItsOwnProcessGroup) {
   EXPECT_EQ(::getpgid(child.pid), child.pid);
   EXPECT_NE(::getpgid(child.pid), ::getpgrp());
   ::kill(-child.pid, SIGKILL);
-  sup::Outcome out = sup::supervise(child, -1, SIGTERM, milliseconds(100));
+  sup::Outcome out =
+      sup::supervise(child, policy(-1, SIGTERM, milliseconds(100)));
   EXPECT_TRUE(WIFSIGNALED(out.wait_status));
 }
 
@@ -395,7 +411,8 @@ TEST_F(SupervisorTest, ScriptWithoutShebangRunsUnderSh) {
   auto child = sup::spawn(path("script"), {"script", "3"}, k_env, &exec_errno);
   ASSERT_TRUE(child.ok()) << child.error().message;
   EXPECT_EQ(exec_errno, 0);
-  sup::Outcome out = sup::supervise(*child, -1, SIGTERM, milliseconds(100));
+  sup::Outcome out =
+      sup::supervise(*child, policy(-1, SIGTERM, milliseconds(100)));
   EXPECT_EQ(sup::exit_code_for(out.wait_status), 7);
 }
 
@@ -406,7 +423,8 @@ TEST_F(SupervisorTest, ArgvReachesTheChildUnchanged) {
   int exec_errno = -1;
   auto child = sup::spawn("/bin/sh", argv, k_env, &exec_errno);
   ASSERT_TRUE(child.ok()) << child.error().message;
-  sup::Outcome o = sup::supervise(*child, -1, SIGTERM, milliseconds(100));
+  sup::Outcome o =
+      sup::supervise(*child, policy(-1, SIGTERM, milliseconds(100)));
   EXPECT_EQ(sup::exit_code_for(o.wait_status), 0);
   EXPECT_EQ(read_file(out), "--ttl|a b||-n|");
 }
@@ -480,7 +498,8 @@ TEST_F(SupervisorTest, ChildHasNoFdsOfOurs) {
     got.insert(std::atoi(e.path().filename().c_str()));
   }
   ::kill(child->pid, SIGKILL);
-  sup::Outcome out = sup::supervise(*child, -1, SIGTERM, milliseconds(100));
+  sup::Outcome out =
+      sup::supervise(*child, policy(-1, SIGTERM, milliseconds(100)));
   EXPECT_EQ(WTERMSIG(out.wait_status), SIGKILL);
 
   EXPECT_EQ(got, expected);
@@ -509,7 +528,8 @@ TEST_F(SupervisorTest, ChildGetsOriginalSignalMaskAndSigpipe) {
   std::string status =
       read_file("/proc/" + std::to_string(child->pid) + "/status");
   ::kill(child->pid, SIGKILL);
-  sup::Outcome out = sup::supervise(*child, -1, SIGTERM, milliseconds(100));
+  sup::Outcome out =
+      sup::supervise(*child, policy(-1, SIGTERM, milliseconds(100)));
   EXPECT_EQ(WTERMSIG(out.wait_status), SIGKILL);
 
   uint64_t want_blocked = 0;
@@ -531,7 +551,8 @@ TEST_F(SupervisorTest, ForwardsSignalsToTheChild) {
   ASSERT_GT(child.pid, 0);
   // Blocked in this thread, so it waits on the signalfd for supervise().
   ASSERT_EQ(::pthread_kill(::pthread_self(), SIGUSR1), 0);
-  sup::Outcome out = sup::supervise(child, -1, SIGTERM, milliseconds(100));
+  sup::Outcome out =
+      sup::supervise(child, policy(-1, SIGTERM, milliseconds(100)));
   EXPECT_FALSE(out.lost);
   EXPECT_EQ(out.forwarded, SIGUSR1);
   ASSERT_TRUE(WIFSIGNALED(out.wait_status)) << out.wait_status;
@@ -569,7 +590,7 @@ TEST_F(SupervisorTest, WakeFdSendsKillSignalAndReportsLost) {
   sup::Outcome out;
   {
     DelayedWake waker(wake.wr, milliseconds(50));
-    out = sup::supervise(child, wake.rd, SIGTERM, milliseconds(5000));
+    out = sup::supervise(child, policy(wake.rd, SIGTERM, milliseconds(5000)));
   }
   auto took = Clock::now() - start;
   EXPECT_TRUE(out.lost);
@@ -587,8 +608,8 @@ TEST_F(SupervisorTest, KillSignalIsConfigurable) {
   sup::Outcome out;
   {
     DelayedWake waker(wake.wr, milliseconds(20));
-    out = sup::supervise(child, wake.rd, sup::parse_signal("USR2"),
-                         milliseconds(5000));
+    out = sup::supervise(
+        child, policy(wake.rd, sup::parse_signal("USR2"), milliseconds(5000)));
   }
   EXPECT_TRUE(out.lost);
   ASSERT_TRUE(WIFSIGNALED(out.wait_status));
@@ -604,7 +625,7 @@ TEST_F(SupervisorTest, TrappedTermGetsSigkillAfterGraceWithGrandchild) {
   sup::Outcome out;
   {
     DelayedWake waker(wake.wr, milliseconds(10), pidfile);
-    out = sup::supervise(child, wake.rd, SIGTERM, milliseconds(200));
+    out = sup::supervise(child, policy(wake.rd, SIGTERM, milliseconds(200)));
   }
   auto returned = Clock::now();
   pid_t grandchild = std::atoi(read_file(pidfile).c_str());
@@ -626,7 +647,7 @@ TEST_F(SupervisorTest, GrandchildIsGoneAfterLoss) {
   sup::Outcome out;
   {
     DelayedWake waker(wake.wr, milliseconds(10), pidfile);
-    out = sup::supervise(child, wake.rd, SIGTERM, milliseconds(5000));
+    out = sup::supervise(child, policy(wake.rd, SIGTERM, milliseconds(5000)));
   }
   pid_t grandchild = std::atoi(read_file(pidfile).c_str());
   ASSERT_GT(grandchild, 0);
@@ -647,7 +668,7 @@ TEST_F(SupervisorTest, DescendantInItsOwnSessionIsGoneAfterLoss) {
   sup::Outcome out;
   {
     DelayedWake waker(wake.wr, milliseconds(50), pidfile);
-    out = sup::supervise(child, wake.rd, SIGTERM, milliseconds(300));
+    out = sup::supervise(child, policy(wake.rd, SIGTERM, milliseconds(300)));
   }
   pid_t grandchild = std::atoi(read_file(pidfile).c_str());
   ASSERT_GT(grandchild, 0);
@@ -660,7 +681,8 @@ TEST_F(SupervisorTest, ChildThatExitsOnItsOwnIsNotLost) {
   WakePipe wake;
   sup::Spawned child = spawn_sh("exit 9");
   ASSERT_GT(child.pid, 0);
-  sup::Outcome out = sup::supervise(child, wake.rd, SIGTERM, milliseconds(50));
+  sup::Outcome out =
+      sup::supervise(child, policy(wake.rd, SIGTERM, milliseconds(50)));
   EXPECT_FALSE(out.lost);
   EXPECT_EQ(sup::exit_code_for(out.wait_status), 9);
 }
@@ -673,12 +695,11 @@ TEST_F(SupervisorTest, AlarmFiresOnceWhileTheChildRuns) {
   int fired = 0;
   Clock::time_point fired_at{};
   auto due = Clock::now() + milliseconds(50);
-  sup::Outcome out =
-      sup::supervise(child, -1, SIGTERM, milliseconds(100),
-                     {due, [&] {
-                        fired++;
-                        fired_at = Clock::now();
-                      }});
+  sup::Outcome out = sup::supervise(
+      child, policy(-1, SIGTERM, milliseconds(100), {due, [&] {
+                                                       fired++;
+                                                       fired_at = Clock::now();
+                                                     }}));
   EXPECT_TRUE(WIFEXITED(out.wait_status));
   EXPECT_EQ(fired, 1);
   EXPECT_GE(fired_at, due);
@@ -691,8 +712,8 @@ TEST_F(SupervisorTest, AlarmDueAlreadyFiresAtOnce) {
   ASSERT_GT(child.pid, 0);
   int fired = 0;
   sup::Outcome out = sup::supervise(
-      child, -1, SIGTERM, milliseconds(100),
-      {Clock::now() - milliseconds(1), [&] { fired++; }});
+      child, policy(-1, SIGTERM, milliseconds(100),
+                    {Clock::now() - milliseconds(1), [&] { fired++; }}));
   EXPECT_TRUE(WIFEXITED(out.wait_status));
   EXPECT_EQ(fired, 1);
 }
@@ -702,10 +723,151 @@ TEST_F(SupervisorTest, AlarmNotFiredWhenTheChildEndsFirst) {
   ASSERT_GT(child.pid, 0);
   int fired = 0;
   sup::Outcome out = sup::supervise(
-      child, -1, SIGTERM, milliseconds(100),
-      {Clock::now() + std::chrono::seconds(30), [&] { fired++; }});
+      child,
+      policy(-1, SIGTERM, milliseconds(100),
+             {Clock::now() + std::chrono::seconds(30), [&] { fired++; }}));
   EXPECT_EQ(sup::exit_code_for(out.wait_status), 3);
   EXPECT_EQ(fired, 0);
+}
+
+// --- The lease enforced by the supervisor itself ---
+
+// A lease of `ttl` that started now, with a kill grace of `kill_after`.
+lock::LeaseClock lease_of(milliseconds ttl, milliseconds kill_after) {
+  lock::LeaseTiming timing;
+  EXPECT_TRUE(lock::make_timing(ttl, kill_after, &timing));
+  return lock::LeaseClock(timing, Clock::now());
+}
+
+// Nobody refreshes and nobody writes the wake pipe (a stalled refresher):
+// the command still gets TERM at the give-up point and, as it ignores TERM,
+// SIGKILL before the lease can end.
+TEST_F(SupervisorTest, LeaseIsEnforcedWhenTheRefresherNeverReports) {
+  std::string pidfile = path("grandchild");
+  sup::Spawned child =
+      spawn_sh("trap '' TERM; sleep 30 & echo $! > " + pidfile + "; wait");
+  ASSERT_GT(child.pid, 0);
+  auto lease = lease_of(milliseconds(3000), milliseconds(300));
+  WakePipe wake;  // never written
+  sup::Policy p = policy(wake.rd, SIGTERM, milliseconds(300));
+  p.lease = &lease;
+  sup::Outcome out = sup::supervise(child, std::move(p));
+  EXPECT_TRUE(out.lost);
+  EXPECT_TRUE(out.lost_by_deadline);
+  ASSERT_TRUE(WIFSIGNALED(out.wait_status)) << out.wait_status;
+  EXPECT_EQ(WTERMSIG(out.wait_status), SIGKILL);
+  EXPECT_GE(out.lost_signalled_at, lease.give_up_at());
+  EXPECT_EQ(out.lease_end, lease.valid_until());
+  auto margin =
+      std::chrono::duration_cast<milliseconds>(out.lease_end - out.killed_at);
+  std::printf("SIGKILL %lld ms before the end of a 3000 ms lease\n",
+              static_cast<long long>(margin.count()));
+  EXPECT_LT(out.killed_at, out.lease_end);
+  pid_t grandchild = std::atoi(read_file(pidfile).c_str());
+  ASSERT_GT(grandchild, 0);
+  EXPECT_FALSE(process_exists(grandchild)) << "grandchild " << grandchild;
+}
+
+// Renewals move the deadline: a lease renewed in time is never given up.
+TEST_F(SupervisorTest, RenewedLeaseIsNotGivenUp) {
+  sup::Spawned child = spawn_sh("sleep 1");
+  ASSERT_GT(child.pid, 0);
+  auto lease = lease_of(milliseconds(600), milliseconds(100));
+  std::atomic<bool> stop{false};
+  std::thread renewer([&] {
+    while (!stop) {
+      lease.renewed(Clock::now());
+      std::this_thread::sleep_for(milliseconds(20));
+    }
+  });
+  sup::Policy p = policy(-1, SIGTERM, milliseconds(100));
+  p.lease = &lease;
+  sup::Outcome out = sup::supervise(child, std::move(p));
+  stop = true;
+  renewer.join();
+  EXPECT_FALSE(out.lost);
+  EXPECT_EQ(sup::exit_code_for(out.wait_status), 0);
+}
+
+// A loss reported late gets no more grace than the lease allows: SIGKILL
+// is due kill_after after the give-up point, not after the report.
+TEST_F(SupervisorTest, KillTimeCountsFromTheLeaseNotFromTheReport) {
+  std::string ready = path("ready");
+  sup::Spawned child =
+      spawn_sh("trap '' TERM; echo ready > " + ready + "; sleep 30");
+  ASSERT_GT(child.pid, 0);
+  wait_for_line(ready);
+  // A lease whose give-up point passed 200 ms ago.
+  lock::LeaseTiming timing;
+  ASSERT_TRUE(
+      lock::make_timing(milliseconds(3000), milliseconds(1000), &timing));
+  lock::LeaseClock lease(
+      timing, Clock::now() - timing.give_up_after - milliseconds(200));
+  WakePipe wake;
+  sup::Policy p = policy(wake.rd, SIGTERM, timing.kill_after);
+  p.lease = &lease;
+  auto start = Clock::now();
+  sup::Outcome out = sup::supervise(child, std::move(p));
+  EXPECT_TRUE(out.lost);
+  ASSERT_TRUE(WIFSIGNALED(out.wait_status));
+  EXPECT_EQ(WTERMSIG(out.wait_status), SIGKILL);
+  // Killed by give-up + kill_after, 800 ms after the start, not 1000 ms
+  // after the loss was noticed.
+  EXPECT_LE(out.killed_at,
+            lease.give_up_at() + timing.kill_after + milliseconds(100));
+  EXPECT_LT(out.killed_at - start, timing.kill_after);
+}
+
+// An fd that poll cannot watch (closed under us) must not read as a clean
+// exit: the tree is killed and the outcome says supervision failed.
+TEST_F(SupervisorTest, BrokenWakeFdKillsTheTreeAndFails) {
+  sup::Spawned child = spawn_sh("sleep 30");
+  ASSERT_GT(child.pid, 0);
+  int closed_fd = -1;
+  {
+    WakePipe gone;
+    closed_fd = gone.rd;
+  }
+  sup::Outcome out =
+      sup::supervise(child, policy(closed_fd, SIGTERM, milliseconds(5000)));
+  EXPECT_TRUE(out.failed);
+  EXPECT_NE(out.failure.find("poll"), std::string::npos) << out.failure;
+  EXPECT_FALSE(process_exists(child.pid));
+}
+
+// --wait-tree: supervise() returns only once the background process the
+// command left behind has exited too; without it, at the command's exit.
+TEST_F(SupervisorTest, WaitTreeHoldsOnUntilEveryDescendantExited) {
+  ASSERT_EQ(sup::become_subreaper().ok(), true);
+  std::string pidfile = path("background");
+  std::string script = "sh -c 'sleep 0.5; echo done > " + path("done") +
+                       "' & echo $! > " + pidfile + "; exit 3";
+  sup::Spawned child = spawn_sh(script);
+  ASSERT_GT(child.pid, 0);
+  sup::Policy p = policy(-1, SIGTERM, milliseconds(100));
+  p.wait_tree = true;
+  sup::Outcome out = sup::supervise(child, std::move(p));
+  EXPECT_FALSE(out.lost);
+  EXPECT_EQ(sup::exit_code_for(out.wait_status), 3);
+  EXPECT_EQ(read_file(path("done")), "done\n");
+  pid_t background = std::atoi(read_file(pidfile).c_str());
+  ASSERT_GT(background, 0);
+  EXPECT_FALSE(process_exists(background));
+}
+
+TEST_F(SupervisorTest, WithoutWaitTreeTheBackgroundOutlivesTheCommand) {
+  ASSERT_EQ(sup::become_subreaper().ok(), true);
+  std::string pidfile = path("background");
+  sup::Spawned child = spawn_sh("sleep 30 & echo $! > " + pidfile + "; exit 0");
+  ASSERT_GT(child.pid, 0);
+  sup::Outcome out =
+      sup::supervise(child, policy(-1, SIGTERM, milliseconds(100)));
+  EXPECT_FALSE(out.lost);
+  pid_t background = std::atoi(read_file(pidfile).c_str());
+  ASSERT_GT(background, 0);
+  EXPECT_TRUE(process_exists(background));
+  ::kill(background, SIGKILL);
+  EXPECT_EQ(::waitpid(background, nullptr, 0), background);
 }
 
 }  // namespace
