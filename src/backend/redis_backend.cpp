@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <vector>
 
 namespace godislock::backend {
 
@@ -176,12 +177,18 @@ class RedisWatch final : public ReleaseWatch {
 
 class RedisBackend final : public Backend {
  public:
-  explicit RedisBackend(Settings settings)
+  // `addresses`: the endpoint's, resolved once by open_redis() and shared
+  // by every clone, so that no connection or reconnect looks the name up
+  // again (a name server that stops answering then cannot hold up a
+  // refresh past the lease).
+  RedisBackend(Settings settings,
+               std::shared_ptr<const std::vector<net::Address>> addresses)
       : m_settings(std::move(settings)),
-        m_keys(redis_keys(m_settings.prefix, m_settings.name)) {}
+        m_keys(redis_keys(m_settings.prefix, m_settings.name)),
+        m_addresses(std::move(addresses)) {}
 
   util::Status connect(Deadline deadline) {
-    auto c = Connection::open(m_settings.endpoint, deadline);
+    auto c = Connection::open(m_settings.endpoint, *m_addresses, deadline);
     if (!c) {
       return c.error();
     }
@@ -326,7 +333,7 @@ class RedisBackend final : public Backend {
   Result<std::unique_ptr<ReleaseWatch>> watch(const std::string& token,
                                               bool fair,
                                               Deadline deadline) override {
-    auto c = Connection::open(m_settings.endpoint, deadline);
+    auto c = Connection::open(m_settings.endpoint, *m_addresses, deadline);
     if (!c) {
       return c.error();
     }
@@ -362,7 +369,7 @@ class RedisBackend final : public Backend {
   }
 
   std::unique_ptr<Backend> clone() const override {
-    return std::make_unique<RedisBackend>(m_settings);
+    return std::make_unique<RedisBackend>(m_settings, m_addresses);
   }
 
   std::string describe() const override {
@@ -488,6 +495,7 @@ class RedisBackend final : public Backend {
 
   Settings m_settings;
   RedisKeys m_keys;
+  std::shared_ptr<const std::vector<net::Address>> m_addresses;
   std::optional<Connection> m_conn;
   int m_interrupt_fd = -1;
   // The number of the latest queue-mode attempt (see RedisWatch).
@@ -498,7 +506,13 @@ class RedisBackend final : public Backend {
 
 Result<std::unique_ptr<Backend>> open_redis(const Settings& settings,
                                             Deadline deadline) {
-  auto b = std::make_unique<RedisBackend>(settings);
+  auto addresses = redis::resolve(settings.endpoint, deadline);
+  if (!addresses) {
+    return addresses.error();
+  }
+  auto b = std::make_unique<RedisBackend>(
+      settings, std::make_shared<const std::vector<net::Address>>(
+                    std::move(addresses.value())));
   GODISLOCK_TRY(b->connect(deadline));
   return std::unique_ptr<Backend>(std::move(b));
 }
