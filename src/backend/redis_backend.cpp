@@ -510,6 +510,15 @@ Result<std::unique_ptr<Backend>> open_redis(const Settings& settings,
   if (!addresses) {
     return addresses.error();
   }
+  if (settings.endpoint.kind == config::Endpoint::Kind::tcp &&
+      !net::parse_ip_literal(settings.endpoint.host, 0)) {
+    std::string list;
+    for (const auto& a : addresses.value()) {
+      list += (list.empty() ? "" : ", ") + a.to_string();
+    }
+    GODISLOCK_DEBUG("'{}' resolved to {}; every connection uses these",
+                    settings.endpoint.host, list);
+  }
   auto b = std::make_unique<RedisBackend>(
       settings, std::make_shared<const std::vector<net::Address>>(
                     std::move(addresses.value())));
