@@ -147,7 +147,8 @@ class Backend {
   // ErrorKind::interrupted while `fd` is readable (-1: never).
   virtual void set_interrupt_fd(int fd) = 0;
   // A new, independent backend for the same lock (e.g. for another thread).
-  // It connects on its first call, so that creating it costs nothing.
+  // It connects on its first call, so that creating it costs nothing, and
+  // to the addresses this one found: it never resolves the name again.
   virtual std::unique_ptr<Backend> clone() const = 0;
   // What lock `name` (under the same prefix) looks like now, in one atomic
   // look.
@@ -182,7 +183,9 @@ struct Settings {
 constexpr unsigned k_max_limit = 1000;
 
 // Connects a backend for the settings' URL scheme (redis:// and unix://
-// today). Errors as redis::Connection::open.
+// today). The host is resolved here, once, within `deadline`; the backend,
+// its watches and its clones connect and reconnect to those addresses.
+// Errors as redis::resolve and redis::Connection::open.
 util::Result<std::unique_ptr<Backend>> open(const Settings& settings,
                                             util::Deadline deadline);
 

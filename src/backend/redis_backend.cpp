@@ -16,6 +16,7 @@
 #include <optional>
 #include <set>
 #include <string_view>
+#include <vector>
 
 namespace godislock::backend {
 
@@ -182,12 +183,18 @@ class RedisWatch final : public ReleaseWatch {
 
 class RedisBackend final : public Backend {
  public:
-  explicit RedisBackend(Settings settings)
+  // `addresses`: the endpoint's, resolved once by open_redis() and shared
+  // by every clone, so that no connection or reconnect looks the name up
+  // again (a name server that stops answering then cannot hold up a
+  // refresh past the lease).
+  RedisBackend(Settings settings,
+               std::shared_ptr<const std::vector<net::Address>> addresses)
       : m_settings(std::move(settings)),
-        m_keys(redis_keys(m_settings.prefix, m_settings.name)) {}
+        m_keys(redis_keys(m_settings.prefix, m_settings.name)),
+        m_addresses(std::move(addresses)) {}
 
   util::Status connect(Deadline deadline) {
-    auto c = Connection::open(m_settings.endpoint, deadline);
+    auto c = Connection::open(m_settings.endpoint, *m_addresses, deadline);
     if (!c) {
       return c.error();
     }
@@ -332,7 +339,7 @@ class RedisBackend final : public Backend {
   Result<std::unique_ptr<ReleaseWatch>> watch(const std::string& token,
                                               bool fair,
                                               Deadline deadline) override {
-    auto c = Connection::open(m_settings.endpoint, deadline);
+    auto c = Connection::open(m_settings.endpoint, *m_addresses, deadline);
     if (!c) {
       return c.error();
     }
@@ -368,7 +375,7 @@ class RedisBackend final : public Backend {
   }
 
   std::unique_ptr<Backend> clone() const override {
-    return std::make_unique<RedisBackend>(m_settings);
+    return std::make_unique<RedisBackend>(m_settings, m_addresses);
   }
 
   std::string describe() const override {
@@ -494,6 +501,7 @@ class RedisBackend final : public Backend {
 
   Settings m_settings;
   RedisKeys m_keys;
+  std::shared_ptr<const std::vector<net::Address>> m_addresses;
   std::optional<Connection> m_conn;
   int m_interrupt_fd = -1;
   // The number of the latest queue-mode attempt (see RedisWatch).
@@ -504,7 +512,22 @@ class RedisBackend final : public Backend {
 
 Result<std::unique_ptr<Backend>> open_redis(const Settings& settings,
                                             Deadline deadline) {
-  auto b = std::make_unique<RedisBackend>(settings);
+  auto addresses = redis::resolve(settings.endpoint, deadline);
+  if (!addresses) {
+    return addresses.error();
+  }
+  if (settings.endpoint.kind == config::Endpoint::Kind::tcp &&
+      !net::parse_ip_literal(settings.endpoint.host, 0)) {
+    std::string list;
+    for (const auto& a : addresses.value()) {
+      list += (list.empty() ? "" : ", ") + a.to_string();
+    }
+    GODISLOCK_DEBUG("'{}' resolved to {}; every connection uses these",
+                    settings.endpoint.host, list);
+  }
+  auto b = std::make_unique<RedisBackend>(
+      settings, std::make_shared<const std::vector<net::Address>>(
+                    std::move(addresses.value())));
   GODISLOCK_TRY(b->connect(deadline));
   return std::unique_ptr<Backend>(std::move(b));
 }

@@ -1,15 +1,12 @@
 // SPDX-License-Identifier: MIT
 #include "redis/connection.hpp"
 
+#include "net/socket.hpp"
+
 #include <fmt/format.h>
 
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -24,100 +21,45 @@ namespace {
 
 std::string errno_text(int err) { return std::strerror(err); }
 
-// Waits for a non-blocking connect(2) to finish, then reads SO_ERROR
-// (hiredis net.c redisContextWaitReady).
-util::Status finish_connect(int fd, Deadline deadline) {
-  for (;;) {
-    pollfd p{fd, POLLOUT, 0};
-    int n = ::poll(&p, 1, deadline.poll_timeout_ms());
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n < 0) {
-      return Error{ErrorKind::io, errno_text(errno)};
-    }
-    if (n == 0) {
-      if (deadline.expired()) {
-        return Error{ErrorKind::timeout, "connection timed out"};
-      }
-      continue;
-    }
-    int err = 0;
-    socklen_t len = sizeof err;
-    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) {
-      err = errno;
-    }
-    if (err != 0) {
-      return Error{ErrorKind::io, errno_text(err)};
-    }
-    return util::ok_status();
-  }
-}
-
-util::Result<util::Fd> connect_addr(const sockaddr* addr, socklen_t len,
-                                    Deadline deadline) {
-  util::Fd fd(::socket(addr->sa_family,
-                       SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!fd.valid()) {
-    return Error{ErrorKind::io, "socket: " + errno_text(errno)};
-  }
-  if (addr->sa_family != AF_UNIX) {
-    int one = 1;
-    ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  }
-  if (::connect(fd.get(), addr, len) < 0) {
-    if (errno != EINPROGRESS && errno != EAGAIN) {
-      return Error{ErrorKind::io, errno_text(errno)};
-    }
-    GODISLOCK_TRY(finish_connect(fd.get(), deadline));
-  }
-  return fd;
-}
-
-util::Result<util::Fd> connect_endpoint(const config::Endpoint& ep,
-                                        Deadline deadline) {
+util::Result<std::vector<net::Address>> addresses_of(const config::Endpoint& ep,
+                                                     Deadline deadline) {
   if (ep.kind == config::Endpoint::Kind::unix_socket) {
-    sockaddr_un sun{};
-    sun.sun_family = AF_UNIX;
-    if (ep.path.size() >= sizeof sun.sun_path) {
-      return Error{ErrorKind::io, "socket path too long"};
+    auto a = net::unix_address(ep.path);
+    if (!a) {
+      return a.error();
     }
-    std::memcpy(sun.sun_path, ep.path.c_str(), ep.path.size() + 1);
-    return connect_addr(reinterpret_cast<const sockaddr*>(&sun), sizeof sun,
-                        deadline);
+    return std::vector<net::Address>{a.value()};
   }
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* res = nullptr;
-  std::string port = std::to_string(ep.port);
-  int rc = ::getaddrinfo(ep.host.c_str(), port.c_str(), &hints, &res);
-  if (rc != 0) {
-    return Error{ErrorKind::io, fmt::format("cannot resolve host '{}': {}",
-                                            ep.host, ::gai_strerror(rc))};
-  }
-  Error last{ErrorKind::io, "no address"};
-  for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
-    auto fd = connect_addr(ai->ai_addr, ai->ai_addrlen, deadline);
-    if (fd) {
-      ::freeaddrinfo(res);
-      return std::move(fd.value());
-    }
-    last = fd.error();
-    if (last.kind == ErrorKind::timeout) {
-      break;
-    }
-  }
-  ::freeaddrinfo(res);
-  return last;
+  return net::resolve(ep.host, ep.port, deadline);
 }
 
 }  // namespace
 
+util::Result<std::vector<net::Address>> resolve(const config::Endpoint& ep,
+                                                Deadline deadline) {
+  auto addresses = addresses_of(ep, deadline);
+  if (!addresses) {
+    return Error{addresses.error().kind,
+                 fmt::format("cannot connect to {}: {}", ep.redacted(),
+                             addresses.error().message)};
+  }
+  return addresses;
+}
+
 util::Result<Connection> Connection::open(const config::Endpoint& ep,
                                           Deadline deadline) {
+  auto addresses = resolve(ep, deadline);
+  if (!addresses) {
+    return addresses.error();
+  }
+  return open(ep, addresses.value(), deadline);
+}
+
+util::Result<Connection> Connection::open(
+    const config::Endpoint& ep, const std::vector<net::Address>& addresses,
+    Deadline deadline) {
   std::string peer = ep.redacted();
-  auto fd = connect_endpoint(ep, deadline);
+  auto fd = net::connect(addresses, deadline);
   if (!fd) {
     return Error{fd.error().kind,
                  fmt::format("cannot connect to {}: {}", peer,

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "config/url.hpp"
+#include "net/resolve.hpp"
 #include "redis/resp.hpp"
 #include "util/deadline.hpp"
 #include "util/fd.hpp"
@@ -12,15 +13,29 @@
 
 namespace godislock::redis {
 
+// The addresses to connect to for `ep`: its host resolved (net::resolve,
+// bounded by `deadline`; an IP literal without a lookup), or its unix
+// socket. Resolve once and pass them to every Connection::open for the
+// endpoint, so that a reconnect never waits for a name server.
+// Errors: timeout (the lookup did not finish in time), io (no such name, or
+// a socket path too long); the message names the endpoint.
+util::Result<std::vector<net::Address>> resolve(const config::Endpoint& ep,
+                                                util::Deadline deadline);
+
 // One connection to a Redis server over a non-blocking, close-on-exec socket.
-// Every call takes a deadline and never blocks past it (name resolution by
-// getaddrinfo(3) excepted). After any I/O or protocol error the connection is
-// broken and must be replaced. Not thread-safe; move-only.
+// Every call takes a deadline and never blocks past it. After any I/O or
+// protocol error the connection is broken and must be replaced. Not
+// thread-safe; move-only.
 class Connection {
  public:
-  // Connects, then sends AUTH and SELECT as the endpoint asks.
+  // Connects to the first of `addresses` (from resolve(ep)) that accepts,
+  // then sends AUTH and SELECT as the endpoint asks.
   // Errors: io/timeout (unreachable), auth (AUTH refused), protocol (the peer
   // does not speak RESP), server (SELECT refused).
+  static util::Result<Connection> open(
+      const config::Endpoint& ep, const std::vector<net::Address>& addresses,
+      util::Deadline deadline);
+  // resolve(ep), then the above: for a single connection.
   static util::Result<Connection> open(const config::Endpoint& ep,
                                        util::Deadline deadline);
 
