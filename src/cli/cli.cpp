@@ -33,7 +33,9 @@ const char* const k_exit_codes_text =
     "  128+N                the command was killed by signal N\n"
     "  64                   usage or configuration error\n"
     "  65                   the lock key was not made by godislock (no TTL\n"
-    "                       or not a string); it is never deleted\n"
+    "                       or not a string), or the lock is in use as\n"
+    "                       another kind (exclusive, shared, or counted\n"
+    "                       with another --limit); nothing is touched\n"
     "  69                   Redis unreachable, or authentication failed\n"
     "  70                   internal error, or the command could not be\n"
     "                       supervised (its process tree was killed)\n"
@@ -640,7 +642,8 @@ Options parse(int argc, const char* const* argv, Parser parser) {
     if (msg.empty() || e.get_name() == "RequiredError") {
       msg = "missing subcommand (try 'godislock run --help')";
     }
-    // CLI11 writes sentences; our messages are lower case (STYLE.md).
+    // CLI11 writes sentences; our messages are lower case, like every
+    // other "godislock: error:" line.
     if (msg.size() > 1 && msg[0] >= 'A' && msg[0] <= 'Z' &&
         !(msg[1] >= 'A' && msg[1] <= 'Z')) {
       msg[0] = static_cast<char>(msg[0] - 'A' + 'a');

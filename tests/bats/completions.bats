@@ -187,6 +187,52 @@ sorted() {
   refute_line --ttl
 }
 
+@test "zsh: the output of godislock completion zsh works sourced after compinit" {
+  command -v zsh >/dev/null || fail "zsh is not installed (scripts/install-deps.sh)"
+  # Sourcing binds the function at once (compdef), without an error from
+  # _arguments, which only a completion function may call.
+  run --separate-stderr zsh -f -c '
+    autoload -U compinit && compinit -u -d "$2" || exit 1
+    source <("$1" completion zsh) || exit 1
+    print -r -- "$_comps[godislock]"
+    whence -w _godislock
+  ' _ "$GODISLOCK" "$BATS_TEST_TMPDIR/zcompdump"
+  assert_success
+  assert_equal "$stderr" ""
+  assert_output "$(printf '%s\n' _godislock '_godislock: function')"
+  # And it completes, with nothing of completions/ in $fpath.
+  local sourced="source <(${GODISLOCK@Q} completion zsh)"
+  run zsh -f "$BATS_TEST_DIRNAME/lib/zsh_complete.zsh" "" 'godislock run --tt' \
+    "$sourced"
+  assert_success
+  assert_output --ttl
+  run zsh -f "$BATS_TEST_DIRNAME/lib/zsh_complete.zsh" "" 'godislock ' \
+    "$sourced"
+  assert_equal "$(sort <<<"$output")" "$(sorted run status release completion)"
+}
+
+@test "zsh: the output of godislock completion zsh works installed in fpath as _godislock" {
+  command -v zsh >/dev/null || fail "zsh is not installed (scripts/install-deps.sh)"
+  mkdir -p "$BATS_TEST_TMPDIR/site-functions"
+  "$GODISLOCK" completion zsh >"$BATS_TEST_TMPDIR/site-functions/_godislock"
+  run zsh -f "$BATS_TEST_DIRNAME/lib/zsh_complete.zsh" \
+    "$BATS_TEST_TMPDIR/site-functions" 'godislock run --tt'
+  assert_success
+  assert_output --ttl
+  run zsh -f "$BATS_TEST_DIRNAME/lib/zsh_complete.zsh" \
+    "$BATS_TEST_TMPDIR/site-functions" 'godislock status --js'
+  assert_output --json
+}
+
+@test "zsh: sourced before compinit, the completion says what is missing" {
+  command -v zsh >/dev/null || fail "zsh is not installed (scripts/install-deps.sh)"
+  run --separate-stderr zsh -f -c 'source <("$1" completion zsh)' _ \
+    "$GODISLOCK"
+  assert_failure
+  assert_equal "$stderr" \
+    "godislock: zsh completion needs compinit first: autoload -U compinit && compinit"
+}
+
 # --- fish ---
 
 @test "fish: the completion loads and run options complete" {

@@ -110,7 +110,9 @@ same_options() {
   same_options release
 }
 
-@test "the man page has the sections of STYLE.md in order" {
+# The sections of util-linux's flock(1) page (sys-utils/flock.1.adoc), with
+# DURATIONS and FILES added.
+@test "the man page has its sections in order" {
   run grep -E '^\.SH ' "$MAN"
   assert_success
   assert_output "$(printf '%s\n' '.SH NAME' '.SH SYNOPSIS' '.SH DESCRIPTION' \
@@ -192,6 +194,49 @@ same_options() {
     grep -qE "^\| $code \|" <<<"$readme_exit" ||
       fail "README.md lacks exit status $code"
   done
+}
+
+@test "exit status 65 names the kind mismatch in --help, the man page and README.md" {
+  local help
+  help=$("$GODISLOCK" run --help | sed -n '/^  65 /,/^  [0-9]/p' | tr -s ' \n' ' ')
+  [[ $help == *"in use as another kind (exclusive, shared, or counted with another --limit)"* ]] ||
+    fail "run --help, exit 65: $help"
+  man_section 'EXIT STATUS' | sed -n '/^65$/,/^\.TP$/p' | tr '\n' ' ' |
+    grep -q 'in use as another kind (exclusive, shared, or counted with another .BR --limit' ||
+    fail "the man page's exit status 65 does not name the kind"
+  grep -qE '^\| 65 \|.*in use as another kind \(exclusive, shared, counted' "$README" ||
+    fail "README.md's exit status 65 does not name the kind"
+}
+
+# The flock(1) options in README's migration table: `godislock run` accepts
+# those the table maps and refuses (64) those it calls not supported.
+@test "README's flock migration table matches what godislock run accepts" {
+  local table row opts opt value tail checked=0
+  table=$(sed -n '/^## Migrating from flock(1)/,/^## /p' "$README" | grep '^| `')
+  [[ -n $table ]] || fail "no flock table in README.md"
+  while IFS= read -r row; do
+    opts=$(cut -d'|' -f2 <<<"$row" | grep -oE '`-[-a-zA-Z]+' | tr -d '`')
+    for opt in $opts; do
+      tail=(-- true)
+      case $opt in
+        -w | --wait | --timeout | -E | --conflict-exit-code) value=(1) ;;
+        -c | --command) value=(true) tail=() ;;
+        *) value=() ;;
+      esac
+      # Parsed options lead to a refused connection (69); unknown ones are
+      # usage errors (64). -V and --version are godislock's, not run's.
+      run "$GODISLOCK" run "$opt" "${value[@]}" --url redis://127.0.0.1:1 \
+        --connect-timeout 200ms --name docs "${tail[@]}"
+      if [[ $row == *"not supported"* || $row == *"not an option of \`run\`"* ]]; then
+        assert_equal "$opt:$status" "$opt:64"
+      else
+        assert_equal "$opt:$status" "$opt:69"
+      fi
+      checked=$((checked + 1))
+    done
+  done <<<"$table"
+  ((checked >= 18))
+  grep -qF '| `-s`, `--shared` | same' "$README"
 }
 
 @test "the man page and README.md tell flock users about -E 1" {

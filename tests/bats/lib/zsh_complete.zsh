@@ -5,15 +5,18 @@
 # `zsh -f` in a pseudo-terminal (zsh/zpty), loads compinit with FPATH_DIR
 # first in $fpath, types the line and a TAB, and records every candidate
 # handed to compadd (the technique of Valodim's zsh-capture-completion).
+# An empty FPATH_DIR adds nothing to $fpath; a third argument is zsh code
+# run after compinit (e.g. 'source <(godislock completion zsh)').
 # Exits 1 if zsh gives no answer within about 10 s.
 emulate -L zsh
 zmodload zsh/zpty || exit 1
-local dir=$1 line=$2
+local dir=$1 line=$2 after=${3-}
 local init=${TMPDIR:-/tmp}/zsh_complete.$$.zsh
 cat >"$init" <<END
 PROMPT= RPROMPT= PS2=
-fpath=(${(q)dir} \$fpath)
+${dir:+fpath=(${(q)dir} \$fpath)}
 autoload -U compinit && compinit -u -d ${(q)init}.dump
+$after
 compadd() {
   # Queries from the completion system itself pass through untouched.
   if [[ \${@[1,(i)(-|--)]} == *-(O|A|D)\\ * ]]; then
