@@ -16,11 +16,10 @@
 #include <fmt/format.h>
 
 #include <cstdlib>
-#include <cstring>
 #include <iterator>
 #include <optional>
-#include <set>
 #include <string>
+#include <string_view>
 
 
 namespace godislock::cli {
@@ -65,15 +64,192 @@ const char* const k_release_exit_text =
     "  69    Redis unreachable, or authentication failed\n"
     "\nSee godislock(1) for details.\n";
 
-// Options of `run` that take a value, for finding where the command starts
-// when it is given without `--` (flock style: options stop at the first
-// non-option word).
-const std::set<std::string> k_value_long = {
-    "--name",   "--ttl",           "--wait",            "--timeout",
-    "--conflict-exit-code",        "--url",             "--password-file",
-    "--prefix", "--connect-timeout", "--kill-signal",   "--kill-after",
-    "--command", "--limit"};
-const std::string k_value_short = "wEc";
+// The raw values of the options every subcommand that talks to Redis takes.
+struct ConnectionInputs {
+  std::string url, password_file, prefix, connect_timeout;
+  bool verbose = false, quiet = false;
+};
+
+// The raw values of `run`'s options, checked and applied by finish_run().
+struct RunInputs {
+  std::string name, ttl, wait, conflict_code, kill_signal, kill_after;
+  std::string shell, limit;
+  bool nonblock = false, no_fair = false, wait_tree = false;
+  bool shared = false, exclusive = false, close_fd = false;
+  ConnectionInputs connection;
+};
+
+// One option, as the only place that names it: CLI11's definitions, the
+// fast path, and find_command()'s list of options that take a value are all
+// built from the tables below (and --help, from which the man page and the
+// completions are checked). Every value is stored as text and checked after
+// parsing, the same way whichever parser read it.
+template <typename Inputs>
+struct OptionSpec {
+  const char* names;       // as CLI11 takes them: "-w,--wait,--timeout"
+  const char* value_name;  // in --help; nullptr for a flag
+  const char* help;
+  std::string* (*text)(Inputs&);  // where a value goes
+  bool* (*flag)(Inputs&);         // where a flag goes
+};
+
+using Ci = ConnectionInputs;
+using Ri = RunInputs;
+#define GODISLOCK_TEXT(field) [](auto& i) { return &i.field; }, nullptr
+#define GODISLOCK_FLAG(field) nullptr, [](auto& i) { return &i.field; }
+
+const OptionSpec<Ci> k_connection_options[] = {
+    {"--url", "URL",
+     "redis://[user[:password]@]host[:port][/db] or "
+     "unix:///path.sock[?db=N] (env GODISLOCK_URL; default "
+     "redis://127.0.0.1:6379)",
+     GODISLOCK_TEXT(url)},
+    {"--password-file", "FILE",
+     "Read the Redis password from FILE (env GODISLOCK_PASSWORD_FILE; else "
+     "env GODISLOCK_PASSWORD or REDISCLI_AUTH)",
+     GODISLOCK_TEXT(password_file)},
+    {"--prefix", "STRING",
+     "Key namespace (env GODISLOCK_PREFIX; default \"godislock:\")",
+     GODISLOCK_TEXT(prefix)},
+    {"--connect-timeout", "DURATION",
+     "Deadline for connecting and for each Redis call; also how long an "
+     "outage is tolerated while waiting (env GODISLOCK_CONNECT_TIMEOUT; "
+     "default 5s)",
+     GODISLOCK_TEXT(connect_timeout)},
+    {"-v,--verbose", nullptr,
+     "Say what happens, never passwords (env GODISLOCK_VERBOSE)",
+     GODISLOCK_FLAG(verbose)},
+    {"-q,--quiet", nullptr, "Print errors only (env GODISLOCK_QUIET)",
+     GODISLOCK_FLAG(quiet)},
+};
+
+const OptionSpec<Ri> k_run_options[] = {
+    {"--name", "NAME",
+     "Lock name (default: derived from the command, see -v)",
+     GODISLOCK_TEXT(name)},
+    {"--ttl", "DURATION",
+     "Lease if godislock dies; refreshed every ttl/3 (env GODISLOCK_TTL; "
+     "default 30s; at least 3ms, and 7ms to leave room for --kill-after)",
+     GODISLOCK_TEXT(ttl)},
+    {"-w,--wait,--timeout", "DURATION",
+     "Give up waiting after DURATION (env GODISLOCK_WAIT; default: wait "
+     "forever; 0: one try)",
+     GODISLOCK_TEXT(wait)},
+    {"-n,--nonblock,--nb,--no-wait", nullptr,
+     "Fail at once if the lock is held (same as --wait 0)",
+     GODISLOCK_FLAG(nonblock)},
+    {"--no-fair", nullptr,
+     "Race for the lock instead of queueing in arrival order (every "
+     "release then wakes every such waiter)",
+     GODISLOCK_FLAG(no_fair)},
+    {"-E,--conflict-exit-code", "N",
+     "Exit code when the lock is not acquired (env "
+     "GODISLOCK_CONFLICT_EXIT_CODE; default 75)",
+     GODISLOCK_TEXT(conflict_code)},
+    {"--kill-signal", "SIGNAL",
+     "Signal sent to the command's process tree when the lock is lost (env "
+     "GODISLOCK_KILL_SIGNAL; default TERM)",
+     GODISLOCK_TEXT(kill_signal)},
+    {"--kill-after", "DURATION",
+     "Then SIGKILL after DURATION (env GODISLOCK_KILL_AFTER; default: "
+     "min(5s, ttl/3))",
+     GODISLOCK_TEXT(kill_after)},
+    {"--wait-tree", nullptr,
+     "Hold the lock until every process the command started has exited, "
+     "not only the command itself",
+     GODISLOCK_FLAG(wait_tree)},
+    {"-c,--command", "SHELL COMMAND",
+     "Run SHELL COMMAND with /bin/sh -c (like flock -c)",
+     GODISLOCK_TEXT(shell)},
+    {"--limit", "N",
+     "Counted lock: up to N holders at once, each with its own fence and "
+     "slot (GODISLOCK_SLOT); all its users must give the same N (default 1)",
+     GODISLOCK_TEXT(limit)},
+    {"-s,--shared", nullptr,
+     "Shared lock (like flock -s): holders may overlap each other, never "
+     "an exclusive holder",
+     GODISLOCK_FLAG(shared)},
+    {"-x,--exclusive", nullptr, "Exclusive lock (the default; like flock -x)",
+     GODISLOCK_FLAG(exclusive)},
+    {"-o,--close", nullptr,
+     "Accepted for flock(1) compatibility (no lock fd is ever passed to the "
+     "command)",
+     GODISLOCK_FLAG(close_fd)},
+};
+
+#undef GODISLOCK_TEXT
+#undef GODISLOCK_FLAG
+
+// Whether `names` ("-w,--wait,--timeout") has `name` among its names.
+bool has_name(std::string_view names, std::string_view name) {
+  while (!names.empty()) {
+    size_t comma = names.find(',');
+    if (names.substr(0, comma) == name) {
+      return true;
+    }
+    if (comma == std::string_view::npos) {
+      break;
+    }
+    names.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+// Where an option of `run` (its own or a connection option) stores what it
+// was given, found by any of its names; `id` numbers the options.
+struct Slot {
+  int id = -1;  // -1: no such option
+  std::string* text = nullptr;
+  bool* flag = nullptr;
+};
+
+Slot find_run_option(std::string_view name, RunInputs& in) {
+  int id = 0;
+  for (const auto& spec : k_run_options) {
+    if (has_name(spec.names, name)) {
+      return {id, spec.text ? spec.text(in) : nullptr,
+              spec.flag ? spec.flag(in) : nullptr};
+    }
+    ++id;
+  }
+  for (const auto& spec : k_connection_options) {
+    if (has_name(spec.names, name)) {
+      return {id, spec.text ? spec.text(in.connection) : nullptr,
+              spec.flag ? spec.flag(in.connection) : nullptr};
+    }
+    ++id;
+  }
+  return {};
+}
+
+constexpr size_t k_run_option_count =
+    std::size(k_run_options) + std::size(k_connection_options);
+
+// Whether `word` ("--wait" or "-w") names an option of `run` that takes
+// a value.
+bool takes_value(std::string_view word) {
+  RunInputs scratch;
+  Slot s = find_run_option(word, scratch);
+  return s.text != nullptr;
+}
+
+template <typename Inputs>
+void add_options(CLI::App* sub, Inputs& in,
+                 const OptionSpec<Inputs>* specs, size_t count) {
+  for (size_t k = 0; k < count; ++k) {
+    const OptionSpec<Inputs>& spec = specs[k];
+    if (spec.text != nullptr) {
+      sub->add_option(spec.names, *spec.text(in), spec.help)
+          ->type_name(spec.value_name);
+    } else {
+      sub->add_flag(spec.names, *spec.flag(in), spec.help);
+    }
+  }
+}
+
+void add_connection_options(CLI::App* sub, ConnectionInputs& in) {
+  add_options(sub, in, k_connection_options, std::size(k_connection_options));
+}
 
 // Index of the first command word in argv[from..], and whether a "--"
 // introduced it; argc if there is no command.
@@ -88,15 +264,16 @@ size_t find_command(const std::vector<std::string>& args, size_t from,
       return i;
     }
     if (a.rfind("--", 0) == 0) {
-      bool takes_value =
-          a.find('=') == std::string::npos && k_value_long.count(a) != 0;
-      i += takes_value ? 2 : 1;
+      bool value_follows =
+          a.find('=') == std::string::npos && takes_value(a);
+      i += value_follows ? 2 : 1;
       continue;
     }
     if (a.size() > 1 && a[0] == '-') {
       size_t step = 1;
       for (size_t k = 1; k < a.size(); ++k) {
-        if (k_value_short.find(a[k]) != std::string::npos) {
+        char option[] = {'-', a[k], '\0'};
+        if (takes_value(option)) {
           if (k + 1 == a.size()) {
             step = 2;  // value in the next word
           }
@@ -191,38 +368,6 @@ bool env_flag(const char* name) {
       *v, name)};
 }
 
-// The connection options' raw values, as every subcommand takes them.
-struct ConnectionInputs {
-  std::string url, password_file, connect_timeout;
-};
-
-void add_connection_options(CLI::App* sub, ConnectionOptions& c,
-                            ConnectionInputs& in) {
-  sub->add_option("--url", in.url,
-                  "redis://[user[:password]@]host[:port][/db] or "
-                  "unix:///path.sock[?db=N] (env GODISLOCK_URL; default "
-                  "redis://127.0.0.1:6379)")
-      ->type_name("URL");
-  sub->add_option("--password-file", in.password_file,
-                  "Read the Redis password from FILE (env "
-                  "GODISLOCK_PASSWORD_FILE; else env GODISLOCK_PASSWORD or "
-                  "REDISCLI_AUTH)")
-      ->type_name("FILE");
-  sub->add_option("--prefix", c.prefix,
-                  "Key namespace (env GODISLOCK_PREFIX; default "
-                  "\"godislock:\")")
-      ->type_name("STRING");
-  sub->add_option("--connect-timeout", in.connect_timeout,
-                  "Deadline for connecting and for each Redis call; also "
-                  "how long an outage is tolerated while waiting (env "
-                  "GODISLOCK_CONNECT_TIMEOUT; default 5s)")
-      ->type_name("DURATION");
-  sub->add_flag("-v,--verbose", c.verbose,
-                "Say what happens, never passwords (env GODISLOCK_VERBOSE)");
-  sub->add_flag("-q,--quiet", c.quiet,
-                "Print errors only (env GODISLOCK_QUIET)");
-}
-
 // Whether a subcommand's option was given, by any of its names.
 auto given_in(const CLI::App* sub) {
   return [sub](const char* option) { return sub->count(option) != 0; };
@@ -245,37 +390,49 @@ void finish_connection(const Given& given, ConnectionOptions& c,
   } else if (auto env = env_value("GODISLOCK_PASSWORD_FILE")) {
     c.password_file = *env;
   }
-  if (!given("--prefix")) {
-    if (auto env = env_value("GODISLOCK_PREFIX")) {
-      c.prefix = *env;
-    }
+  if (given("--prefix")) {
+    c.prefix = in.prefix;
+  } else if (auto env = env_value("GODISLOCK_PREFIX")) {
+    c.prefix = *env;
   }
   if (given("--connect-timeout")) {
-    c.connect_timeout = duration_option("--connect-timeout", in.connect_timeout);
+    c.connect_timeout =
+        duration_option("--connect-timeout", in.connect_timeout);
   } else if (auto env = env_value("GODISLOCK_CONNECT_TIMEOUT")) {
     c.connect_timeout = duration_option("GODISLOCK_CONNECT_TIMEOUT", *env);
   }
   if (c.connect_timeout.count() <= 0) {
     throw UsageError{"--connect-timeout must be greater than 0"};
   }
-  if (c.verbose && c.quiet) {
+  if (in.verbose && in.quiet) {
     throw UsageError{"--verbose and --quiet conflict: use one of them"};
   }
   // The command line wins over the environment, and -v over -q there.
+  c.verbose = in.verbose;
+  c.quiet = in.quiet;
   if (!c.verbose && !c.quiet) {
     c.verbose = env_flag("GODISLOCK_VERBOSE");
     c.quiet = !c.verbose && env_flag("GODISLOCK_QUIET");
   }
 }
 
-// The raw values of `run`'s options that are checked after parsing (the
-// others go straight into RunOptions).
-struct RunInputs {
-  std::string ttl, wait, kill_after, conflict_code;
-  std::string name, shell;
-  bool exclusive = false, close_fd = false;
-  ConnectionInputs connection;
-};
+// --limit N: a whole number from 1 to backend::k_max_limit.
+unsigned limit_option(const std::string& value) {
+  unsigned long n = 0;
+  size_t used = 0;
+  try {
+    n = std::stoul(value, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != value.size() || value[0] == '-' || n < 1 ||
+      n > backend::k_max_limit) {
+    throw UsageError{fmt::format(
+        "invalid value '{}' for --limit: a number of holders from 1 to {}",
+        value, backend::k_max_limit)};
+  }
+  return static_cast<unsigned>(n);
+}
 
 // `run`: each option, else its environment variable, else the default; then
 // the checks across options. Throws UsageError.
@@ -283,6 +440,10 @@ template <typename Given>
 void finish_run(const Given& given, RunOptions& o, const RunInputs& in,
                 bool has_command_words) {
   finish_connection(given, o, in.connection);
+  o.nonblock = in.nonblock;
+  o.no_fair = in.no_fair;
+  o.wait_tree = in.wait_tree;
+  o.shared = in.shared;
   if (given("--name")) {
     o.name = in.name;
   }
@@ -301,10 +462,10 @@ void finish_run(const Given& given, RunOptions& o, const RunInputs& in,
   } else if (auto env = env_value("GODISLOCK_KILL_AFTER")) {
     o.kill_after = duration_option("GODISLOCK_KILL_AFTER", *env);
   }
-  if (!given("--kill-signal")) {
-    if (auto env = env_value("GODISLOCK_KILL_SIGNAL")) {
-      o.kill_signal = *env;
-    }
+  if (given("--kill-signal")) {
+    o.kill_signal = in.kill_signal;
+  } else if (auto env = env_value("GODISLOCK_KILL_SIGNAL")) {
+    o.kill_signal = *env;
   }
   if (given("--conflict-exit-code")) {
     o.conflict_exit_code = exit_code_option("--conflict-exit-code",
@@ -312,6 +473,9 @@ void finish_run(const Given& given, RunOptions& o, const RunInputs& in,
   } else if (auto env = env_value("GODISLOCK_CONFLICT_EXIT_CODE")) {
     o.conflict_exit_code =
         exit_code_option("GODISLOCK_CONFLICT_EXIT_CODE", *env);
+  }
+  if (given("--limit")) {
+    o.limit = limit_option(in.limit);
   }
   if (o.nonblock && o.wait && o.wait->count() != 0) {
     throw UsageError{"--nonblock and --wait conflict: use one of them"};
@@ -342,87 +506,32 @@ void finish_run(const Given& given, RunOptions& o, const RunInputs& in,
 // instructions: a dozen allocations per option and a check of its names
 // against every option already added), so the usual command lines skip it.
 // Only the plain forms are taken here, each option at most once: a known
-// long name alone or with "=VALUE", or a single-letter short option alone,
-// each option that takes a value followed by it. A value is taken only if
-// it is non-empty and starts with none of '-', '[', '{' (which CLI11 reads
-// as the next option, a list or "empty"). Anything else, including --help,
-// --limit (CLI11 checks its range) and any repetition, returns false and the
-// caller parses the same words with CLI11, so errors and help come out
-// exactly as before. For what it accepts, the result is what CLI11 gives:
-// each string value verbatim, each flag true.
-struct FastOption {
-  // The long name that finish_run() asks about comes first.
-  const char* names[4];
-  // Where the value goes, as CLI11 stores it: a string for an option that
-  // takes a value, else a flag.
-  std::string* (*text)(RunOptions&, RunInputs&);
-  bool* (*flag)(RunOptions&, RunInputs&);
-};
+// name alone or with "=VALUE" (long names), each option that takes a value
+// followed by it. A value is taken only if it is non-empty and starts with
+// none of '-', '[', '{' (which CLI11 reads as the next option, a list or
+// "empty"). Anything else, including --help and any repetition, returns
+// false and the caller parses the same words with CLI11, so errors and help
+// come out exactly as before. For what it accepts, the result is what CLI11
+// gives: each string value verbatim, each flag true.
 
-using Fo = RunOptions;
-using Fi = RunInputs;
-const FastOption k_fast_options[] = {
-    {{"--name"}, [](Fo&, Fi& i) { return &i.name; }, nullptr},
-    {{"--ttl"}, [](Fo&, Fi& i) { return &i.ttl; }, nullptr},
-    {{"--wait", "-w", "--timeout"}, [](Fo&, Fi& i) { return &i.wait; },
-     nullptr},
-    {{"--conflict-exit-code", "-E"},
-     [](Fo&, Fi& i) { return &i.conflict_code; }, nullptr},
-    {{"--kill-signal"}, [](Fo& o, Fi&) { return &o.kill_signal; }, nullptr},
-    {{"--kill-after"}, [](Fo&, Fi& i) { return &i.kill_after; }, nullptr},
-    {{"--command", "-c"}, [](Fo&, Fi& i) { return &i.shell; }, nullptr},
-    {{"--url"}, [](Fo&, Fi& i) { return &i.connection.url; }, nullptr},
-    {{"--password-file"},
-     [](Fo&, Fi& i) { return &i.connection.password_file; }, nullptr},
-    {{"--prefix"}, [](Fo& o, Fi&) { return &o.prefix; }, nullptr},
-    {{"--connect-timeout"},
-     [](Fo&, Fi& i) { return &i.connection.connect_timeout; }, nullptr},
-    {{"--nonblock", "-n", "--nb", "--no-wait"}, nullptr,
-     [](Fo& o, Fi&) { return &o.nonblock; }},
-    {{"--no-fair"}, nullptr, [](Fo& o, Fi&) { return &o.no_fair; }},
-    {{"--wait-tree"}, nullptr, [](Fo& o, Fi&) { return &o.wait_tree; }},
-    {{"--shared", "-s"}, nullptr, [](Fo& o, Fi&) { return &o.shared; }},
-    {{"--exclusive", "-x"}, nullptr, [](Fo&, Fi& i) { return &i.exclusive; }},
-    {{"--close", "-o"}, nullptr, [](Fo&, Fi& i) { return &i.close_fd; }},
-    {{"--verbose", "-v"}, nullptr, [](Fo& o, Fi&) { return &o.verbose; }},
-    {{"--quiet", "-q"}, nullptr, [](Fo& o, Fi&) { return &o.quiet; }},
+// Which options the fast path saw, answering finish_run()'s given().
+struct FastGiven {
+  bool seen[k_run_option_count] = {};
+  bool operator()(const char* option) const {
+    RunInputs scratch;
+    Slot s = find_run_option(option, scratch);
+    return s.id >= 0 && seen[s.id];
+  }
 };
-constexpr size_t k_fast_count = std::size(k_fast_options);
 
 bool is_plain_value(const std::string& v) {
   return !v.empty() && v[0] != '-' && v[0] != '[' && v[0] != '{';
 }
 
-// The index in k_fast_options of the option called `name`, or k_fast_count.
-size_t find_fast_option(const std::string& name) {
-  for (size_t k = 0; k < k_fast_count; ++k) {
-    for (const char* n : k_fast_options[k].names) {
-      if (n != nullptr && name == n) {
-        return k;
-      }
-    }
-  }
-  return k_fast_count;
-}
-
-// Which options the fast path saw, answering finish_run()'s given().
-struct FastGiven {
-  bool seen[k_fast_count] = {};
-  bool operator()(const char* option) const {
-    for (size_t k = 0; k < k_fast_count; ++k) {
-      if (std::strcmp(k_fast_options[k].names[0], option) == 0) {
-        return seen[k];
-      }
-    }
-    return false;  // --limit: never taken here
-  }
-};
-
-// Parses words[2..] (the options of `run`) into o and in, or returns false
-// having changed neither.
-bool parse_run_fast(const std::vector<std::string>& words, RunOptions& o,
-                    RunInputs& in, FastGiven& given) {
-  RunOptions fo = o;
+// Parses words[2..] (the options of `run`) into `in`, or returns false
+// having changed nothing.
+bool parse_run_fast(const std::vector<std::string>& words, RunInputs& in,
+                    FastGiven& given) {
   RunInputs fin;
   FastGiven fgiven;
   for (size_t i = 2; i < words.size(); ++i) {
@@ -430,28 +539,26 @@ bool parse_run_fast(const std::vector<std::string>& words, RunOptions& o,
     if (word.size() < 2 || word[0] != '-') {
       return false;
     }
-    std::string name = word;
+    std::string_view name = word;
     std::optional<std::string> value;
-    bool is_long = word[1] == '-';
-    if (is_long) {
+    if (word[1] == '-') {
       if (auto eq = word.find('='); eq != std::string::npos) {
-        name = word.substr(0, eq);
+        name = name.substr(0, eq);
         value = word.substr(eq + 1);
       }
     } else if (word.size() != 2) {
       return false;  // -vq, -w5, ...
     }
-    size_t index = find_fast_option(name);
-    if (index == k_fast_count || fgiven.seen[index]) {
+    Slot slot = find_run_option(name, fin);
+    if (slot.id < 0 || fgiven.seen[slot.id]) {
       return false;
     }
-    fgiven.seen[index] = true;
-    const FastOption& f = k_fast_options[index];
-    if (f.flag != nullptr) {
+    fgiven.seen[slot.id] = true;
+    if (slot.flag != nullptr) {
       if (value) {
         return false;  // --verbose=...
       }
-      *f.flag(fo, fin) = true;
+      *slot.flag = true;
       continue;
     }
     if (!value) {
@@ -463,9 +570,8 @@ bool parse_run_fast(const std::vector<std::string>& words, RunOptions& o,
     if (!is_plain_value(*value)) {
       return false;
     }
-    *f.text(fo, fin) = std::move(*value);
+    *slot.text = std::move(*value);
   }
-  o = std::move(fo);
   in = std::move(fin);
   given = fgiven;
   return true;
@@ -497,7 +603,7 @@ Options parse(int argc, const char* const* argv, Parser parser) {
   if (parser == Parser::fast_when_plain && is_run) {
     RunInputs in;
     FastGiven given;
-    if (parse_run_fast(cli_args, o, in, given)) {
+    if (parse_run_fast(cli_args, in, given)) {
       finish_run(given, o, in, has_command_words);
       return out;
     }
@@ -526,56 +632,8 @@ Options parse(int argc, const char* const* argv, Parser parser) {
   run->formatter(formatter);
 
   RunInputs run_in;
-  run->add_option("--name", run_in.name,
-                  "Lock name (default: derived from the command, see -v)")
-      ->type_name("NAME");
-  run->add_option("--ttl", run_in.ttl,
-                  "Lease if godislock dies; refreshed every ttl/3 "
-                  "(env GODISLOCK_TTL; default 30s; at least 3ms, and 7ms to "
-                  "leave room for --kill-after)")
-      ->type_name("DURATION");
-  run->add_option("-w,--wait,--timeout", run_in.wait,
-                  "Give up waiting after DURATION (env GODISLOCK_WAIT; "
-                  "default: wait forever; 0: one try)")
-      ->type_name("DURATION");
-  run->add_flag("-n,--nonblock,--nb,--no-wait", o.nonblock,
-                "Fail at once if the lock is held (same as --wait 0)");
-  run->add_flag("--no-fair", o.no_fair,
-                "Race for the lock instead of queueing in arrival order "
-                "(every release then wakes every such waiter)");
-  run->add_option("-E,--conflict-exit-code", run_in.conflict_code,
-                  "Exit code when the lock is not acquired (env "
-                  "GODISLOCK_CONFLICT_EXIT_CODE; default 75)")
-      ->type_name("N");
-  run->add_option("--kill-signal", o.kill_signal,
-                  "Signal sent to the command's process tree when the lock "
-                  "is lost (env GODISLOCK_KILL_SIGNAL; default TERM)")
-      ->type_name("SIGNAL");
-  run->add_option("--kill-after", run_in.kill_after,
-                  "Then SIGKILL after DURATION (env GODISLOCK_KILL_AFTER; "
-                  "default: min(5s, ttl/3))")
-      ->type_name("DURATION");
-  run->add_flag("--wait-tree", o.wait_tree,
-                "Hold the lock until every process the command started has "
-                "exited, not only the command itself");
-  run->add_option("-c,--command", run_in.shell,
-                  "Run SHELL COMMAND with /bin/sh -c (like flock -c)")
-      ->type_name("SHELL COMMAND");
-  run->add_option("--limit", o.limit,
-                  "Counted lock: up to N holders at once, each with its own "
-                  "fence and slot (GODISLOCK_SLOT); all its users must give "
-                  "the same N (default 1)")
-      ->check(CLI::Range(1u, backend::k_max_limit).description(""))
-      ->type_name("N");
-  run->add_flag("-s,--shared", o.shared,
-                "Shared lock (like flock -s): holders may overlap each "
-                "other, never an exclusive holder");
-  run->add_flag("-x,--exclusive", run_in.exclusive,
-                "Exclusive lock (the default; like flock -x)");
-  run->add_flag("-o,--close", run_in.close_fd,
-                "Accepted for flock(1) compatibility (no lock fd is ever "
-                "passed to the command)");
-  add_connection_options(run, o, run_in.connection);
+  add_options(run, run_in, k_run_options, std::size(k_run_options));
+  add_connection_options(run, run_in.connection);
 
   // --- `godislock status [NAME...]` and `godislock release --force NAME`
   StatusOptions& so = out.status;
@@ -591,7 +649,7 @@ Options parse(int argc, const char* const* argv, Parser parser) {
     status->add_flag("--json", so.json,
                      "Print a JSON array, one object per lock (see "
                      "godislock(1) for the schema)");
-    add_connection_options(status, so, status_in);
+    add_connection_options(status, status_in);
   }
 
   ReleaseOptions& ro = out.release;
@@ -607,7 +665,7 @@ Options parse(int argc, const char* const* argv, Parser parser) {
     release->add_flag("--force", force,
                       "Really break it: its holders lose it, and their "
                       "commands are stopped at their next refresh");
-    add_connection_options(release, ro, release_in);
+    add_connection_options(release, release_in);
   }
 
   // --- `godislock completion SHELL` (issue 6) ---

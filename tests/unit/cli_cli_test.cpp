@@ -50,6 +50,7 @@ std::string outcome(const Words& words, godislock::cli::Parser parser) {
             (o.wait ? std::to_string(o.wait->count()) : "-") +
             " nb=" + std::to_string(o.nonblock) +
             " nofair=" + std::to_string(o.no_fair) +
+            " tree=" + std::to_string(o.wait_tree) +
             " limit=" + std::to_string(o.limit) +
             " shared=" + std::to_string(o.shared) +
             " E=" + std::to_string(o.conflict_exit_code) +
@@ -534,6 +535,10 @@ TEST_F(CliTest, FastPathAgreesWithCli11) {
       {"run", "--shared", "--", "true"},
       {"run", "--limit", "3", "--", "true"},
       {"run", "-s", "--limit", "3", "--", "true"},
+      {"run", "--limit", "0", "--", "true"},
+      {"run", "--limit=1001", "--", "true"},
+      {"run", "--limit", "2x", "--", "true"},
+      {"run", "--wait-tree", "-n", "--", "true"},
       {"run", "--no-fair", "-v", "--", "true"},
       {"run", "-v", "-q", "--", "true"},
       {"run", "-vq", "--", "true"},
