@@ -34,6 +34,9 @@ std::string whole_seconds(std::chrono::milliseconds d);
 // 64 for a configuration error found by the server (e.g. SELECT), else 69.
 int exit_code_for_error(const util::Error& e);
 
+// `godislock run` (app/run.cpp).
+int run_command(const cli::RunOptions& o);
+
 // `godislock status` and `godislock release --force` (app/inspect.cpp).
 int status_command(const cli::StatusOptions& o);
 int release_command(const cli::ReleaseOptions& o);

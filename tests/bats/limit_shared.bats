@@ -225,11 +225,13 @@ kind"
     "godislock: error: --shared and --exclusive conflict: use one of them"
   run --separate-stderr "$GODISLOCK" run --limit 0 -- true
   assert_equal "$status" 64
-  assert_regex "$stderr" "^godislock: error: --limit: .*0.*"
+  assert_equal "$stderr" "godislock: error: invalid value '0' for --limit: \
+a number of holders from 1 to 1000"
   run --separate-stderr "$GODISLOCK" run --limit 1001 -- true
   assert_equal "$status" 64
   run --separate-stderr "$GODISLOCK" run --limit x -- true
   assert_equal "$status" 64
+  assert_regex "$stderr" "^godislock: error: invalid value 'x' for --limit"
 }
 
 @test "-v: a waiter says once who holds the lock" {

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "app/app.hpp"
+#include "app/plan.hpp"
 
 #include <gtest/gtest.h>
 
