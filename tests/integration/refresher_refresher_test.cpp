@@ -6,7 +6,7 @@
 
 #include "backend/redis_backend.hpp"
 #include "lock/validity.hpp"
-#include "support/redis_server.hpp"
+#include "support/backend_fixture.hpp"
 #include "support/time.hpp"
 #include "util/fd.hpp"
 
@@ -25,9 +25,10 @@ namespace godislock::refresher {
 namespace {
 
 using namespace std::chrono_literals;
+using test::ResumeOnExit;
 using test::soon;
 using test::since;
-using backend::Attempt;
+using test::wait_until;
 using backend::Backend;
 using lock::Millis;
 using util::Clock;
@@ -45,16 +46,13 @@ bool readable_within(int fd, Millis limit) {
   return ::poll(&p, 1, static_cast<int>(limit.count())) == 1;
 }
 
-// Resumes a SIGSTOPped server however the test ends.
-struct ResumeOnExit {
-  ~ResumeOnExit() { server.resume(); }
-  test::RedisServer& server;
-};
-
-class RefresherTest : public testing::Test {
+class RefresherTest : public test::BackendTest {
  protected:
   void SetUp() override {
-    GODISLOCK_REQUIRE_SERVER(server);
+    BackendTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) {
+      return;
+    }
     int fds[2];
     ASSERT_EQ(::pipe2(fds, O_CLOEXEC | O_NONBLOCK), 0);
     m_wake_rd.reset(fds[0]);
@@ -64,19 +62,11 @@ class RefresherTest : public testing::Test {
   // Takes the lock for k_token with `ttl` and returns a refresher for it
   // (not started) on a clone of the backend, as app::run does.
   std::unique_ptr<Refresher> lease(Millis ttl) {
-    backend::Settings s;
-    s.endpoint = server.endpoint();
-    s.prefix = "t:";
-    s.name = "job";
-    auto b = backend::open_redis(s, soon());
-    EXPECT_TRUE(b) << b.error().message;
-    if (!b) {
+    auto started = Clock::now();
+    m_backend = hold(k_token, ttl);
+    if (m_backend == nullptr) {
       return nullptr;
     }
-    m_backend = std::move(b.value());
-    auto started = Clock::now();
-    auto a = m_backend->acquire(k_token, ttl, ::godislock::backend::Backend::Mode::race, soon());
-    EXPECT_TRUE(a && a->state == Attempt::State::acquired);
     lock::LeaseTiming timing;
     EXPECT_TRUE(lock::make_timing(ttl, lock::default_kill_after(ttl), &timing));
     return std::make_unique<Refresher>(m_backend->clone(), k_token, timing,
@@ -85,7 +75,11 @@ class RefresherTest : public testing::Test {
 
   int wake_fd() const { return m_wake_rd.get(); }
 
-  test::RedisServer server;
+  // Waits until `r` has made at least `n` refreshes (or lost the lease).
+  static bool refreshed(const Refresher& r, int n) {
+    return wait_until([&] { return r.refreshes() >= n || r.is_lost(); },
+                      10000ms);
+  }
 
  private:
   std::unique_ptr<Backend> m_backend;
@@ -97,9 +91,9 @@ TEST_F(RefresherTest, KeepsAShortLeaseAlive) {
   auto r = lease(600ms);  // refresh every 200 ms
   ASSERT_NE(r, nullptr);
   r->start();
-  std::this_thread::sleep_for(1500ms);  // 2.5 TTLs
+  // Five refreshes, a fixed 200 ms apart: a TTL and more has passed.
+  ASSERT_TRUE(refreshed(*r, 5));
   EXPECT_EQ(server.cli({"GET", k_lock}), k_token);
-  EXPECT_GE(r->refreshes(), 3);
   EXPECT_FALSE(r->is_lost()) << r->lost_reason();
   EXPECT_EQ(r->lost_reason(), "");
   EXPECT_FALSE(readable_within(wake_fd(), 0ms));
@@ -110,7 +104,7 @@ TEST_F(RefresherTest, DeletedKeyIsReportedThroughTheWakeFd) {
   auto r = lease(600ms);
   ASSERT_NE(r, nullptr);
   r->start();
-  std::this_thread::sleep_for(100ms);
+  ASSERT_TRUE(refreshed(*r, 1));
   ASSERT_EQ(server.cli({"DEL", k_lock}), "(integer) 1");
   auto deleted_at = Clock::now();
   // The next refresh (within one 200 ms interval) finds the key gone.
@@ -132,7 +126,7 @@ TEST_F(RefresherTest, KeyTakenOverIsReportedAndLeftAlone) {
   auto r = lease(600ms);
   ASSERT_NE(r, nullptr);
   r->start();
-  std::this_thread::sleep_for(100ms);
+  ASSERT_TRUE(refreshed(*r, 1));
   ASSERT_EQ(server.cli({"SET", k_lock, "someone-else", "PX", "5000"}), "OK");
   ASSERT_TRUE(readable_within(wake_fd(), 3000ms));
   EXPECT_TRUE(r->is_lost());
@@ -147,8 +141,8 @@ TEST_F(RefresherTest, GivesUpBeforeTheLeaseCanExpireWhenTheServerStops) {
   auto r = lease(ttl);
   ASSERT_NE(r, nullptr);
   r->start();
-  std::this_thread::sleep_for(300ms);
-  ASSERT_GE(r->refreshes(), 1);
+  ASSERT_TRUE(refreshed(*r, 1));
+  ASSERT_FALSE(r->is_lost()) << r->lost_reason();
   ResumeOnExit resume{server};
   // Every refresh so far started before this moment, and the key's TTL runs
   // from the server's handling of the last one: the lease ends no earlier
@@ -168,16 +162,16 @@ TEST_F(RefresherTest, RidesOutADroppedConnection) {
   auto r = lease(900ms);  // refresh every 300 ms, give up after ~578 ms
   ASSERT_NE(r, nullptr);
   r->start();
-  std::this_thread::sleep_for(400ms);
+  ASSERT_TRUE(refreshed(*r, 1));
   int before = r->refreshes();
-  ASSERT_GE(before, 1);
   // Drops the refresher's connection (and the test backend's); the next
   // refresh fails with io, and the retry reconnects.
   std::string killed = server.cli({"CLIENT", "KILL", "TYPE", "normal"});
   EXPECT_NE(killed, "(integer) 0");
-  std::this_thread::sleep_for(1200ms);
+  // Two more refreshes: the lease outlived the next one's failure by
+  // more than an interval.
+  ASSERT_TRUE(refreshed(*r, before + 2));
   EXPECT_FALSE(r->is_lost()) << r->lost_reason();
-  EXPECT_GT(r->refreshes(), before);
   EXPECT_EQ(server.cli({"GET", k_lock}), k_token);
   r->stop();
 }
