@@ -17,7 +17,11 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -44,6 +48,27 @@ Millis between(Clock::time_point from, Clock::time_point to) {
 bool readable_within(int fd, Millis limit) {
   pollfd p{fd, POLLIN, 0};
   return ::poll(&p, 1, static_cast<int>(limit.count())) == 1;
+}
+
+// The ids of this process's threads.
+std::set<std::string> thread_ids() {
+  std::set<std::string> ids;
+  std::error_code ec;
+  for (const auto& e :
+       std::filesystem::directory_iterator("/proc/self/task", ec)) {
+    ids.insert(e.path().filename().string());
+  }
+  return ids;
+}
+
+// Whether thread `tid` of this process sleeps (state S in its stat line,
+// the field after the parenthesised name).
+bool is_asleep(const std::string& tid) {
+  std::ifstream f("/proc/self/task/" + tid + "/stat");
+  std::string stat{std::istreambuf_iterator<char>(f), {}};
+  auto paren = stat.rfind(')');
+  return paren != std::string::npos && paren + 2 < stat.size() &&
+         stat[paren + 2] == 'S';
 }
 
 class RefresherTest : public test::BackendTest {
@@ -179,8 +204,19 @@ TEST_F(RefresherTest, RidesOutADroppedConnection) {
 TEST_F(RefresherTest, StopJoinsPromptly) {
   auto r = lease(30000ms);  // next refresh 10 s away
   ASSERT_NE(r, nullptr);
+  auto before = thread_ids();
   r->start();
-  std::this_thread::sleep_for(50ms);
+  // Stopped once its thread is up and asleep, waiting for the refresh.
+  EXPECT_TRUE(wait_until(
+      [&] {
+        for (const auto& tid : thread_ids()) {
+          if (before.count(tid) == 0 && is_asleep(tid)) {
+            return true;
+          }
+        }
+        return false;
+      },
+      5000ms));
   auto start = Clock::now();
   r->stop();
   EXPECT_LT(since(start), 1000ms);
