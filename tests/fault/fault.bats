@@ -30,6 +30,19 @@ fault_scenario() {
   assert_line --regexp "^fault: 1 scenario\(s\): 1 passed, 0 failed"
 }
 
+# script_calls: how many scripts (EVALSHA and EVAL) the server has run.
+script_calls() {
+  rcli info commandstats |
+    sed -nE 's/^cmdstat_(evalsha|eval):calls=([0-9]+).*/\2/p' |
+    awk '{ n += $1 } END { print n + 0 }'
+}
+
+# ran_and_expired CALLS NAME: a script ran since script_calls said CALLS,
+# and lock NAME's key is gone (EXISTS makes Redis expire it on access).
+ran_and_expired() {
+  (($(script_calls) > $1)) && [[ $(rcli exists "godislock:{$2}") == 0 ]]
+}
+
 # The smallest deterministic form of a defect the network and redis-pause
 # scenarios found by chance (fixed): an acquire whose reply comes
 # back later than the lease's validity still starts the command (which is
@@ -38,6 +51,8 @@ fault_scenario() {
   start_redis
   local dir=$BATS_TEST_TMPDIR
   "$GODISLOCK" run --name warm -- true  # scripts cached: no NOSCRIPT round
+  local calls
+  calls=$(script_calls)
   mkfifo "$dir/ctl"
   "$PY3" -S "$BATS_TEST_DIRNAME/fault_proxy.py" "$REDIS_PORT" \
     <"$dir/ctl" >"$dir/proxy.out" 3>&- &
@@ -55,7 +70,8 @@ fault_scenario() {
     'date +%s%N >"$1/a.start"; sleep 0.5; date +%s%N >"$1/a.end"' \
     sh "$dir" 2>"$dir/a.err" 3>&- 4>&- &
   local a=$!
-  sleep 0.9  # A's key (PX 600) is gone on the server
+  # A's acquire ran on the server and its key (PX 600) is gone again.
+  wait_for 10 ran_and_expired "$calls" held
   # B: takes the lock directly and holds it for 1.5 s.
   "$GODISLOCK" run --name held --ttl 5s -- sh -c \
     'date +%s%N >"$1/b.start"; sleep 1.5; date +%s%N >"$1/b.end"' \

@@ -8,7 +8,7 @@
 #include "lock/scripts/refresh_lua.hpp"
 #include "lock/scripts/release_lua.hpp"
 #include "redis/connection.hpp"
-#include "support/redis_server.hpp"
+#include "support/backend_fixture.hpp"
 #include "support/time.hpp"
 #include "util/fd.hpp"
 
@@ -18,7 +18,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <climits>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -28,47 +27,21 @@ namespace godislock::backend {
 namespace {
 
 using namespace std::chrono_literals;
+using test::as_integer;
 using test::soon;
 using util::Clock;
 using util::Deadline;
 using util::ErrorKind;
 
-constexpr char k_prefix[] = "t:";
-constexpr char k_name[] = "job";
 constexpr char k_lock[] = "t:{job}";
 constexpr char k_fence[] = "t:{job}:fence";
 constexpr char k_token_a[] = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 constexpr char k_token_b[] = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
-// "(integer) N" -> N; LLONG_MIN for anything else.
-long long as_int(const std::string& flat) {
-  static const std::string k_tag = "(integer) ";
-  if (flat.rfind(k_tag, 0) != 0) {
-    return LLONG_MIN;
-  }
-  return std::stoll(flat.substr(k_tag.size()));
-}
-
-class RedisBackendTest : public testing::Test {
+class RedisBackendTest : public test::BackendTest {
  protected:
-  void SetUp() override { GODISLOCK_REQUIRE_SERVER(server); }
-
-  Settings settings(const std::string& name = k_name) const {
-    Settings s;
-    s.endpoint = server.endpoint();
-    s.prefix = k_prefix;
-    s.name = name;
-    return s;
-  }
-
-  std::unique_ptr<Backend> open(const std::string& name = k_name) const {
-    auto b = open_redis(settings(name), soon());
-    EXPECT_TRUE(b) << b.error().message;
-    return b ? std::move(b.value()) : nullptr;
-  }
-
   long long pttl(const std::string& key) const {
-    return as_int(server.cli({"PTTL", key}));
+    return as_integer(server.cli({"PTTL", key}));
   }
 
   // The server clock in microseconds (what the acquire script reads).
@@ -78,8 +51,6 @@ class RedisBackendTest : public testing::Test {
     return std::stoull(t.substr(0, nl)) * 1000000 +
            std::stoull(t.substr(nl + 1));
   }
-
-  test::RedisServer server;
 };
 
 TEST(RedisKeysTest, LayoutCarriesTheHashTag) {
@@ -400,7 +371,7 @@ TEST_F(RedisBackendTest, ScriptsSurviveAScriptFlush) {
   EXPECT_EQ(server.cli({"SCRIPT", "EXISTS", release_sha}), "(integer) 1");
 
   ASSERT_EQ(server.cli({"SCRIPT", "FLUSH"}), "OK");
-  auto fresh = open("other");
+  auto fresh = open(settings("other"));
   ASSERT_NE(fresh, nullptr);
   auto got = fresh->acquire(k_token_b, 5000ms, ::godislock::backend::Backend::Mode::race, soon());
   ASSERT_TRUE(got) << got.error().message;
@@ -530,16 +501,9 @@ TEST_F(RedisBackendTest, InterruptFdCutsAWatchShort) {
   EXPECT_LT(Clock::now() - start, 2s);
 }
 
+// The cli's own connection is counted too, the same on every call.
 long long connected_clients(const test::RedisServer& server) {
-  // INFO text has "connected_clients:N\r\n"; the cli's own connection is
-  // counted too, the same on every call.
-  std::string info = server.cli({"INFO", "clients"});
-  static const std::string k_field = "connected_clients:";
-  auto at = info.find(k_field);
-  if (at == std::string::npos) {
-    return -1;
-  }
-  return std::stoll(info.substr(at + k_field.size()));
+  return test::info_field(server, "clients", "connected_clients");
 }
 
 TEST_F(RedisBackendTest, CloneIsIndependentAndConnectsLazily) {

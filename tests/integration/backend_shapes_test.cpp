@@ -5,23 +5,23 @@
 // blocked attempt learns about who is in the way.
 #include "backend/redis_backend.hpp"
 
-#include "support/redis_server.hpp"
+#include "support/backend_fixture.hpp"
 #include "support/time.hpp"
 
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <climits>
 #include <memory>
 #include <set>
 #include <string>
-#include <thread>
 
 namespace godislock::backend {
 namespace {
 
 using namespace std::chrono_literals;
+using test::as_integer;
 using test::soon;
+using test::wait_until;
 using util::Deadline;
 using Mode = Backend::Mode;
 using State = Attempt::State;
@@ -30,30 +30,15 @@ constexpr char k_lock[] = "t:{job}";
 
 std::string token(char c) { return std::string(32, c); }
 
-long long as_int(const std::string& flat) {
-  static const std::string k_tag = "(integer) ";
-  if (flat.rfind(k_tag, 0) != 0) {
-    return LLONG_MIN;
-  }
-  return std::stoll(flat.substr(k_tag.size()));
-}
-
-class ShapesTest : public testing::Test {
+class ShapesTest : public test::BackendTest {
  protected:
-  void SetUp() override { GODISLOCK_REQUIRE_SERVER(server); }
-
   std::unique_ptr<Backend> open(unsigned limit, bool shared,
                                 const std::string& host = "h") const {
-    Settings s;
-    s.endpoint = server.endpoint();
-    s.prefix = "t:";
-    s.name = "job";
+    Settings s = settings();
     s.limit = limit;
     s.shared = shared;
     s.holder = Holder{host, "42", "u", "cmd " + host};
-    auto b = open_redis(s, soon());
-    EXPECT_TRUE(b) << b.error().message;
-    return b ? std::move(b.value()) : nullptr;
+    return BackendTest::open(s);
   }
 
   Attempt take(Backend& b, char t, std::chrono::milliseconds ttl = 5000ms,
@@ -64,10 +49,17 @@ class ShapesTest : public testing::Test {
   }
 
   long long pttl(const std::string& key) const {
-    return as_int(server.cli({"PTTL", key}));
+    return as_integer(server.cli({"PTTL", key}));
   }
 
-  test::RedisServer server;
+  // Waits until `key` has expired (EXISTS makes Redis expire it on access).
+  bool expired(const std::string& key) const {
+    return wait_until(
+        [&] {
+          return server.cli({"EXISTS", key}) == "(integer) 0";
+        },
+        5000ms);
+  }
 };
 
 TEST_F(ShapesTest, CountedLockGivesEachHolderItsOwnSlotAndFence) {
@@ -136,7 +128,7 @@ TEST_F(ShapesTest, RefreshAndReleaseTouchOnlyTheirOwnSlot) {
 
   // Slot 1 expires on its own: its holder's refresh then fails, the other
   // holder is untouched.
-  std::this_thread::sleep_for(400ms);
+  ASSERT_TRUE(expired(k_lock));
   auto lost = b->refresh(token('a'), 5000ms, soon());
   ASSERT_TRUE(lost) << lost.error().message;
   EXPECT_FALSE(*lost);
@@ -200,7 +192,7 @@ TEST_F(ShapesTest, AnExpiredSharedHoldIsLostAndNoLongerBlocks) {
   auto ok = shared->refresh(token('a'), 200ms, soon());
   ASSERT_TRUE(ok);
   EXPECT_TRUE(*ok);
-  std::this_thread::sleep_for(300ms);
+  ASSERT_TRUE(expired(std::string(k_lock) + ":readers"));
   auto lost = shared->refresh(token('a'), 5000ms, soon());
   ASSERT_TRUE(lost);
   EXPECT_FALSE(*lost);

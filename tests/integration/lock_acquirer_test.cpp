@@ -7,7 +7,7 @@
 
 #include "backend/redis_backend.hpp"
 #include "lock/scripts/acquire_lua.hpp"
-#include "support/redis_server.hpp"
+#include "support/backend_fixture.hpp"
 #include "support/time.hpp"
 #include "util/fd.hpp"
 
@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -25,8 +26,10 @@ namespace godislock::lock {
 namespace {
 
 using namespace std::chrono_literals;
+using test::ResumeOnExit;
 using test::soon;
 using test::since;
+using test::wait_until;
 using backend::Attempt;
 using backend::Backend;
 using util::Clock;
@@ -50,56 +53,35 @@ AcquireRequest request(Millis ttl, Deadline wait) {
   return r;
 }
 
-// Resumes a SIGSTOPped server however the test ends.
-struct ResumeOnExit {
-  ~ResumeOnExit() { server.resume(); }
-  test::RedisServer& server;
+// Counts the acquirer's progress ticks: a tick comes only while it sleeps
+// waiting, after its latest attempt was answered.
+struct Ticks {
+  // Makes `req` tick every 10 ms into this counter.
+  void watch(AcquireRequest& req) {
+    req.tick = 10ms;
+    req.on_tick = [this] { count++; };
+  }
+  // Waits until a tick comes after this call: since the call, the acquirer
+  // has slept waiting, its latest attempt answered.
+  bool wait_next(Millis limit) {
+    int seen = count.load();
+    return wait_until([&] { return count.load() > seen; }, limit);
+  }
+  std::atomic<int> count{0};
 };
 
-class AcquirerTest : public testing::Test {
+class AcquirerTest : public test::BackendTest {
  protected:
-  void SetUp() override { GODISLOCK_REQUIRE_SERVER(server); }
-
-  std::unique_ptr<Backend> open() const {
-    backend::Settings s;
-    s.endpoint = server.endpoint();
-    s.prefix = "t:";
-    s.name = "job";
-    auto b = backend::open_redis(s, soon());
-    EXPECT_TRUE(b) << b.error().message;
-    return b ? std::move(b.value()) : nullptr;
-  }
-
   // Takes the lock for k_holder, outside the code under test.
   std::unique_ptr<Backend> hold(Millis ttl) const {
-    auto b = open();
-    if (b == nullptr) {
-      return nullptr;
-    }
-    auto a = b->acquire(k_holder, ttl, ::godislock::backend::Backend::Mode::race, soon());
-    EXPECT_TRUE(a && a->state == Attempt::State::acquired);
-    return b;
+    return BackendTest::hold(k_holder, ttl);
   }
 
-  // PUBSUB NUMSUB on the release channel ("chan\n(integer) N").
-  long long subscribers() const {
-    std::string flat = server.cli({"PUBSUB", "NUMSUB", k_channel});
-    auto at = flat.find("(integer) ");
-    return at == std::string::npos ? -1 : std::stoll(flat.substr(at + 10));
-  }
+  long long subscribers() const { return test::subscribers(server, k_channel); }
 
   bool wait_for_subscribers(long long n, Millis limit) const {
-    auto end = Clock::now() + limit;
-    while (Clock::now() < end) {
-      if (subscribers() == n) {
-        return true;
-      }
-      std::this_thread::sleep_for(10ms);
-    }
-    return false;
+    return wait_until([&] { return subscribers() == n; }, limit);
   }
-
-  test::RedisServer server;
 };
 
 TEST_F(AcquirerTest, FreeLockOnTheFirstAttempt) {
@@ -160,27 +142,29 @@ TEST_F(AcquirerTest, WaiterWakesOnRelease) {
   ASSERT_NE(holder, nullptr);
   auto b = open();
   ASSERT_NE(b, nullptr);
+  Ticks ticks;
+  AcquireRequest req = request(5000ms, Deadline::after(10s));
+  ticks.watch(req);
   bool released = false;
   std::thread releaser([&] {
-    // Release only once the waiter listens, so that the wake-up is the
-    // announcement and not the attempt that follows the subscription.
-    if (!wait_for_subscribers(1, 5000ms)) {
+    // Release only once the waiter sleeps on its subscription, so that the
+    // wake-up is the announcement and not the attempt that follows the
+    // subscription.
+    if (!ticks.wait_next(5000ms)) {
       return;
     }
-    std::this_thread::sleep_for(200ms);
     auto r = holder->release(k_holder, soon());
     released = r && *r;
   });
   bool maybe_holding = true;
   auto start = Clock::now();
-  auto r = acquire(*b, request(5000ms, Deadline::after(10s)), &maybe_holding);
+  auto r = acquire(*b, req, &maybe_holding);
   auto took = since(start);
   releaser.join();
   ASSERT_TRUE(released);
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(r->outcome, Outcome::acquired);
   EXPECT_GE(r->wakeups, 1);
-  EXPECT_GE(took, 150ms);
   EXPECT_LT(took, 5000ms);  // far less than the holder's 10 s TTL
   EXPECT_FALSE(maybe_holding);
   EXPECT_EQ(server.cli({"GET", k_lock}), k_waiter);
@@ -239,23 +223,26 @@ TEST_F(AcquirerTest, SubscriptionIsRenewedAfterClientKill) {
   ASSERT_NE(holder, nullptr);
   auto b = open();
   ASSERT_NE(b, nullptr);
+  Ticks ticks;
+  AcquireRequest req = request(5000ms, Deadline::after(8s));
+  ticks.watch(req);
   util::Result<AcquireResult> r = util::Error{ErrorKind::io, "not run"};
   bool maybe_holding = true;
   auto start = Clock::now();
-  std::thread waiter([&] {
-    r = acquire(*b, request(5000ms, Deadline::after(8s)), &maybe_holding);
-  });
+  std::thread waiter([&] { r = acquire(*b, req, &maybe_holding); });
   bool subscribed = wait_for_subscribers(1, 5000ms);
   std::string killed = server.cli({"CLIENT", "KILL", "TYPE", "pubsub"});
-  // The waiter notices and subscribes again on a new connection.
+  // The waiter notices and subscribes again on a new connection, tries
+  // again, and sleeps on the new subscription.
   bool resubscribed = wait_for_subscribers(1, 5000ms);
-  std::this_thread::sleep_for(100ms);
+  bool asleep = ticks.wait_next(5000ms);
   auto released = holder->release(k_holder, soon());
   waiter.join();
   auto took = since(start);
   ASSERT_TRUE(subscribed);
   EXPECT_EQ(killed, "(integer) 1");
   EXPECT_TRUE(resubscribed);
+  EXPECT_TRUE(asleep);
   ASSERT_TRUE(released && *released);
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(r->outcome, Outcome::acquired);
@@ -273,15 +260,19 @@ TEST_F(AcquirerTest, ReadableInterruptFdEndsTheWait) {
   util::Fd read_end(fds[0]);
   util::Fd write_end(fds[1]);
   b->set_interrupt_fd(read_end.get());
+  Ticks ticks;
+  AcquireRequest req = request(5000ms, Deadline::never());
+  ticks.watch(req);
+  // Interrupts the waiter once it sleeps on its subscription (its last
+  // attempt answered), or after 5 s, so that the test ends either way.
   std::thread poker([&] {
-    wait_for_subscribers(1, 5000ms);
-    std::this_thread::sleep_for(100ms);
+    ticks.wait_next(5000ms);
     char byte = 's';
     [[maybe_unused]] ssize_t n = ::write(write_end.get(), &byte, 1);
   });
   bool maybe_holding = true;
   auto start = Clock::now();
-  auto r = acquire(*b, request(5000ms, Deadline::never()), &maybe_holding);
+  auto r = acquire(*b, req, &maybe_holding);
   auto took = since(start);
   poker.join();
   ASSERT_FALSE(r);
@@ -320,10 +311,12 @@ TEST_F(AcquirerTest, InterruptedBeforeTheReplyAssumesTheKeyWasTaken) {
   // And indeed the script ran once the server went on: a release by token
   // is owed.
   std::string value;
-  for (int i = 0; i < 100 && value != k_waiter; ++i) {
-    value = server.cli({"GET", k_lock});
-    std::this_thread::sleep_for(10ms);
-  }
+  wait_until(
+      [&] {
+        value = server.cli({"GET", k_lock});
+        return value == k_waiter;
+      },
+      5000ms);
   EXPECT_EQ(value, k_waiter);
 }
 

@@ -9,7 +9,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -22,15 +21,18 @@
 #include "lock/acquirer.hpp"
 #include "lock/scripts/release_lua.hpp"
 #include "redis/connection.hpp"
-#include "support/redis_server.hpp"
+#include "support/backend_fixture.hpp"
 #include "support/time.hpp"
 
 namespace godislock::lock {
 namespace {
 
 using namespace std::chrono_literals;
+using test::as_integer;
+using test::calls_of;
 using test::soon;
 using test::since;
+using test::wait_until;
 using backend::Attempt;
 using backend::Backend;
 using util::Clock;
@@ -51,31 +53,6 @@ std::string wake_channel(const std::string& token) {
   return backend::redis_wake_channel(backend::redis_keys("t:", "job"), token);
 }
 
-// "(integer) N" -> N; anything else -> -1000.
-long long as_integer(const std::string& flat) {
-  auto at = flat.find("(integer) ");
-  return at == std::string::npos ? -1000 : std::stoll(flat.substr(at + 10));
-}
-
-// "cmdstat_NAME:calls=N,..." in INFO commandstats -> N (0 when absent).
-long long calls_of(const std::string& info, const std::string& command) {
-  std::string field = "cmdstat_" + command + ":calls=";
-  auto at = info.find(field);
-  return at == std::string::npos ? 0
-                                 : std::stoll(info.substr(at + field.size()));
-}
-
-bool wait_until(const std::function<bool()>& done, Millis limit) {
-  auto end = Clock::now() + limit;
-  while (Clock::now() < end) {
-    if (done()) {
-      return true;
-    }
-    std::this_thread::sleep_for(5ms);
-  }
-  return done();
-}
-
 // A fair waiter on a thread of its own with a backend of its own.
 struct Waiter {
   int index = 0;
@@ -87,10 +64,13 @@ struct Waiter {
   std::thread thread;
 };
 
-class FairQueueTest : public testing::Test {
+class FairQueueTest : public test::BackendTest {
  protected:
   void SetUp() override {
-    GODISLOCK_REQUIRE_SERVER(server);
+    BackendTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) {
+      return;
+    }
     m_gate = m_gate_promise.get_future().share();
   }
 
@@ -110,24 +90,15 @@ class FairQueueTest : public testing::Test {
 
   // A backend for the lock, exclusive unless `shared`.
   std::unique_ptr<Backend> open(bool shared = false) const {
-    backend::Settings s;
-    s.endpoint = server.endpoint();
-    s.prefix = "t:";
-    s.name = "job";
+    backend::Settings s = settings();
     s.shared = shared;
-    auto b = backend::open_redis(s, soon());
-    EXPECT_TRUE(b) << b.error().message;
-    return b ? std::move(b.value()) : nullptr;
+    return BackendTest::open(s);
   }
 
   // Takes the lock for k_holder in race mode, outside the code under test.
   bool hold(Millis ttl) {
-    m_holder = open();
-    if (m_holder == nullptr) {
-      return false;
-    }
-    auto a = m_holder->acquire(k_holder, ttl, Backend::Mode::race, soon());
-    return a && a->state == Attempt::State::acquired;
+    m_holder = BackendTest::hold(k_holder, ttl);
+    return m_holder != nullptr;
   }
 
   bool release_holder() {
@@ -248,7 +219,6 @@ class FairQueueTest : public testing::Test {
     return std::move(c.value());
   }
 
-  test::RedisServer server;
   std::unique_ptr<Backend> m_holder;
   std::vector<std::unique_ptr<Waiter>> m_waiters;
   std::promise<void> m_gate_promise;

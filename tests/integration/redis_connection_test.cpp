@@ -4,6 +4,7 @@
 // classified and bounded by its deadline.
 #include "redis/connection.hpp"
 
+#include "support/backend_fixture.hpp"
 #include "support/redis_server.hpp"
 #include "support/time.hpp"
 #include "util/fd.hpp"
@@ -355,18 +356,24 @@ TEST(RedisConnection, ReadableInterruptFdFailsABlockingRead) {
   ASSERT_TRUE(ping) << ping.error().message;
   EXPECT_EQ(ping->str, "PONG");
 
-  // BLPOP blocks on the server; a byte in the pipe cuts the wait short.
+  // BLPOP blocks on the server; a byte in the pipe cuts the wait short
+  // (poked once the server has it blocked, or after 5 s).
+  bool blocked = false;
   std::thread poker([&] {
-    std::this_thread::sleep_for(200ms);
+    blocked = test::wait_until(
+        [&] {
+          return test::info_field(server, "clients", "blocked_clients") == 1;
+        },
+        5000ms);
     pipe.poke();
   });
   auto start = Clock::now();
   auto r = c->command({"BLPOP", "never-filled", "0"}, Deadline::after(10s));
   auto took = since(start);
   poker.join();
+  EXPECT_TRUE(blocked);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().kind, ErrorKind::interrupted) << r.error().message;
-  EXPECT_GE(took, 150ms);
   EXPECT_LT(took, 5000ms);
   // A half-read reply cannot be resumed.
   EXPECT_TRUE(c->is_broken());

@@ -6,7 +6,7 @@
 
 #include "backend/redis_backend.hpp"
 #include "lock/validity.hpp"
-#include "support/redis_server.hpp"
+#include "support/backend_fixture.hpp"
 #include "support/time.hpp"
 #include "util/fd.hpp"
 
@@ -17,7 +17,11 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -25,11 +29,12 @@ namespace godislock::refresher {
 namespace {
 
 using namespace std::chrono_literals;
-using backend::Attempt;
+using test::ResumeOnExit;
+using test::soon;
+using test::since;
+using test::wait_until;
 using backend::Backend;
 using lock::Millis;
-using test::since;
-using test::soon;
 using util::Clock;
 using util::Deadline;
 
@@ -45,16 +50,34 @@ bool readable_within(int fd, Millis limit) {
   return ::poll(&p, 1, static_cast<int>(limit.count())) == 1;
 }
 
-// Resumes a SIGSTOPped server however the test ends.
-struct ResumeOnExit {
-  ~ResumeOnExit() { server.resume(); }
-  test::RedisServer& server;
-};
+// The ids of this process's threads.
+std::set<std::string> thread_ids() {
+  std::set<std::string> ids;
+  std::error_code ec;
+  for (const auto& e :
+       std::filesystem::directory_iterator("/proc/self/task", ec)) {
+    ids.insert(e.path().filename().string());
+  }
+  return ids;
+}
 
-class RefresherTest : public testing::Test {
+// Whether thread `tid` of this process sleeps (state S in its stat line,
+// the field after the parenthesised name).
+bool is_asleep(const std::string& tid) {
+  std::ifstream f("/proc/self/task/" + tid + "/stat");
+  std::string stat{std::istreambuf_iterator<char>(f), {}};
+  auto paren = stat.rfind(')');
+  return paren != std::string::npos && paren + 2 < stat.size() &&
+         stat[paren + 2] == 'S';
+}
+
+class RefresherTest : public test::BackendTest {
  protected:
   void SetUp() override {
-    GODISLOCK_REQUIRE_SERVER(server);
+    BackendTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) {
+      return;
+    }
     int fds[2];
     ASSERT_EQ(::pipe2(fds, O_CLOEXEC | O_NONBLOCK), 0);
     m_wake_rd.reset(fds[0]);
@@ -64,19 +87,11 @@ class RefresherTest : public testing::Test {
   // Takes the lock for k_token with `ttl` and returns a refresher for it
   // (not started) on a clone of the backend, as app::run does.
   std::unique_ptr<Refresher> lease(Millis ttl) {
-    backend::Settings s;
-    s.endpoint = server.endpoint();
-    s.prefix = "t:";
-    s.name = "job";
-    auto b = backend::open_redis(s, soon());
-    EXPECT_TRUE(b) << b.error().message;
-    if (!b) {
+    auto started = Clock::now();
+    m_backend = hold(k_token, ttl);
+    if (m_backend == nullptr) {
       return nullptr;
     }
-    m_backend = std::move(b.value());
-    auto started = Clock::now();
-    auto a = m_backend->acquire(k_token, ttl, ::godislock::backend::Backend::Mode::race, soon());
-    EXPECT_TRUE(a && a->state == Attempt::State::acquired);
     lock::LeaseTiming timing;
     EXPECT_TRUE(lock::make_timing(ttl, lock::default_kill_after(ttl), &timing));
     m_lease = std::make_unique<lock::LeaseClock>(timing, started);
@@ -86,7 +101,11 @@ class RefresherTest : public testing::Test {
 
   int wake_fd() const { return m_wake_rd.get(); }
 
-  test::RedisServer server;
+  // Waits until `r` has made at least `n` refreshes (or lost the lease).
+  static bool refreshed(const Refresher& r, int n) {
+    return wait_until([&] { return r.refreshes() >= n || r.is_lost(); },
+                      10000ms);
+  }
 
  private:
   std::unique_ptr<Backend> m_backend;
@@ -99,9 +118,9 @@ TEST_F(RefresherTest, KeepsAShortLeaseAlive) {
   auto r = lease(600ms);  // refresh every 200 ms
   ASSERT_NE(r, nullptr);
   r->start();
-  std::this_thread::sleep_for(1500ms);  // 2.5 TTLs
+  // Five refreshes, a fixed 200 ms apart: a TTL and more has passed.
+  ASSERT_TRUE(refreshed(*r, 5));
   EXPECT_EQ(server.cli({"GET", k_lock}), k_token);
-  EXPECT_GE(r->refreshes(), 3);
   EXPECT_FALSE(r->is_lost()) << r->lost_reason();
   EXPECT_EQ(r->lost_reason(), "");
   EXPECT_FALSE(readable_within(wake_fd(), 0ms));
@@ -112,7 +131,7 @@ TEST_F(RefresherTest, DeletedKeyIsReportedThroughTheWakeFd) {
   auto r = lease(600ms);
   ASSERT_NE(r, nullptr);
   r->start();
-  std::this_thread::sleep_for(100ms);
+  ASSERT_TRUE(refreshed(*r, 1));
   ASSERT_EQ(server.cli({"DEL", k_lock}), "(integer) 1");
   auto deleted_at = Clock::now();
   // The next refresh (within one 200 ms interval) finds the key gone.
@@ -134,7 +153,7 @@ TEST_F(RefresherTest, KeyTakenOverIsReportedAndLeftAlone) {
   auto r = lease(600ms);
   ASSERT_NE(r, nullptr);
   r->start();
-  std::this_thread::sleep_for(100ms);
+  ASSERT_TRUE(refreshed(*r, 1));
   ASSERT_EQ(server.cli({"SET", k_lock, "someone-else", "PX", "5000"}), "OK");
   ASSERT_TRUE(readable_within(wake_fd(), 3000ms));
   EXPECT_TRUE(r->is_lost());
@@ -149,8 +168,8 @@ TEST_F(RefresherTest, GivesUpBeforeTheLeaseCanExpireWhenTheServerStops) {
   auto r = lease(ttl);
   ASSERT_NE(r, nullptr);
   r->start();
-  std::this_thread::sleep_for(300ms);
-  ASSERT_GE(r->refreshes(), 1);
+  ASSERT_TRUE(refreshed(*r, 1));
+  ASSERT_FALSE(r->is_lost()) << r->lost_reason();
   ResumeOnExit resume{server};
   // Every refresh so far started before this moment, and the key's TTL runs
   // from the server's handling of the last one: the lease ends no earlier
@@ -170,16 +189,16 @@ TEST_F(RefresherTest, RidesOutADroppedConnection) {
   auto r = lease(900ms);  // refresh every 300 ms, give up after ~578 ms
   ASSERT_NE(r, nullptr);
   r->start();
-  std::this_thread::sleep_for(400ms);
+  ASSERT_TRUE(refreshed(*r, 1));
   int before = r->refreshes();
-  ASSERT_GE(before, 1);
   // Drops the refresher's connection (and the test backend's); the next
   // refresh fails with io, and the retry reconnects.
   std::string killed = server.cli({"CLIENT", "KILL", "TYPE", "normal"});
   EXPECT_NE(killed, "(integer) 0");
-  std::this_thread::sleep_for(1200ms);
+  // Two more refreshes: the lease outlived the next one's failure by
+  // more than an interval.
+  ASSERT_TRUE(refreshed(*r, before + 2));
   EXPECT_FALSE(r->is_lost()) << r->lost_reason();
-  EXPECT_GT(r->refreshes(), before);
   EXPECT_EQ(server.cli({"GET", k_lock}), k_token);
   r->stop();
 }
@@ -187,8 +206,19 @@ TEST_F(RefresherTest, RidesOutADroppedConnection) {
 TEST_F(RefresherTest, StopJoinsPromptly) {
   auto r = lease(30000ms);  // next refresh 10 s away
   ASSERT_NE(r, nullptr);
+  auto before = thread_ids();
   r->start();
-  std::this_thread::sleep_for(50ms);
+  // Stopped once its thread is up and asleep, waiting for the refresh.
+  EXPECT_TRUE(wait_until(
+      [&] {
+        for (const auto& tid : thread_ids()) {
+          if (before.count(tid) == 0 && is_asleep(tid)) {
+            return true;
+          }
+        }
+        return false;
+      },
+      5000ms));
   auto start = Clock::now();
   r->stop();
   EXPECT_LT(since(start), 1000ms);
