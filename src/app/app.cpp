@@ -9,6 +9,7 @@
 #include "cli/options.hpp"
 #include "config/duration.hpp"
 #include "config/url.hpp"
+#include "signals/signals.hpp"
 #include "supervisor/supervisor.hpp"
 #include "util/fd.hpp"
 #include "util/log.hpp"
@@ -144,7 +145,7 @@ namespace {
 // Prints help or version text; false (errno set) when stdout is closed or
 // a broken pipe.
 bool print_stdout(std::string text) {
-  if (supervisor::was_closed_at_start(STDOUT_FILENO)) {
+  if (signals::was_closed_at_start(STDOUT_FILENO)) {
     errno = EBADF;
     return false;
   }
@@ -159,7 +160,7 @@ bool print_stdout(std::string text) {
 
 int run(int argc, char** argv) {
   try {
-    auto st = supervisor::init_signals();
+    auto st = signals::init();
     if (!st) {
       GODISLOCK_ERROR("{}", st.error().message);
       return k_exit_internal;

@@ -10,6 +10,7 @@
 #include "lock/acquirer.hpp"
 #include "lock/validity.hpp"
 #include "refresher/refresher.hpp"
+#include "signals/signals.hpp"
 #include "supervisor/supervisor.hpp"
 #include "util/fd.hpp"
 #include "util/log.hpp"
@@ -287,7 +288,7 @@ Session open_session(const cli::RunOptions& o, const RunPlan& plan,
     throw Fatal{exit_code_for_error(b.error()), b.error().message};
   }
   s.backend = std::move(b.value());
-  s.backend->set_interrupt_fd(supervisor::signal_fd());
+  s.backend->set_interrupt_fd(signals::fd());
   int wake[2];
   if (::pipe2(wake, O_CLOEXEC | O_NONBLOCK) != 0) {
     throw Fatal{k_exit_internal, fmt::format("cannot create a pipe: {}",
@@ -360,7 +361,7 @@ lock::AcquireRequest make_request(const cli::RunOptions& o,
   // Only a terminating signal ends the wait; any other (USR1, CONT, ...)
   // is taken and the wait goes on where it was.
   req.on_interrupt = [&w] {
-    while (int sig = supervisor::take_signal()) {
+    while (int sig = signals::take()) {
       if (is_terminating(sig)) {
         w.stop_signal = sig;
       } else {

@@ -304,7 +304,7 @@ class Formatter final : public CLI::Formatter {
     if (app->get_name() == "release") {
       return "Usage: godislock release --force [OPTIONS] NAME\n";
     }
-    if (app->get_name() == "completion") {  // issue 6
+    if (app->get_name() == "completion") {
       return "Usage: godislock completion bash|zsh|fish\n";
     }
     return CLI::Formatter::make_usage(app, std::move(name));
@@ -668,7 +668,7 @@ Options parse(int argc, const char* const* argv, Parser parser) {
     add_connection_options(release, release_in);
   }
 
-  // --- `godislock completion SHELL` (issue 6) ---
+  // --- `godislock completion SHELL` ---
   std::string completion_shell;
   CLI::App* completion = app.add_subcommand(
       "completion", "Print the completion script for bash, zsh or fish");
@@ -677,7 +677,6 @@ Options parse(int argc, const char* const* argv, Parser parser) {
     completion->add_option("shell", completion_shell, "bash, zsh or fish")
         ->type_name("SHELL");
   }
-  // --- end completion ---
 
   std::vector<const char*> cargv;
   for (const auto& a : cli_args) {
@@ -709,7 +708,7 @@ Options parse(int argc, const char* const* argv, Parser parser) {
     throw UsageError{msg};
   }
 
-  // --- `godislock completion SHELL` (issue 6) ---
+  // --- `godislock completion SHELL` ---
   if (completion->parsed()) {
     auto script = completion_script(completion_shell);
     if (!script) {
@@ -724,7 +723,6 @@ Options parse(int argc, const char* const* argv, Parser parser) {
     out.text = std::string(*script);
     return out;
   }
-  // --- end completion ---
 
   if (status->parsed()) {
     out.action = Options::Action::status;

@@ -15,28 +15,6 @@
 
 namespace godislock::supervisor {
 
-// --- Signals ---
-
-// Opens /dev/null on any of fds 0-2 that is closed, so that our own files
-// (signalfd, sockets) never take those numbers (stderr messages would go
-// into a Redis connection); the child gets them closed again. Part of
-// init_signals().
-bool was_closed_at_start(int fd);
-
-// Blocks the signals godislock handles (INT, TERM, HUP, QUIT, USR1, USR2,
-// CHLD, TTIN, TTOU, CONT) and opens a signalfd for them; ignores SIGPIPE.
-// Saves the original mask and dispositions for the child. Call first in
-// main, while the process has a single thread, so every thread inherits the
-// mask and no signal is delivered the default way.
-util::Status init_signals();
-
-// The signalfd (close-on-exec, non-blocking): readable while a handled
-// signal is pending.
-int signal_fd();
-
-// Takes one pending signal from the signalfd without blocking; 0 if none.
-int take_signal();
-
 // --- Child processes ---
 
 // Makes this process the reaper of its orphaned descendants

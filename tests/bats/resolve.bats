@@ -94,8 +94,10 @@ while True:
                                     1 if answers else 0, 0, 0)
     s.sendto(header + question + answers, peer)
 EOF
-  in_ns "$PY3" -S "$BATS_TEST_TMPDIR/dns.py" "$DNS_LOG" "$DNS_SILENT" \
-    "$NAME" 3>&- &
+  # ip itself execs the server (no shell between), so DNS_PID is the
+  # server's and the teardown's kill reaches it.
+  ip netns exec "$NS" "$PY3" -S "$BATS_TEST_TMPDIR/dns.py" "$DNS_LOG" \
+    "$DNS_SILENT" "$NAME" 3>&- &
   DNS_PID=$!
   wait_for 5 test -e "$DNS_LOG"
 }

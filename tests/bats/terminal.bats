@@ -34,10 +34,14 @@ PTY_RUN="$BATS_TEST_DIRNAME/lib/pty_run.py"
   assert_output 0
 }
 
+# The command starts its sleep before it says "start-2": dash spawns with
+# vfork, and a Ctrl-Z that stops a vfork child before its exec leaves dash
+# itself unstoppable in vfork until it is continued, so no job would stop
+# (with or without godislock).
 @test "Ctrl-Z stops the job in an interactive shell and fg resumes it" {
   export TSTP_BIN="$GODISLOCK"
   run python3 "$PTY_RUN" \
-    '[["bash-[0-9.]+[$#] ", "\"$TSTP_BIN\" run --name tstp -- sh -c \"echo start-\\$((1+1)); sleep 3; echo done-\\$((6*7))\"\n"], ["start-2", "\u001a"], ["Stopped", "jobs\n"], ["Stopped", "fg\n"], ["done-42", "echo rc=$?\n"], ["rc=[0-9]+", "exit\n"]]' \
+    '[["bash-[0-9.]+[$#] ", "\"$TSTP_BIN\" run --name tstp -- sh -c \"sleep 3 & echo start-\\$((1+1)); wait; echo done-\\$((6*7))\"\n"], ["start-2", "\u001a"], ["Stopped", "jobs\n"], ["Stopped", "fg\n"], ["done-42", "echo rc=$?\n"], ["rc=[0-9]+", "exit\n"]]' \
     -- bash --norc --noprofile -i
   assert_success
   assert_output --regexp 'Stopped +'

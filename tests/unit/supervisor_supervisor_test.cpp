@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "supervisor/supervisor.hpp"
 
+#include "signals/signals.hpp"
+
 #include <atomic>
 #include <gtest/gtest.h>
 
@@ -51,9 +53,9 @@ void ensure_signals() {
   }
   ASSERT_EQ(::sigprocmask(SIG_BLOCK, nullptr, &g_mask_before), 0);
   ASSERT_EQ(::sigaction(SIGPIPE, nullptr, &g_sigpipe_before), 0);
-  auto st = sup::init_signals();
+  auto st = godislock::signals::init();
   ASSERT_TRUE(st.ok()) << st.error().message;
-  ASSERT_GE(sup::signal_fd(), 0);
+  ASSERT_GE(godislock::signals::fd(), 0);
   ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
   done = true;
 }
@@ -480,7 +482,7 @@ TEST_F(SupervisorTest, ChildHasNoFdsOfOurs) {
   WakePipe wake;
   int file = ::open(path("held").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
   ASSERT_GE(file, 0);
-  std::set<int> ours = {sup::signal_fd(), wake.rd, wake.wr, file};
+  std::set<int> ours = {godislock::signals::fd(), wake.rd, wake.wr, file};
 
   std::set<int> expected = inheritable_fds();
   expected.insert({0, 1, 2});

@@ -1,12 +1,9 @@
 // SPDX-License-Identifier: MIT
-#include "util/assert.hpp"
 #include "util/fd.hpp"
 
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
-#include <cstdlib>
 
 namespace godislock::util {
 
@@ -31,12 +28,6 @@ bool write_all(int fd, const char* data, size_t len) {
     len -= static_cast<size_t>(n);
   }
   return true;
-}
-
-void assertion_failed(const char* file, int line, const char* expr) {
-  std::fprintf(stderr, "godislock: internal error: %s:%d: assertion '%s'\n",
-               file, line, expr);
-  std::abort();
 }
 
 }  // namespace godislock::util

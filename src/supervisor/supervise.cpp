@@ -1,20 +1,19 @@
 // SPDX-License-Identifier: MIT
-// Linux-only process handling: signalfd, prctl and /proc live here only.
+// Supervising the command: signals forwarded, the lease enforced, the whole
+// process tree reached through /proc. Linux-only (/proc, subreaper).
 #include "supervisor/supervisor.hpp"
 
-#include "util/fd.hpp"
+#include "signals/signals.hpp"
 #include "util/log.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <sys/prctl.h>
-#include <sys/signalfd.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -29,14 +28,6 @@ using util::ErrorKind;
 
 namespace {
 
-// Signal state saved at startup; written once before any thread exists.
-sigset_t g_original_mask;
-struct sigaction g_original_sigpipe;
-util::Fd g_signal_fd;
-bool g_closed_std[3] = {false, false, false};
-
-const int k_handled[] = {SIGINT,  SIGTERM, SIGHUP,  SIGQUIT, SIGUSR1,
-                         SIGUSR2, SIGCHLD, SIGTTIN, SIGTTOU, SIGCONT};
 const int k_forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1,
                            SIGUSR2};
 
@@ -47,18 +38,6 @@ bool is_forwarded(int sig) {
     }
   }
   return false;
-}
-
-// The terminal godislock is in the foreground of, if any: the first of
-// fds 0-2 that is a tty whose foreground group is ours. Not inlined: its
-// locals must not share registers with spawn()'s around vfork.
-[[gnu::noinline]] int foreground_tty() {
-  for (int fd = 0; fd <= 2; ++fd) {
-    if (::isatty(fd) == 1 && ::tcgetpgrp(fd) == ::getpgrp()) {
-      return fd;
-    }
-  }
-  return -1;
 }
 
 // All live descendants of this process, read from
@@ -138,245 +117,6 @@ util::Result<bool> reap(pid_t child, int* status, bool* stopped) {
 
 }  // namespace
 
-bool was_closed_at_start(int fd) {
-  return fd >= 0 && fd <= 2 && g_closed_std[fd];
-}
-
-util::Status init_signals() {
-  for (int fd = 0; fd <= 2; ++fd) {
-    if (::fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
-      int null = ::open("/dev/null", (fd == 0 ? O_RDONLY : O_WRONLY));
-      if (null >= 0 && null != fd) {
-        ::dup2(null, fd);
-        ::close(null);
-      }
-      g_closed_std[fd] = true;
-    }
-  }
-  sigset_t block;
-  sigemptyset(&block);
-  for (int s : k_handled) {
-    sigaddset(&block, s);
-  }
-  if (::sigprocmask(SIG_BLOCK, &block, &g_original_mask) != 0) {
-    return Error{ErrorKind::io, std::string("sigprocmask: ") +
-                                    std::strerror(errno)};
-  }
-  struct sigaction ign {};
-  ign.sa_handler = SIG_IGN;
-  sigemptyset(&ign.sa_mask);
-  if (::sigaction(SIGPIPE, &ign, &g_original_sigpipe) != 0) {
-    return Error{ErrorKind::io,
-                 std::string("sigaction: ") + std::strerror(errno)};
-  }
-  int fd = ::signalfd(-1, &block, SFD_CLOEXEC | SFD_NONBLOCK);
-  if (fd < 0) {
-    return Error{ErrorKind::io, std::string("signalfd: ") +
-                                    std::strerror(errno)};
-  }
-  g_signal_fd.reset(fd);
-  return util::ok_status();
-}
-
-int signal_fd() { return g_signal_fd.get(); }
-
-int take_signal() {
-  signalfd_siginfo si;
-  for (;;) {
-    ssize_t n = ::read(g_signal_fd.get(), &si, sizeof si);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n != static_cast<ssize_t>(sizeof si)) {
-      return 0;
-    }
-    return static_cast<int>(si.ssi_signo);
-  }
-}
-
-util::Status become_subreaper() {
-  if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
-    return Error{ErrorKind::io,
-                 fmt::format("cannot become the reaper of the command's "
-                             "descendants: prctl: {}",
-                             std::strerror(errno))};
-  }
-  return util::ok_status();
-}
-
-Resolved resolve_command(const std::string& file) {
-  auto check = [](const std::string& path) -> int {
-    struct stat st;
-    if (::stat(path.c_str(), &st) != 0) {
-      return errno == EACCES ? EACCES : ENOENT;
-    }
-    if (S_ISDIR(st.st_mode) || ::access(path.c_str(), X_OK) != 0) {
-      return EACCES;
-    }
-    return 0;
-  };
-  if (file.empty()) {
-    return {file, ENOENT};
-  }
-  if (file.find('/') != std::string::npos) {
-    return {file, check(file)};
-  }
-  const char* env_path = std::getenv("PATH");
-  std::string path_list =
-      env_path != nullptr ? env_path : "/usr/local/bin:/bin:/usr/bin";
-  int best = ENOENT;
-  std::string dir;
-  // An empty PATH element means the current directory (execvp(3)).
-  size_t start = 0;
-  for (;;) {
-    size_t colon = path_list.find(':', start);
-    dir = path_list.substr(start, colon == std::string::npos
-                                      ? std::string::npos
-                                      : colon - start);
-    std::string candidate = (dir.empty() ? "." : dir) + "/" + file;
-    int e = check(candidate);
-    if (e == 0) {
-      return {candidate, 0};
-    }
-    if (e == EACCES) {
-      best = EACCES;
-    }
-    if (colon == std::string::npos) {
-      break;
-    }
-    start = colon + 1;
-  }
-  return {file, best};
-}
-
-int exec_failure_code(int err) { return err == ENOENT ? 127 : 126; }
-
-namespace {
-
-// What the child needs between vfork and exec, prepared beforehand: only
-// async-signal-safe system calls may run there, on no memory of its own.
-struct ChildPlan {
-  const char* path;
-  char* const* argv;
-  char* const* envp;
-  char* const* shargv;  // /bin/sh PATH ARGS... for a file without #!
-  int tty;              // terminal to hand over, or -1
-  int status_fd;        // close-on-exec pipe: gets errno if exec fails
-  pid_t parent;
-};
-
-[[noreturn]] void run_child(const ChildPlan* plan) {
-  // Own process group, so that the whole tree can be signalled.
-  ::setpgid(0, 0);
-  if (plan->tty >= 0) {
-    // Allowed although we are not yet in the foreground: SIGTTOU is still
-    // blocked here. Done in both processes (as shells do) so that the
-    // child never reads the tty before it is in the foreground.
-    ::tcsetpgrp(plan->tty, ::getpid());
-  }
-  // Never outlive godislock: its death means nobody refreshes the lease.
-  // The parent may have died before prctl: then getppid() has changed.
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (::getppid() != plan->parent) {
-    ::_exit(127);
-  }
-  // Ignored signals stay ignored across exec: restore SIGPIPE, then the
-  // mask (signals blocked at our startup went to the signalfd, never
-  // changing dispositions).
-  ::sigaction(SIGPIPE, &g_original_sigpipe, nullptr);
-  ::sigprocmask(SIG_SETMASK, &g_original_mask, nullptr);
-  // What was closed when we started is closed for the command too.
-  for (int fd = 0; fd <= 2; ++fd) {
-    if (g_closed_std[fd]) {
-      ::close(fd);
-    }
-  }
-  ::execve(plan->path, plan->argv, plan->envp);
-  if (errno == ENOEXEC) {
-    ::execve(plan->shargv[0], plan->shargv, plan->envp);
-  }
-  // errno is shared with the parent's thread (vfork): it is the exec's,
-  // which is what the parent reads from the pipe anyway.
-  ssize_t ignored = ::write(plan->status_fd, &errno, sizeof errno);
-  (void)ignored;
-  ::_exit(127);
-}
-
-}  // namespace
-
-util::Result<Spawned> spawn(const std::string& path,
-                            const std::vector<std::string>& argv,
-                            const std::vector<std::string>& env,
-                            int* exec_errno) {
-  *exec_errno = 0;
-  // Everything the child needs is built before fork: between fork and exec
-  // only async-signal-safe calls are allowed (no allocation).
-  std::vector<char*> cargv;
-  for (const auto& a : argv) {
-    cargv.push_back(const_cast<char*>(a.c_str()));
-  }
-  cargv.push_back(nullptr);
-  std::vector<char*> cenv;
-  for (const auto& e : env) {
-    cenv.push_back(const_cast<char*>(e.c_str()));
-  }
-  cenv.push_back(nullptr);
-  // execvp(3) runs a file without a #! line through /bin/sh (ENOEXEC).
-  static char sh[] = "/bin/sh";
-  std::vector<char*> shargv{sh, const_cast<char*>(path.c_str())};
-  shargv.insert(shargv.end(), cargv.begin() + 1, cargv.end());
-
-  int pipefd[2];
-  if (::pipe2(pipefd, O_CLOEXEC) != 0) {
-    return Error{ErrorKind::io, std::string("cannot create a pipe: ") +
-                                    std::strerror(errno)};
-  }
-  util::Fd rd(pipefd[0]);
-  util::Fd wr(pipefd[1]);
-  ChildPlan plan{path.c_str(), cargv.data(), cenv.data(), shargv.data(),
-                 foreground_tty(), pipefd[1], ::getpid()};
-  const int tty = plan.tty;
-
-  // vfork: the child borrows our memory until it execs, so no page tables
-  // are copied (fork of even a small process costs ~0.3 ms on the handoff
-  // path). Safe here: we are single-threaded, and the child only makes
-  // system calls on the plan prepared above, then execs or _exits.
-  pid_t pid = ::vfork();
-  if (pid == 0) {
-    run_child(&plan);
-  }
-  if (pid < 0) {
-    return Error{ErrorKind::io,
-                 std::string("cannot fork: ") + std::strerror(errno)};
-  }
-  // Parent: set the group here too, closing the race with our own
-  // signal_tree() before the child ran setpgid.
-  ::setpgid(pid, pid);
-  Spawned s;
-  s.pid = pid;
-  if (tty >= 0 && ::tcsetpgrp(tty, pid) == 0) {
-    s.owns_terminal = true;
-    s.terminal_fd = tty;
-  }
-  wr.reset();
-  int err = 0;
-  ssize_t n;
-  do {
-    n = ::read(rd.get(), &err, sizeof err);
-  } while (n < 0 && errno == EINTR);
-  if (n == static_cast<ssize_t>(sizeof err)) {
-    int st;
-    while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-    }
-    if (s.owns_terminal) {
-      ::tcsetpgrp(tty, ::getpgrp());
-    }
-    *exec_errno = err;
-    return Error{ErrorKind::io, std::strerror(err)};
-  }
-  return s;
-}
-
 namespace {
 
 // One supervision: the state of the loop in supervise(), each step a method.
@@ -416,7 +156,7 @@ Outcome Supervision::run() {
     if (is_done()) {
       break;
     }
-    pollfd p[2] = {{signal_fd(), POLLIN, 0}, {wake_fd, POLLIN, 0}};
+    pollfd p[2] = {{signals::fd(), POLLIN, 0}, {wake_fd, POLLIN, 0}};
     int n = ::poll(p, 2, poll_timeout_ms());
     if (n < 0 && errno != EINTR) {
       abandon(fmt::format("poll: {}", std::strerror(errno)));
@@ -549,7 +289,7 @@ void Supervision::send_kill() {
 }
 
 void Supervision::take_signals() {
-  while (int sig = take_signal()) {
+  while (int sig = signals::take()) {
     if (sig == SIGCHLD) {
       int st = 0;
       bool stopped = false;
