@@ -257,3 +257,43 @@ same_options() {
   run grep -c "^\.TH GODISLOCK 1 [0-9-]* \"godislock ${version}\"" "$MAN"
   assert_output 1
 }
+
+# ARCHITECTURE.md stays true: every file it names exists, every key of the
+# layout is used by the scripts, every identifier it names exists,
+# and its exit codes are the ones src/app/exit_code.hpp defines.
+@test "ARCHITECTURE.md names only files, keys, functions and exit codes that exist" {
+  local arch=$ROOT/ARCHITECTURE.md path key suffix fn code checked=0
+  [[ -f $arch ]]
+  for path in $(grep -oE '`src/[A-Za-z0-9_./-]+`' "$arch" | tr -d '`' | sort -u); do
+    [[ -e "$ROOT/$path" ]] || { echo "no such path: $path" >&2; return 1; }
+    checked=$((checked + 1))
+  done
+  for key in $(grep -oE '`P\{NAME\}[^`]*`' "$arch" | tr -d '`' | sort -u); do
+    # P{NAME}:slot:K -> ":slot:", P{NAME}:limit -> ":limit".
+    suffix=$(sed -E 's/^P\{NAME\}//; s/(TOKEN|K)$//' <<<"$key")
+    [[ -z $suffix ]] && continue
+    grep -qF "'$suffix" "$ROOT"/src/lock/scripts/*.lua ||
+      grep -qF "\"$suffix" "$ROOT"/src/lock/scripts/*.lua "$ROOT"/src/backend/*.cpp ||
+      { echo "key not in the scripts: $key ($suffix)" >&2; return 1; }
+    checked=$((checked + 1))
+  done
+  for fn in $(grep -oE '`([a-z]+::)?[a-z_]+`' "$arch" | tr -d '`' |
+    grep -E '_|::' | sed -E 's/^[a-z]+:://' | sort -u); do
+    grep -rqE "\b$fn\b" "$ROOT/src" ||
+      { echo "no $fn in src/" >&2; return 1; }
+    checked=$((checked + 1))
+  done
+  local codes
+  codes=$(sed -n '/^## Exit codes/,/^## /p' "$arch" | grep -oE '\b(6[0-9]|7[0-9]|12[67])\b' | sort -u)
+  [[ -n $codes ]]
+  for code in $codes; do
+    grep -qE "= $code,|= $code;" "$ROOT/src/app/exit_code.hpp" ||
+      { echo "exit code $code not in exit_code.hpp" >&2; return 1; }
+  done
+  # And every exit code the code defines is on the page.
+  for code in $(grep -oE '= [0-9]+' "$ROOT/src/app/exit_code.hpp" | tr -d '= '); do
+    grep -qE "\b$code\b" <<<"$codes" ||
+      { echo "exit code $code missing from ARCHITECTURE.md" >&2; return 1; }
+  done
+  ((checked >= 30))
+}
