@@ -311,6 +311,9 @@ void check_prefix(const std::string& prefix) {
 }
 
 int exit_code_for_error(const util::Error& e) {
+  if (e.kind == ErrorKind::foreign) {
+    return k_exit_foreign_key;
+  }
   return e.kind == ErrorKind::config ? k_exit_usage : k_exit_unavailable;
 }
 
@@ -620,6 +623,13 @@ int run_command(const cli::RunOptions& o) {
               "or the key was deleted or overwritten"
             : "expired, deleted or taken over since the last refresh");
     return k_exit_lock_lost;
+  }
+  if (!released && released.error().kind == ErrorKind::foreign) {
+    GODISLOCK_ERROR(
+        "lock '{}': {}; left alone, and the lock with it: it "
+        "expires within {} (use another --name or --prefix)",
+        name, released.error().message, config::format_duration(o.ttl));
+    return k_exit_foreign_key;
   }
   if (!released) {
     GODISLOCK_WARN("could not release lock '{}': {}; it expires within {}",

@@ -7,17 +7,32 @@
 -- ARGV[3]  limit         as for acquire
 -- ARGV[4]  shared        as for acquire
 -- Returns 1 when our hold was still there and was extended, 0 otherwise (it
--- is lost: expired, deleted or taken by someone else).
+-- is lost: expired, deleted or taken by someone else), or {-1, type, key}
+-- when a key it reads or writes holds another type (nothing is extended:
+-- the hold lapses with its TTL). Not on a hot path: plain TYPEs.
 local lock, token, ttl = KEYS[1], ARGV[1], tonumber(ARGV[2])
 local limit, shared = tonumber(ARGV[3]), ARGV[4] == '1'
+local holder_key = lock .. ':holder:' .. token
+-- The keys every extension writes besides the hold itself, checked first.
+local function check_common(more)
+  local keys = {{holder_key, 'hash'}, {KEYS[2], 'string'}, more}
+  for _, k in ipairs(keys) do
+    local bad = alien(k[1], k[2])
+    if bad then
+      return {-1, bad, k[1]}
+    end
+  end
+  return nil
+end
 local function extend_common()
-  redis.call('PEXPIRE', lock .. ':holder:' .. token, ttl)
+  redis.call('PEXPIRE', holder_key, ttl)
   extend(KEYS[2], ttl)
 end
 if shared then
   local readers = lock .. ':readers'
-  if redis.call('TYPE', readers)['ok'] ~= 'zset' then
-    return 0
+  local rkind = redis.call('TYPE', readers)['ok']
+  if rkind ~= 'zset' then
+    return rkind == 'none' and 0 or {-1, rkind, readers}
   end
   local t = redis.call('TIME')
   local now = ms_of(t)
@@ -29,6 +44,10 @@ if shared then
     redis.call('ZREM', readers, token)
     return 0
   end
+  local bad = check_common({readers, 'zset'})
+  if bad then
+    return bad
+  end
   redis.call('ZADD', readers, now + ttl, token)
   extend(readers, ttl)
   extend_common()
@@ -36,8 +55,16 @@ if shared then
 end
 for k = 1, limit do
   local key = slot_key(lock, k)
-  if redis.call('TYPE', key)['ok'] == 'string' and
-      redis.call('GET', key) == token then
+  local holder, kind = read(redis.pcall('GET', key), key)
+  if kind then
+    return {-1, kind, key}
+  end
+  if holder == token then
+    local bad = check_common(
+        limit > 1 and {lock .. ':limit', 'string'} or {key, 'string'})
+    if bad then
+      return bad
+    end
     redis.call('PEXPIRE', key, ttl)
     if limit > 1 then
       extend(lock .. ':limit', ttl)
