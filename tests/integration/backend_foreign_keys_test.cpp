@@ -301,16 +301,16 @@ TEST_F(ForeignKeysTest, SharedAcquireWithAForeignKey) {
 
 // --- refresh ---
 
-TEST_F(ForeignKeysTest, RefreshWithAForeignKey) {
+TEST_F(ForeignKeysTest, RefreshWithAForeignKeyBesideTheHold) {
+  // The hold is there, but extending it would touch a foreign key.
   struct Case {
     unsigned limit;
     bool shared;
     std::string key;
   };
   for (const Case& c :
-       {Case{1, false, key("")}, Case{1, false, key(":fence")},
-        Case{1, false, key(":holder:") + k_a}, Case{3, false, key(":limit")},
-        Case{1, true, key(":readers")}, Case{1, true, key(":fence")},
+       {Case{1, false, key(":fence")}, Case{1, false, key(":holder:") + k_a},
+        Case{3, false, key(":limit")}, Case{1, true, key(":fence")},
         Case{1, true, key(":holder:") + k_a}}) {
     SCOPED_TRACE(c.key + (c.shared ? " shared" : "") + " limit " +
                  std::to_string(c.limit));
@@ -324,16 +324,38 @@ TEST_F(ForeignKeysTest, RefreshWithAForeignKey) {
   }
 }
 
-TEST_F(ForeignKeysTest, RefreshWithAForeignSlotBeforeOurs) {
+TEST_F(ForeignKeysTest, RefreshWhereTheHoldsKeyIsForeign) {
+  // The key that held our token holds another type: the hold is lost, and
+  // the key is left alone.
+  for (bool shared : {false, true}) {
+    SCOPED_TRACE(shared ? "shared" : "exclusive");
+    server.cli({"FLUSHALL"});
+    auto b = hold(k_a, 1, shared);
+    ASSERT_NE(b, nullptr);
+    make_foreign(shared ? key(":readers") : key(""), "list", "30000");
+    auto before = snapshot();
+    auto r = b->refresh(k_a, 60000ms, soon());
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_FALSE(*r);
+    expect_unchanged(before);
+  }
+}
+
+TEST_F(ForeignKeysTest, RefreshLeavesAForeignSlotOfAnotherHolderAlone) {
   auto other = hold(k_b, 3);
   ASSERT_NE(other, nullptr);
   auto b = hold(k_a, 3);  // slot 2
   ASSERT_NE(b, nullptr);
   ASSERT_EQ(server.cli({"GET", key(":slot:2")}), k_a);
   make_foreign(key(""), "hash", "30000");  // slot 1
-  auto before = snapshot();
-  expect_foreign(b->refresh(k_a, 60000ms, soon()), key(""), "hash");
-  expect_unchanged(before);
+  auto before = snapshot().at(key(""));
+  auto r = b->refresh(k_a, 60000ms, soon());
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_TRUE(*r);
+  auto after = snapshot().at(key(""));
+  EXPECT_EQ(after.type, "hash");
+  EXPECT_EQ(after.value, before.value);
+  EXPECT_LE(after.pttl, before.pttl);
 }
 
 // --- release ---
@@ -343,7 +365,7 @@ TEST_F(ForeignKeysTest, ReleaseOfOurHoldWithAForeignKey) {
     std::string key, type;
   };
   for (const Case& c :
-       {Case{key(""), "list"}, Case{key(":holder:") + k_a, "list"},
+       {Case{key(":holder:") + k_a, "list"},
         Case{key(":holder:") + k_a, "string"}, Case{key(":queue"), "string"}}) {
     SCOPED_TRACE(c.key + " as a " + c.type);
     server.cli({"FLUSHALL"});
@@ -395,13 +417,21 @@ TEST_F(ForeignKeysTest, ReleaseOfACountedOrSharedHoldWithAForeignKey) {
     expect_foreign(b->release(k_a, soon()), key(":limit"), "list");
     expect_unchanged(before);
   }
-  server.cli({"FLUSHALL"});
-  {
-    auto b = hold(k_a, 1, true);
+}
+
+TEST_F(ForeignKeysTest, ReleaseWhereTheHoldsKeyIsForeign) {
+  // The key that held our token holds another type: nothing of ours is
+  // there to release (0), and nothing at all is written.
+  for (bool shared : {false, true}) {
+    SCOPED_TRACE(shared ? "shared" : "exclusive");
+    server.cli({"FLUSHALL"});
+    auto b = hold(k_a, 1, shared);
     ASSERT_NE(b, nullptr);
-    make_foreign(key(":readers"), "hash", "30000");
+    make_foreign(shared ? key(":readers") : key(""), "hash", "30000");
     auto before = snapshot();
-    expect_foreign(b->release(k_a, soon()), key(":readers"), "hash");
+    auto r = b->release(k_a, soon());
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_FALSE(*r);
     expect_unchanged(before);
   }
 }

@@ -142,7 +142,8 @@ end
 -- the queue itself only when it has not been read yet.
 local function leave_queue_keys(keys, queue_read)
   if mode == 'queue' then
-    keys[#keys + 1] = {lease_key, 'hash'}
+    -- (An older godislock's lease is a string.)
+    keys[#keys + 1] = {lease_key, 'hash', 'string'}
     if not queue_read then
       keys[#keys + 1] = {queue, 'list'}
     end
@@ -156,11 +157,11 @@ local function leave_queue()
     end
   end
 end
--- The reply for the first of `keys` ({key, type}) that exists with another
--- type, or nil. One TYPE each.
+-- The reply for the first of `keys` ({key, type[, type]}) that exists with
+-- another type, or nil. One TYPE each.
 local function check(keys)
   for _, k in ipairs(keys) do
-    local bad = alien(k[1], k[2])
+    local bad = alien(k[1], k[2], k[3])
     if bad then
       return {-1, bad, k[1]}
     end

@@ -7,9 +7,11 @@
 -- ARGV[3]  limit         as for acquire
 -- ARGV[4]  shared        as for acquire
 -- Returns 1 when our hold was still there and was extended, 0 otherwise (it
--- is lost: expired, deleted or taken by someone else), or {-1, type, key}
--- when a key it reads or writes holds another type (nothing is extended:
--- the hold lapses with its TTL). Not on a hot path: plain TYPEs.
+-- is lost: expired, deleted or taken by someone else; a slot or readers key
+-- of another type holds no hold of ours either, and is not touched), or
+-- {-1, type, key} when a key beside the hold (holder record, fence, limit)
+-- holds another type: nothing is extended, the hold lapses with its TTL.
+-- Not on a hot path: plain TYPEs.
 local lock, token, ttl = KEYS[1], ARGV[1], tonumber(ARGV[2])
 local limit, shared = tonumber(ARGV[3]), ARGV[4] == '1'
 local holder_key = lock .. ':holder:' .. token
@@ -30,9 +32,8 @@ local function extend_common()
 end
 if shared then
   local readers = lock .. ':readers'
-  local rkind = redis.call('TYPE', readers)['ok']
-  if rkind ~= 'zset' then
-    return rkind == 'none' and 0 or {-1, rkind, readers}
+  if redis.call('TYPE', readers)['ok'] ~= 'zset' then
+    return 0
   end
   local t = redis.call('TIME')
   local now = ms_of(t)
@@ -55,10 +56,8 @@ if shared then
 end
 for k = 1, limit do
   local key = slot_key(lock, k)
-  local holder, kind = read(redis.pcall('GET', key), key)
-  if kind then
-    return {-1, kind, key}
-  end
+  -- pcall: a slot of another type is not ours (and is not touched).
+  local holder = redis.pcall('GET', key)
   if holder == token then
     local bad = check_common(
         limit > 1 and {lock .. ':limit', 'string'} or {key, 'string'})

@@ -11,9 +11,11 @@
 -- Returns 1 when we held it and no longer do (it was handed over to the
 -- next waiter, or that waiter was woken), 0 when it was not ours (nothing
 -- of anybody else's is touched). Either way our token leaves the queue (a
--- waiter giving up calls this). {-1, type, key} when a key it reads or
--- writes holds another type: then nothing is written (not even our hold
--- released: it lapses with its TTL).
+-- waiter giving up calls this). A slot or readers key of another type
+-- holds no hold of ours: when no hold of ours is found beside it, 0 and
+-- nothing is written. {-1, type, key} when another key it reads or writes
+-- holds another type: then nothing is written (not even our hold released:
+-- it lapses with its TTL).
 -- Only the first subscribed queued waiter is woken, on its own channel
 -- KEYS[1]..':wake:'..TOKEN: a handoff costs the same with 1 or 500 waiters.
 -- Waiters whose lease ran out are dropped on the way; those found without a
@@ -35,7 +37,7 @@ local rkind, now = nil, nil
 if shared then
   rkind = redis.call('TYPE', readers)['ok']
   if rkind ~= 'none' and rkind ~= 'zset' then
-    return {-1, rkind, readers}
+    return 0
   end
   if rkind == 'zset' then
     now = ms_of(redis.call('TIME'))
@@ -43,13 +45,12 @@ if shared then
     ours = expiry and tonumber(expiry) > now
   end
 else
+  local alien_slot = false
   for k = 1, limit do
     local key = slot_key(lock, k)
-    -- pcall: a key of another type is foreign.
-    local holder, bad = read(redis.pcall('GET', key), key)
-    if bad then
-      return {-1, bad, key}
-    end
+    -- pcall: a key of another type is not ours (and is not touched).
+    local holder = redis.pcall('GET', key)
+    alien_slot = alien_slot or type(holder) == 'table'
     if holder == token then
       ours, ours_key = true, key
       break
@@ -59,6 +60,9 @@ else
     if holder == false then
       wake = true
     end
+  end
+  if alien_slot and not ours then
+    return 0
   end
   wake = wake or ours
 end
@@ -71,8 +75,9 @@ if bad then
   return {-1, bad, holder_key}
 end
 if not ours then
-  for _, k in ipairs({{lease_key, 'hash'}, {queue, 'list'}}) do
-    bad = alien(k[1], k[2])
+  -- (An older godislock's lease is a string.)
+  for _, k in ipairs({{lease_key, 'hash', 'string'}, {queue, 'list'}}) do
+    bad = alien(k[1], k[2], k[3])
     if bad then
       return {-1, bad, k[1]}
     end
