@@ -133,6 +133,9 @@ void check_prefix(const std::string& prefix) {
 }
 
 int exit_code_for_error(const util::Error& e) {
+  if (e.kind == ErrorKind::foreign) {
+    return k_exit_foreign_key;
+  }
   return e.kind == ErrorKind::config ? k_exit_usage : k_exit_unavailable;
 }
 

@@ -222,6 +222,13 @@ int report(const std::string& name, const cli::RunOptions& o,
                     name, released.error().message);
     return k_exit_lock_lost;
   }
+  if (!released && released.error().kind == ErrorKind::foreign) {
+    GODISLOCK_ERROR("lock '{}': {}; left alone, and the lock with it: it "
+                    "expires within {} (use another --name or --prefix)",
+                    name, released.error().message,
+                    config::format_duration(o.ttl));
+    return k_exit_foreign_key;
+  }
   if (!released) {
     GODISLOCK_WARN("could not release lock '{}': {}; it expires within {}",
                    name, released.error().message,

@@ -129,11 +129,15 @@ class Backend {
                                         Mode mode,
                                         util::Deadline deadline) = 0;
   // True when the lease was extended, false when it is not ours any more.
+  // ErrorKind::foreign when a key of the lock holds a type godislock never
+  // gives it: nothing was extended (the lease lapses with its TTL).
   virtual util::Result<bool> refresh(const std::string& token, Millis ttl,
                                      util::Deadline deadline) = 0;
   // True when it was ours and is now released: handed straight to the
   // next fair waiter of an exclusive lock (see Wakeup), or the next waiter
-  // woken. Either way the token leaves the queue.
+  // woken. Either way the token leaves the queue. ErrorKind::foreign when
+  // a key of the lock holds a type godislock never gives it: nothing was
+  // written, not even the hold released (it lapses with its TTL).
   virtual util::Result<bool> release(const std::string& token,
                                      util::Deadline deadline) = 0;
   // Subscribes on a new connection and returns once the subscription is

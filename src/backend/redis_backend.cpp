@@ -121,6 +121,18 @@ ErrorKind classify_server_error(const std::string& text) {
   return ErrorKind::server;
 }
 
+// The error for a script's {-1, type, key} reply, or nullopt for any other
+// reply: a key of the lock holds another type, and nothing was written.
+std::optional<Error> foreign_key_error(const Reply& r) {
+  if (r.type != Reply::Type::array || r.elements.size() != 3 ||
+      r.elements[0].integer != -1) {
+    return std::nullopt;
+  }
+  return Error{ErrorKind::foreign,
+               fmt::format("key '{}' holds a {}, not a lock", r.elements[2].str,
+                           r.elements[1].str)};
+}
+
 // A hand-over message, "granted SEQ FENCE" (release.lua): the fence when
 // SEQ is `latest_seq`, nullopt for any other payload.
 std::optional<uint64_t> parse_grant(std::string_view payload,
@@ -277,6 +289,9 @@ class RedisBackend final : public Backend {
     if (!r) {
       return r.error();
     }
+    if (auto foreign = foreign_key_error(*r)) {
+      return *foreign;
+    }
     return r->integer == 1;
   }
 
@@ -292,6 +307,9 @@ class RedisBackend final : public Backend {
                   /*ping_first=*/true);
     if (!r) {
       return r.error();
+    }
+    if (auto foreign = foreign_key_error(*r)) {
+      return *foreign;
     }
     return r->integer == 1;
   }

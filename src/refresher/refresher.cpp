@@ -14,6 +14,7 @@ namespace godislock::refresher {
 using lock::Millis;
 using util::Clock;
 using util::Deadline;
+using util::ErrorKind;
 
 Refresher::Refresher(std::unique_ptr<backend::Backend> backend,
                      std::string token, lock::LeaseClock& lease, int wake_fd)
@@ -149,6 +150,15 @@ void Refresher::run() {
       if (r) {
         declare_lost("the lock key no longer holds our token "
                      "(expired, deleted or taken over)");
+        return;
+      }
+      if (r.error().kind == ErrorKind::foreign) {
+        // No retry can help: the script extends nothing while the key is
+        // there, so the lease lapses.
+        declare_lost(
+            fmt::format("{}; left alone, so the lease could not be "
+                        "extended",
+                        r.error().message));
         return;
       }
       last_error = r.error().message;

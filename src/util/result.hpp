@@ -19,6 +19,7 @@ enum class ErrorKind {
   busy,
   config,       // the server refused a setting (SELECT of a bad db)
   interrupted,  // a signal arrived while waiting
+  foreign,      // a key holds a type godislock never gives it; left alone
 };
 
 struct Error {

@@ -46,7 +46,8 @@
 --                           holds it (foreign or stale: never touched);
 --                           count and the rest describe the holders (one of
 --                           them; age in ms), when known
---         {-1, type, key}   a key holds another type (never touched)
+--         {-1, type, key}   a key the attempt would read or write holds
+--                           another type: nothing is written
 --         {-3, shape}       the lock is in use in another shape: 'exclusive',
 --                           'shared' or 'limit:N'
 -- Fences never go back, even when Redis lost its data: each is the larger of
@@ -55,20 +56,21 @@ local lock, fence_key, queue = KEYS[1], KEYS[2], KEYS[3]
 local token, ttl, mode = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local limit, shared = tonumber(ARGV[5]), ARGV[6] == '1'
 local readers, limit_key = lock .. ':readers', lock .. ':limit'
+local lease_key = lock .. ':waiter:' .. token
 
 local function holder_key(t)
   return lock .. ':holder:' .. t
 end
 
--- Takes place `slot` (0: a shared hold) at server time t for our token:
--- announces it, issues the next fence, writes the hold and the holder
--- record. Returns the fence (a number).
-local function take(slot, t, now)
-  -- Announce the acquisition first: it proves, before anything is written,
-  -- that this user may PUBLISH, which release needs (a script error does
-  -- not roll back earlier writes).
+-- Takes place `slot` (0: a shared hold) at server time `now` for our
+-- token with the fence from next_fence: announces it, issues the fence,
+-- writes the hold and the holder record. The caller has checked every key
+-- this writes.
+local function take(slot, now, fence_text)
+  -- Announce the acquisition before anything is written: it proves that
+  -- this user may PUBLISH, which release needs (a script error does not
+  -- roll back earlier writes).
   redis.call('PUBLISH', lock .. ':acquired', '1')
-  local fence, fence_text = next_fence(lock, t)
   set_fence(lock, fence_text, ttl)
   if slot == 0 then
     redis.call('ZADD', readers, now + ttl, token)
@@ -80,21 +82,28 @@ local function take(slot, t, now)
       'user', ARGV[9], 'cmd', ARGV[10], 'since', now, 'fence', fence_text,
       'slot', slot)
   redis.call('PEXPIRE', holder_key(token), ttl)
-  return fence
 end
 
 -- The usual case first: an exclusive lock nobody holds, uses in another
--- shape or waits for (none of its keys exist), in one look.
+-- shape or waits for (none of its keys exist, nor our holder record or
+-- lease), in one look. The fence key, the only other key written, is read
+-- before anything is written.
 if limit == 1 and not shared and
-    redis.call('EXISTS', lock, readers, limit_key, queue) == 0 then
+    redis.call('EXISTS', lock, readers, limit_key, queue, holder_key(token),
+        lease_key) == 0 then
   local t = redis.call('TIME')
-  local fence = take(1, t, ms_of(t))
-  if mode == 'queue' then
-    redis.call('DEL', lock .. ':waiter:' .. token)
+  local fence, fence_text = next_fence(lock, t)
+  if not fence then
+    return {-1, fence_text, fence_key}
   end
+  take(1, ms_of(t), fence_text)
   return {1, fence, 1}
 end
 
+-- Everything below reads first and writes last: each key read or written
+-- is checked before the first write (the lock, readers and limit keys
+-- here, the slots and the queue as they are read, the rest just before the
+-- writes that need them).
 local kind = redis.call('TYPE', lock)['ok']
 if kind ~= 'none' and kind ~= 'string' then
   return {-1, kind, lock}
@@ -103,16 +112,18 @@ local rkind = redis.call('TYPE', readers)['ok']
 if rkind ~= 'none' and rkind ~= 'zset' then
   return {-1, rkind, readers}
 end
+local stored_limit, lbad = read(redis.pcall('GET', limit_key), limit_key)
+if lbad then
+  return {-1, lbad, limit_key}
+end
 local t = redis.call('TIME')
 local now = ms_of(t)
 local nreaders = 0
 if rkind == 'zset' then
-  redis.call('ZREMRANGEBYSCORE', readers, '-inf', now)
-  nreaders = redis.call('ZCARD', readers)
+  nreaders = redis.call('ZCOUNT', readers, '(' .. now, '+inf')
 end
 
 -- Everybody using a lock must agree on its shape.
-local stored_limit = redis.call('GET', limit_key)
 if shared or limit > 1 then
   if stored_limit and (shared or tonumber(stored_limit) ~= limit) then
     return {-3, 'limit:' .. stored_limit}
@@ -127,13 +138,35 @@ elseif stored_limit then
   return {-3, 'limit:' .. stored_limit}
 end
 
-local function leave_queue()
-  -- A first try has never been queued.
+-- What leaving the queue writes (a first try has never been queued);
+-- the queue itself only when it has not been read yet.
+local function leave_queue_keys(keys, queue_read)
   if mode == 'queue' then
-    if redis.call('DEL', lock .. ':waiter:' .. token) == 1 then
+    -- (An older godislock's lease is a string.)
+    keys[#keys + 1] = {lease_key, 'hash', 'string'}
+    if not queue_read then
+      keys[#keys + 1] = {queue, 'list'}
+    end
+  end
+  return keys
+end
+local function leave_queue()
+  if mode == 'queue' then
+    if redis.call('DEL', lease_key) == 1 then
       redis.call('LREM', queue, 1, token)
     end
   end
+end
+-- The reply for the first of `keys` ({key, type[, type]}) that exists with
+-- another type, or nil. One TYPE each.
+local function check(keys)
+  for _, k in ipairs(keys) do
+    local bad = alien(k[1], k[2], k[3])
+    if bad then
+      return {-1, bad, k[1]}
+    end
+  end
+  return nil
 end
 local function fence_of(t)
   local f = redis.call('HGET', holder_key(t), 'fence') or
@@ -141,31 +174,48 @@ local function fence_of(t)
   return tonumber(f)
 end
 
--- Already ours: a retry after a lost reply.
+-- Already ours: a retry after a lost reply (rare: plain TYPEs).
+local retry_slot = nil
 if shared then
-  if redis.call('ZSCORE', readers, token) then
-    redis.call('ZADD', readers, now + ttl, token)
-    extend(readers, ttl)
-    redis.call('PEXPIRE', holder_key(token), ttl)
-    extend(fence_key, ttl)
-    leave_queue()
-    return {1, fence_of(token), 0}
+  -- (An expired entry of ours is no hold.)
+  local expiry = rkind == 'zset' and redis.call('ZSCORE', readers, token)
+  if expiry and tonumber(expiry) > now then
+    retry_slot = 0
   end
 else
   for k = 1, limit do
     local key = slot_key(lock, k)
-    if (k == 1 or redis.call('TYPE', key)['ok'] == 'string') and
-        redis.call('GET', key) == token then
-      redis.call('PEXPIRE', key, ttl)
-      redis.call('PEXPIRE', holder_key(token), ttl)
-      extend(fence_key, ttl)
-      if limit > 1 then
-        extend(limit_key, ttl)
-      end
-      leave_queue()
-      return {1, fence_of(token), k}
+    -- pcall: a slot of another type is foreign (the lock key's type is
+    -- known already).
+    local holder, bad = read(redis.pcall('GET', key), key)
+    if bad then
+      return {-1, bad, key}
+    end
+    if holder == token then
+      retry_slot = k
+      break
     end
   end
+end
+if retry_slot then
+  local bad = check(leave_queue_keys({{holder_key(token), 'hash'},
+      {fence_key, 'string'}}))
+  if bad then
+    return bad
+  end
+  if retry_slot == 0 then
+    redis.call('ZADD', readers, now + ttl, token)
+    extend(readers, ttl)
+  else
+    redis.call('PEXPIRE', slot_key(lock, retry_slot), ttl)
+    if limit > 1 then
+      extend(limit_key, ttl)
+    end
+  end
+  redis.call('PEXPIRE', holder_key(token), ttl)
+  extend(fence_key, ttl)
+  leave_queue()
+  return {1, fence_of(token), retry_slot}
 end
 
 -- A free place, or how long until one may free up by expiry, and who is in
@@ -180,9 +230,9 @@ if shared then
 elseif limit == 1 and kind ~= 'none' then
   wait, blocker, count = redis.call('PTTL', lock), lock, 1
 elseif limit == 1 and nreaders > 0 then
+  -- The shared holder whose lease ends last.
   local last = redis.call('ZRANGE', readers, -1, -1, 'WITHSCORES')
-  wait, count = tonumber(last[2]) - now, nreaders
-  blocker = redis.call('ZRANGE', readers, 0, 0)[1]
+  wait, count, blocker = tonumber(last[2]) - now, nreaders, last[1]
 elseif limit == 1 then
   slot = 1
 else
@@ -206,34 +256,78 @@ end
 -- In fair modes the first live waiter goes first. A waiter found without
 -- a subscriber keeps its place for the grace only (a killed process never
 -- resubscribes; a live one whose connection dropped does, and renews its
--- lease); waiters whose lease ran out are dropped here.
-local first, first_lapses = false, -1
+-- lease); waiters whose lease ran out are dropped (below, with the other
+-- writes), at most 100 per attempt: the waiter behind them is then not
+-- looked at but still goes first, and the next attempt, at once, goes on.
+local first, first_lapses, dead, shorten = false, -1, 0, nil
+local grace = tonumber(ARGV[11])
 if mode ~= 'race' then
-  for _ = 1, 100 do
-    first = redis.call('LINDEX', queue, 0)
+  for i = 0, 100 do
+    local bad
+    first, bad = read(redis.pcall('LINDEX', queue, i), queue)
+    if bad then
+      return {-1, bad, queue}
+    end
     if not first or first == token then
       break
     end
-    local lease_key = lock .. ':waiter:' .. first
-    local left = redis.call('PTTL', lease_key)
+    if i == 100 then
+      first_lapses = 0
+      break
+    end
+    local waiter = lock .. ':waiter:' .. first
+    local left = redis.call('PTTL', waiter)
     if left > 0 then
       if redis.call('PUBSUB', 'NUMSUB', lock .. ':wake:' .. first)[2] == 0 then
-        if left > tonumber(ARGV[11]) then
-          left = tonumber(ARGV[11])
-          redis.call('PEXPIRE', lease_key, left)
+        if left > grace then
+          local lkind = alien(waiter, 'hash', 'string')
+          if lkind then
+            return {-1, lkind, waiter}
+          end
+          left, shorten = grace, waiter
         end
         first_lapses = left
       end
       break
     end
+    dead = dead + 1
+  end
+end
+-- The writes the look above asked for.
+local function tidy_queue()
+  for _ = 1, dead do
     redis.call('LPOP', queue)
-    redis.call('DEL', lease_key)
-    first = false
+  end
+  if shorten then
+    redis.call('PEXPIRE', shorten, grace)
   end
 end
 
 if slot and (not first or first == token) then
-  local fence = take(slot, t, now)
+  local bad = check(leave_queue_keys({{holder_key(token), 'hash'}}, true))
+  if bad then
+    return bad
+  end
+  local fence, fence_text = next_fence(lock, t)
+  if not fence then
+    return {-1, fence_text, fence_key}
+  end
+  -- The first subscribed waiter behind us learns the news: it may take
+  -- another place (a row of shared waiters, several free slots), or at
+  -- least the new holder's TTL (which bounds its sleep: this holder may
+  -- crash and publish nothing). Waiters ahead of it without a subscriber
+  -- keep their place for the grace only, as in release.lua.
+  local woken = nil
+  if first == token then
+    woken, bad = wake_first_subscribed(lock, queue, ARGV[11], dead + 1)
+    if not woken then
+      return bad
+    end
+  end
+  take(slot, now, fence_text)
+  if rkind == 'zset' then
+    redis.call('ZREMRANGEBYSCORE', readers, '-inf', now)
+  end
   if limit > 1 then
     if stored_limit then
       extend(limit_key, ttl)
@@ -241,50 +335,67 @@ if slot and (not first or first == token) then
       redis.call('SET', limit_key, limit, 'PX', ttl)
     end
   end
+  tidy_queue()
   leave_queue()
-  -- The first subscribed waiter learns the news: it may take another place
-  -- (a row of shared waiters, several free slots), or at least the new
-  -- holder's TTL (which bounds its sleep: this holder may crash and publish
-  -- nothing). Waiters ahead of it without a subscriber keep their place for
-  -- the grace only, as in release.lua.
-  if mode ~= 'race' then
-    wake_first_subscribed(lock, queue, ARGV[11])
+  if woken then
+    woken()
   end
   return {1, fence, slot}
 end
-if mode == 'queue' then
-  if not redis.call('LPOS', queue, token) then
-    redis.call('RPUSH', queue, token)
+
+-- Not now. Who is in the way, read before anything is written.
+local reply
+if not slot then
+  if wait == -1 then
+    reply = {0, -1}
+  else
+    local holder = blocker
+    if blocker == lock or (blocker and blocker:sub(1, #lock + 6) ==
+        lock .. ':slot:') then
+      holder = redis.call('GET', blocker)
+    end
+    local who = {}
+    if holder then
+      local bad
+      who, bad = read(redis.pcall('HMGET', holder_key(holder), 'host',
+          'pid', 'cmd', 'since'), holder_key(holder))
+      if bad then
+        return {-1, bad, holder_key(holder)}
+      end
+    end
+    local age = who[4] and (now - tonumber(who[4])) or -1
+    reply = {0, math.max(wait, 0), count, who[1] or '', who[2] or '',
+        who[3] or '', age}
   end
+else
+  reply = {0, -2, first_lapses}
+end
+if mode == 'queue' then
   -- The waiter's lease also says what a release needs to hand the lock
   -- straight to it (release.lua): its TTL, whether it wants the exclusive
   -- lock (only those are handed over), who it is, and the number of this
   -- registration (a hand-over names it, so the waiter can tell a hand-over
-  -- from before its latest attempt, which must not count).
-  local lease_key = lock .. ':waiter:' .. token
-  redis.call('HSET', lease_key, 'ttl', ttl, 'seq', ARGV[12], 'excl',
-      (limit == 1 and not shared) and '1' or '0', 'host', ARGV[7],
-      'pid', ARGV[8], 'user', ARGV[9], 'cmd', ARGV[10])
+  -- from before its latest attempt, which must not count). It is the first
+  -- write: one of another type fails it, and nothing is written.
+  local _, bad = read(redis.pcall('HSET', lease_key, 'ttl', ttl, 'seq',
+      ARGV[12], 'excl', (limit == 1 and not shared) and '1' or '0',
+      'host', ARGV[7], 'pid', ARGV[8], 'user', ARGV[9], 'cmd', ARGV[10]),
+      lease_key)
+  if bad then
+    return {-1, bad, lease_key}
+  end
   redis.call('PEXPIRE', lease_key, ARGV[4])
+  tidy_queue()
+  if not redis.call('LPOS', queue, token) then
+    redis.call('RPUSH', queue, token)
+  end
   redis.call('PEXPIRE', queue, ARGV[4])
+else
+  tidy_queue()
 end
-if not slot then
-  if wait == -1 then
-    return {0, -1}
-  end
-  -- Who is in the way (for the waiter's message).
-  local holder = blocker
-  if blocker == lock or (blocker and blocker:sub(1, #lock + 6) ==
-      lock .. ':slot:') then
-    holder = redis.call('GET', blocker)
-  end
-  local who = holder and redis.call('HMGET', holder_key(holder), 'host',
-      'pid', 'cmd', 'since') or {}
-  local age = who[4] and (now - tonumber(who[4])) or -1
-  return {0, math.max(wait, 0), count, who[1] or '', who[2] or '',
-      who[3] or '', age}
+if slot then
+  -- A place is free, but a waiter is first: it may be asleep on a long
+  -- timer (the key was deleted or expired unannounced), so wake it.
+  redis.call('PUBLISH', lock .. ':wake:' .. first, '1')
 end
--- A place is free, but a live waiter is first: it may be asleep on a long
--- timer (the key was deleted or expired unannounced), so wake it.
-redis.call('PUBLISH', lock .. ':wake:' .. first, '1')
-return {0, -2, first_lapses}
+return reply

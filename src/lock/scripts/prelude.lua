@@ -24,13 +24,47 @@ local function extend(key, ttl)
   end
 end
 
+-- A key of the layout that holds another type than godislock gives it was
+-- not made by godislock. Each script looks before its first write and then
+-- returns {-1, type, key} (status: {'foreign', type, key}) without writing
+-- anything: Redis does not roll back a script that fails half-way.
+
+-- The type of `key` when it exists with another type than `want` (or
+-- `also`), else nil. One TYPE.
+local function alien(key, want, also)
+  local kind = redis.call('TYPE', key)['ok']
+  if kind ~= 'none' and kind ~= want and kind ~= also then
+    return kind
+  end
+  return nil
+end
+
+-- The reply of a pcall'd read of `key`; or nil and the key's type when the
+-- key holds another type (WRONGTYPE). Other errors are raised as by
+-- redis.call. Costs nothing more than the read unless the key is foreign.
+local function read(reply, key)
+  if type(reply) == 'table' and reply.err then
+    if string.sub(reply.err, 1, 9) == 'WRONGTYPE' then
+      return nil, redis.call('TYPE', key)['ok']
+    end
+    error(reply)
+  end
+  return reply
+end
+
 -- The next fence of lock LOCK, from the server clock `time` (a TIME reply),
 -- as a number and as text: the larger of the stored fence + 1 and the clock
 -- in microseconds, so that fences never go back, even when Redis lost its
--- data. Reads only; set_fence stores it.
+-- data. Reads only; set_fence stores it. Returns nil and the type of the
+-- fence key when it is not a string.
 local function next_fence(lock, time)
   local fence = tonumber(time[1]) * 1000000 + tonumber(time[2])
-  local last = tonumber(redis.call('GET', lock .. ':fence') or '0') or 0
+  local key = lock .. ':fence'
+  local stored, bad = read(redis.pcall('GET', key), key)
+  if bad then
+    return nil, bad
+  end
+  local last = tonumber(stored or '0') or 0
   if last >= fence then
     fence = last + 1
   end
@@ -46,30 +80,50 @@ local function set_fence(lock, fence_text, ttl)
 end
 
 -- Wakes the first subscribed waiter in `queue` (a list of tokens) on its
--- channel LOCK:wake:TOKEN. Waiters ahead of it whose lease LOCK:waiter:TOKEN
--- ran out are dropped; those with a lease but no subscriber keep their place
--- for `grace` ms only (a live waiter whose connection dropped resubscribes
--- within it; a killed one never does). Looks at 100 waiters at most.
-local function wake_first_subscribed(lock, queue, grace)
-  local i = 0
-  for _ = 1, 100 do
-    local w = redis.call('LINDEX', queue, i)
+-- channel LOCK:wake:TOKEN, from index `from` (0: the head) on. Waiters ahead
+-- of it whose lease LOCK:waiter:TOKEN ran out are dropped; those with a
+-- lease but no subscriber keep their place for `grace` ms only (a live
+-- waiter whose connection dropped resubscribes within it; a killed one
+-- never does). Looks at 100 waiters at most.
+-- Writes nothing itself, so that a caller can look before its first write:
+-- returns a function that drops and shortens what was found, or nil and the
+-- reply for a key of another type (the queue, or a lease to be shortened:
+-- other leases are only asked their PTTL, which any type answers, and a
+-- lease without a TTL is not ours to delete). A waiter that got the wake-up
+-- ends the walk, so no PUBLISH reached anybody when nil is returned.
+local function wake_first_subscribed(lock, queue, grace, from)
+  local dead, shorten = {}, {}
+  for i = from or 0, (from or 0) + 99 do
+    local w, bad = read(redis.pcall('LINDEX', queue, i), queue)
+    if bad then
+      return nil, {-1, bad, queue}
+    end
     if not w then
-      return
+      break
     end
     local lease_key = lock .. ':waiter:' .. w
     local left = redis.call('PTTL', lease_key)
     if left > 0 then
       if redis.call('PUBLISH', lock .. ':wake:' .. w, '1') > 0 then
-        return
+        break
       end
       if left > tonumber(grace) then
-        redis.call('PEXPIRE', lease_key, grace)
+        local kind = alien(lease_key, 'hash', 'string')
+        if kind then
+          return nil, {-1, kind, lease_key}
+        end
+        shorten[#shorten + 1] = lease_key
       end
-      i = i + 1
     else
+      dead[#dead + 1] = w
+    end
+  end
+  return function()
+    for _, key in ipairs(shorten) do
+      redis.call('PEXPIRE', key, grace)
+    end
+    for _, w in ipairs(dead) do
       redis.call('LREM', queue, 1, w)
-      redis.call('DEL', lease_key)
     end
   end
 end

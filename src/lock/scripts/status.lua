@@ -12,24 +12,27 @@
 -- {ttl_ms, host, pid, user, cmd, age_ms, fence, slot} ('' and -1 where the
 -- holder record is missing: the holder is gone, or an older godislock);
 -- or {'foreign', detail, key} for a key godislock did not make (another
--- type, or no TTL): never touched, not even by 'break'.
+-- type, or no TTL) among those it reads or writes: never touched, not even
+-- by 'break', which then writes nothing at all.
 local lock = KEYS[1]
 local readers, limit_key = lock .. ':readers', lock .. ':limit'
 local t = redis.call('TIME')
 local now = ms_of(t)
 
-local function foreign(key, want)
+-- A key of another type than `want`, or (when `ttl_too`) without a TTL.
+local function foreign(key, want, ttl_too)
   local kind = redis.call('TYPE', key)['ok']
   if kind ~= 'none' and kind ~= want then
     return {'foreign', kind, key}
   end
-  if kind ~= 'none' and redis.call('PTTL', key) == -1 then
+  if ttl_too and kind ~= 'none' and redis.call('PTTL', key) == -1 then
     return {'foreign', 'no-ttl', key}
   end
   return nil
 end
-local bad = foreign(lock, 'string') or foreign(readers, 'zset') or
-    foreign(limit_key, 'string')
+local bad = foreign(lock, 'string', true) or
+    foreign(readers, 'zset', true) or foreign(limit_key, 'string', true) or
+    foreign(KEYS[2], 'string') or foreign(KEYS[3], 'list')
 if bad then
   return bad
 end
@@ -41,7 +44,7 @@ if stored_limit then
   kind, limit = 'limit', tonumber(stored_limit)
   for k = 1, limit do
     local key = slot_key(lock, k)
-    local bad_slot = foreign(key, 'string')
+    local bad_slot = foreign(key, 'string', true)
     if bad_slot then
       return bad_slot
     end
@@ -54,11 +57,14 @@ elseif redis.call('EXISTS', lock) == 1 then
   kind = 'exclusive'
   holds[1] = {lock, redis.call('GET', lock), redis.call('PTTL', lock), 1}
 else
-  redis.call('ZREMRANGEBYSCORE', readers, '-inf', now)
+  -- Expired shared holds are skipped here (and dropped by 'break').
   local entries = redis.call('ZRANGE', readers, 0, -1, 'WITHSCORES')
   for i = 1, #entries, 2 do
-    kind = 'shared'
-    holds[#holds + 1] = {false, entries[i], tonumber(entries[i + 1]) - now, 0}
+    local left = tonumber(entries[i + 1]) - now
+    if left > 0 then
+      kind = 'shared'
+      holds[#holds + 1] = {false, entries[i], left, 0}
+    end
   end
 end
 
@@ -66,24 +72,33 @@ local out = {kind, limit, tonumber(redis.call('GET', KEYS[2]) or '0') or 0,
     redis.call('LLEN', KEYS[3])}
 for _, h in ipairs(holds) do
   local rec = lock .. ':holder:' .. h[2]
-  local r = redis.call('HMGET', rec, 'host', 'pid', 'user', 'cmd', 'since',
-      'fence')
+  local r, rbad = read(redis.pcall('HMGET', rec, 'host', 'pid', 'user', 'cmd',
+      'since', 'fence'), rec)
+  if rbad then
+    return {'foreign', rbad, rec}
+  end
   out[#out + 1] = {h[3], r[1] or '', r[2] or '', r[3] or '', r[4] or '',
       r[5] and (now - tonumber(r[5])) or -1, tonumber(r[6] or '-1') or -1, h[4]}
-  if ARGV[1] == 'break' then
+end
+if ARGV[1] == 'break' and #holds > 0 then
+  -- Waiters move at once: racers on the release channel, the queue's first
+  -- live waiter on its own channel (dead ones are dropped on the way).
+  -- Looked at before anything is written.
+  local woken, wbad = wake_first_subscribed(lock, KEYS[3], ARGV[2], 0)
+  if not woken then
+    return {'foreign', wbad[2], wbad[3]}
+  end
+  redis.call('PUBLISH', KEYS[4], '1')
+  for _, h in ipairs(holds) do
     if h[1] then
       redis.call('DEL', h[1])
     else
       redis.call('ZREM', readers, h[2])
     end
-    redis.call('DEL', rec)
+    redis.call('DEL', lock .. ':holder:' .. h[2])
   end
-end
-if ARGV[1] == 'break' and #holds > 0 then
+  redis.call('ZREMRANGEBYSCORE', readers, '-inf', now)
   redis.call('DEL', limit_key)
-  -- Waiters move at once: racers on the release channel, the queue's first
-  -- live waiter on its own channel (dead ones are dropped on the way).
-  redis.call('PUBLISH', KEYS[4], '1')
-  wake_first_subscribed(lock, KEYS[3], ARGV[2])
+  woken()
 end
 return out
