@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "backend/redis_backend.hpp"
+#include "support/backend_fixture.hpp"
 #include "support/redis_server.hpp"
 #include "support/time.hpp"
 
@@ -53,21 +54,14 @@ struct KeyState {
   long long pttl = 0;
 };
 
-class ForeignKeysTest : public testing::Test {
+class ForeignKeysTest : public test::BackendTest {
  protected:
-  void SetUp() override { GODISLOCK_REQUIRE_SERVER(server); }
-
   std::unique_ptr<Backend> open(unsigned limit = 1, bool shared = false) {
-    Settings s;
-    s.endpoint = server.endpoint();
-    s.prefix = "t:";
-    s.name = "job";
+    Settings s = settings();
     s.limit = limit;
     s.shared = shared;
     s.holder = Holder{"host", "42", "user", "cmd"};
-    auto b = open_redis(s, soon());
-    EXPECT_TRUE(b) << b.error().message;
-    return b ? std::move(b.value()) : nullptr;
+    return BackendTest::open(s);
   }
 
   // Every key of the test server with its type, value and TTL.
@@ -179,8 +173,6 @@ class ForeignKeysTest : public testing::Test {
     EXPECT_TRUE(a && a->state == Attempt::State::acquired);
     return b;
   }
-
-  test::RedisServer server;
 };
 
 // --- acquire ---
