@@ -31,6 +31,7 @@ namespace godislock::app {
 
 namespace {
 
+using backend::Outcome;
 using lock::Millis;
 using util::Clock;
 using util::Deadline;
@@ -384,9 +385,10 @@ lock::AcquireRequest make_request(const cli::RunOptions& o,
 // a Fatal for a lock that is not godislock's or is of another kind.
 int not_acquired(const cli::RunOptions& o, const RunPlan& plan,
                  const lock::AcquireResult& got) {
-  using Outcome = lock::AcquireResult::Outcome;
   switch (got.outcome) {
-    case Outcome::acquired:
+    case Outcome::acquired:  // not here: run_locked()
+    case Outcome::held:      // only single attempts end held or queued
+    case Outcome::queued:
     case Outcome::timed_out:
       break;
     case Outcome::no_expiry:
@@ -427,7 +429,7 @@ std::variant<lock::AcquireResult, int> acquire_lock(const cli::RunOptions& o,
     if (w.live_line) {
       util::status_line("");
     }
-    bool acquired = r && r->outcome == lock::AcquireResult::Outcome::acquired;
+    bool acquired = r && r->outcome == Outcome::acquired;
     if (maybe_holding && !acquired) {
       release_best_effort(*s.backend, s.token, timeout);
     }

@@ -29,17 +29,21 @@ constexpr Millis k_queue_lease{60000};
 // never does. A dead waiter delays the queue by at most this much.
 constexpr Millis k_queue_grace{1000};
 
+// What an acquisition came to: one enum from a single attempt (backend)
+// through the wait (lock::acquire) to the exit code (app).
+enum class Outcome {
+  acquired,    // ours now (or already ours after a lost reply)
+  held,        // attempt: another token holds it for holder_ttl more
+  queued,      // attempt: free, but an earlier waiter goes first (fair)
+  timed_out,   // wait: still held when --wait ran out (or -n)
+  no_expiry,   // a key without TTL holds it: foreign or stale, left alone
+  wrong_type,  // a key of the lock is not of godislock's type, left alone
+  mismatch,    // the lock is in use as another kind (exclusive, ...)
+};
+
 // What one acquisition attempt found.
 struct Attempt {
-  enum class State {
-    acquired,    // ours now (or already ours after a lost reply)
-    held,        // another token holds it for holder_ttl more
-    queued,      // free, but an earlier waiter goes first (fair mode)
-    no_expiry,   // a key without TTL holds it: foreign or stale, left alone
-    wrong_type,  // the key is not a lock (e.g. a hash), left alone
-    mismatch,    // the lock is in use in another shape (Shape::describe)
-  };
-  State state = State::held;
+  Outcome state = Outcome::held;
   uint64_t fence = 0;    // acquired: the fencing token, strictly rising
   unsigned slot = 0;     // acquired: 1..limit, or 0 for a shared hold
   Millis holder_ttl{0};  // held: time until a place may free up by expiry

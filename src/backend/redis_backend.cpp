@@ -241,20 +241,20 @@ class RedisBackend final : public Backend {
     Attempt a;
     switch (e[0].integer) {
       case 1:
-        a.state = Attempt::State::acquired;
+        a.state = Outcome::acquired;
         a.fence = static_cast<uint64_t>(e[1].integer);
         a.slot = e.size() > 2 ? static_cast<unsigned>(e[2].integer) : 0;
         break;
       case 0:
         if (e[1].integer == -1) {
-          a.state = Attempt::State::no_expiry;
+          a.state = Outcome::no_expiry;
         } else if (e[1].integer == -2) {
-          a.state = Attempt::State::queued;
+          a.state = Outcome::queued;
           if (e.size() > 2 && e[2].integer >= 0) {
             a.head_lapses = Millis(e[2].integer);
           }
         } else {
-          a.state = Attempt::State::held;
+          a.state = Outcome::held;
           a.holder_ttl = Millis(std::max<long long>(e[1].integer, 0));
           if (e.size() >= 7) {
             a.holders = static_cast<unsigned>(e[2].integer);
@@ -268,11 +268,11 @@ class RedisBackend final : public Backend {
         }
         break;
       case -3:
-        a.state = Attempt::State::mismatch;
+        a.state = Outcome::mismatch;
         a.detail = e[1].str;
         break;
       default:
-        a.state = Attempt::State::wrong_type;
+        a.state = Outcome::wrong_type;
         a.detail = e[1].str;
         a.detail_key = e.size() > 2 ? e[2].str : m_keys.lock;
         break;

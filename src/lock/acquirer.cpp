@@ -10,6 +10,7 @@
 namespace godislock::lock {
 
 using backend::Attempt;
+using backend::Outcome;
 using util::Clock;
 using util::Deadline;
 using util::Error;
@@ -100,7 +101,7 @@ Result<AcquireResult> acquire(backend::Backend& backend,
             // otherwise. In the queue, our token must leave it when we give
             // up.
             *maybe_holding = !a.ok() || mode == Mode::queue;
-            if (a && a->state == Attempt::State::acquired) {
+            if (a && a->state == Outcome::acquired) {
               result.acquired_at = started;
             }
             return a;
@@ -109,33 +110,20 @@ Result<AcquireResult> acquire(backend::Backend& backend,
     });
   };
 
+  // The attempt's outcome is the wait's, unless it found the lock taken.
   auto finish = [&](const Attempt& a) -> std::optional<AcquireResult> {
-    switch (a.state) {
-      case Attempt::State::acquired:
-        result.outcome = AcquireResult::Outcome::acquired;
-        result.fence = a.fence;
-        result.slot = a.slot;
-        return result;
-      case Attempt::State::no_expiry:
-        result.outcome = AcquireResult::Outcome::no_expiry;
-        return result;
-      case Attempt::State::wrong_type:
-        result.outcome = AcquireResult::Outcome::wrong_type;
-        result.detail = a.detail;
-        result.detail_key = a.detail_key;
-        return result;
-      case Attempt::State::mismatch:
-        result.outcome = AcquireResult::Outcome::mismatch;
-        result.detail = a.detail;
-        return result;
-      case Attempt::State::held:
-      case Attempt::State::queued:
-        if (request.on_blocked) {
-          request.on_blocked(a);
-        }
-        break;
+    if (a.state == Outcome::held || a.state == Outcome::queued) {
+      if (request.on_blocked) {
+        request.on_blocked(a);
+      }
+      return std::nullopt;
     }
-    return std::nullopt;
+    result.outcome = a.state;
+    result.fence = a.fence;
+    result.slot = a.slot;
+    result.detail = a.detail;
+    result.detail_key = a.detail_key;
+    return result;
   };
 
   auto a = attempt();
@@ -146,7 +134,7 @@ Result<AcquireResult> acquire(backend::Backend& backend,
     return *done;
   }
   if (request.single_try || request.wait.expired()) {
-    result.outcome = AcquireResult::Outcome::timed_out;
+    result.outcome = Outcome::timed_out;
     return result;
   }
 
@@ -173,7 +161,7 @@ Result<AcquireResult> acquire(backend::Backend& backend,
         // Our wait ran out while the subscription could not be restored:
         // the lock was held all along, so that is a timeout.
         if (is_transient(w.error()) && request.wait.expired()) {
-          result.outcome = AcquireResult::Outcome::timed_out;
+          result.outcome = Outcome::timed_out;
           return result;
         }
         return w.error();
@@ -196,14 +184,14 @@ Result<AcquireResult> acquire(backend::Backend& backend,
       }
     }
     if (request.wait.expired()) {
-      result.outcome = AcquireResult::Outcome::timed_out;
+      result.outcome = Outcome::timed_out;
       return result;
     }
     // Sleep until a release is announced, the holder's lease runs out (a
     // crashed holder announces nothing; +1 ms so the key is surely gone),
     // our place in the queue needs renewing, or our wait ends.
     Millis sleep = backend::k_queue_lease / 3;
-    if (a->state == Attempt::State::held) {
+    if (a->state == Outcome::held) {
       sleep = request.fair ? std::min(sleep, a->holder_ttl + Millis(1))
                            : a->holder_ttl + Millis(1);
       GODISLOCK_DEBUG("lock held for {} ms more; waiting for its release",
@@ -246,7 +234,7 @@ Result<AcquireResult> acquire(backend::Backend& backend,
       result.wakeups++;
       *maybe_holding = true;
       if (Clock::now() - last_started <= request.handover_max_age) {
-        result.outcome = AcquireResult::Outcome::acquired;
+        result.outcome = Outcome::acquired;
         result.fence = *woke->granted_fence;
         result.slot = 1;
         result.acquired_at = last_started;
@@ -258,7 +246,7 @@ Result<AcquireResult> acquire(backend::Backend& backend,
     } else if (*woke) {
       result.wakeups++;
     } else if (request.wait.expired()) {
-      result.outcome = AcquireResult::Outcome::timed_out;
+      result.outcome = Outcome::timed_out;
       return result;
     }
     a = attempt();

@@ -43,8 +43,8 @@ struct AcquireRequest {
 };
 
 struct AcquireResult {
-  enum class Outcome { acquired, timed_out, no_expiry, wrong_type, mismatch };
-  Outcome outcome = Outcome::timed_out;
+  // acquired, timed_out, no_expiry, wrong_type or mismatch.
+  backend::Outcome outcome = backend::Outcome::timed_out;
   uint64_t fence = 0;
   unsigned slot = 0;  // 1..limit, 0 when shared
   // Start of the attempt that took the lock: validity counts from here,

@@ -148,7 +148,7 @@ class ForeignKeysTest : public test::BackendTest {
   static void expect_wrong_type(const util::Result<Attempt>& a,
                                 const std::string& k, const std::string& type) {
     ASSERT_TRUE(a) << a.error().message;
-    EXPECT_EQ(a.value().state, Attempt::State::wrong_type);
+    EXPECT_EQ(a.value().state, Outcome::wrong_type);
     EXPECT_EQ(a.value().detail_key, k);
     EXPECT_EQ(a.value().detail, type);
   }
@@ -170,7 +170,7 @@ class ForeignKeysTest : public test::BackendTest {
       return nullptr;
     }
     auto a = b->acquire(token, 30000ms, Mode::queue, soon());
-    EXPECT_TRUE(a && a->state == Attempt::State::acquired);
+    EXPECT_TRUE(a && a->state == Outcome::acquired);
     return b;
   }
 };
@@ -388,7 +388,7 @@ TEST_F(ForeignKeysTest, ReleaseOfAQueueWithAForeignKey) {
     auto watch = waiter->watch(k_b, true, soon());
     ASSERT_TRUE(watch) << watch.error().message;
     auto queued = waiter->acquire(k_b, 5000ms, Mode::queue, soon());
-    ASSERT_TRUE(queued && queued->state == Attempt::State::held);
+    ASSERT_TRUE(queued && queued->state == Outcome::held);
     make_foreign(c.key, c.type, "30000");
     auto before = snapshot();
     expect_foreign(b->release(k_a, soon()), c.key, c.type);
@@ -438,7 +438,7 @@ TEST_F(ForeignKeysTest, GivingUpWithAForeignLeaseOrQueue) {
     auto b = open();
     ASSERT_NE(b, nullptr);
     auto queued = b->acquire(k_a, 5000ms, Mode::queue, soon());
-    ASSERT_TRUE(queued && queued->state == Attempt::State::held);
+    ASSERT_TRUE(queued && queued->state == Outcome::held);
     make_foreign(k, k == key(":queue") ? "string" : "list", "30000");
     auto before = snapshot();
     expect_foreign(b->release(k_a, soon()), k,
@@ -524,14 +524,14 @@ TEST_F(ForeignKeysTest, NoQueueJumpingPastTheDeadWaitersCap) {
   for (Mode mode : {Mode::try_, Mode::queue, Mode::queue}) {
     auto a = newcomer->acquire(k_a, 5000ms, mode, soon());
     ASSERT_TRUE(a) << a.error().message;
-    EXPECT_EQ(a->state, Attempt::State::queued);
+    EXPECT_EQ(a->state, Outcome::queued);
     EXPECT_EQ(server.cli({"EXISTS", k_lock}), "(integer) 0");
   }
   // The dead ones are gone now and the live waiter is first: it gets it.
   EXPECT_EQ(server.cli({"LINDEX", key(":queue"), "0"}), k_b);
   auto got = live->acquire(k_b, 5000ms, Mode::queue, soon());
   ASSERT_TRUE(got) << got.error().message;
-  EXPECT_EQ(got->state, Attempt::State::acquired);
+  EXPECT_EQ(got->state, Outcome::acquired);
   EXPECT_EQ(server.cli({"GET", k_lock}), k_b);
 }
 

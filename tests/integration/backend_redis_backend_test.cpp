@@ -68,7 +68,7 @@ TEST_F(RedisBackendTest, AcquireFreeLock) {
   ASSERT_NE(b, nullptr);
   auto a = b->acquire(k_token_a, 500ms, ::godislock::backend::Backend::Mode::race, soon());
   ASSERT_TRUE(a) << a.error().message;
-  EXPECT_EQ(a->state, Attempt::State::acquired);
+  EXPECT_EQ(a->state, Outcome::acquired);
   EXPECT_GT(a->fence, 0u);
   EXPECT_EQ(server.cli({"GET", k_lock}), k_token_a);
   long long ttl = pttl(k_lock);
@@ -90,7 +90,7 @@ TEST_F(RedisBackendTest, AcquireOverUnixSocket) {
   ASSERT_TRUE(b) << b.error().message;
   auto a = (*b)->acquire(k_token_a, 5000ms, ::godislock::backend::Backend::Mode::race, soon());
   ASSERT_TRUE(a) << a.error().message;
-  EXPECT_EQ(a->state, Attempt::State::acquired);
+  EXPECT_EQ(a->state, Outcome::acquired);
   EXPECT_EQ(server.cli({"GET", k_lock}), k_token_a);
 }
 
@@ -99,10 +99,10 @@ TEST_F(RedisBackendTest, HeldLockReportsTheHolderTtl) {
   ASSERT_NE(b, nullptr);
   auto mine = b->acquire(k_token_a, 10000ms, ::godislock::backend::Backend::Mode::race, soon());
   ASSERT_TRUE(mine) << mine.error().message;
-  ASSERT_EQ(mine->state, Attempt::State::acquired);
+  ASSERT_EQ(mine->state, Outcome::acquired);
   auto other = b->acquire(k_token_b, 10000ms, ::godislock::backend::Backend::Mode::race, soon());
   ASSERT_TRUE(other) << other.error().message;
-  EXPECT_EQ(other->state, Attempt::State::held);
+  EXPECT_EQ(other->state, Outcome::held);
   EXPECT_GT(other->holder_ttl, 5000ms);
   EXPECT_LE(other->holder_ttl, 10000ms);
   EXPECT_EQ(other->fence, 0u);
@@ -114,14 +114,14 @@ TEST_F(RedisBackendTest, RetryWithTheSameTokenKeepsTheFenceAndExtends) {
   ASSERT_NE(b, nullptr);
   auto first = b->acquire(k_token_a, 5000ms, ::godislock::backend::Backend::Mode::race, soon());
   ASSERT_TRUE(first) << first.error().message;
-  ASSERT_EQ(first->state, Attempt::State::acquired);
+  ASSERT_EQ(first->state, Outcome::acquired);
   // Let "time pass" on the lease: both keys near their end.
   ASSERT_EQ(server.cli({"PEXPIRE", k_lock, "300"}), "(integer) 1");
   ASSERT_EQ(server.cli({"PEXPIRE", k_fence, "300"}), "(integer) 1");
   // The reply to `first` was lost; the retry uses the same token.
   auto retry = b->acquire(k_token_a, 5000ms, ::godislock::backend::Backend::Mode::race, soon());
   ASSERT_TRUE(retry) << retry.error().message;
-  EXPECT_EQ(retry->state, Attempt::State::acquired);
+  EXPECT_EQ(retry->state, Outcome::acquired);
   EXPECT_EQ(retry->fence, first->fence);
   EXPECT_GT(pttl(k_lock), 1000);
   EXPECT_GT(pttl(k_fence), 1000);
@@ -136,7 +136,7 @@ TEST_F(RedisBackendTest, FencesStrictlyRiseOverCycles) {
     std::string token = fmt::format("{:032x}", i + 1);
     auto a = b->acquire(token, 5000ms, ::godislock::backend::Backend::Mode::race, soon());
     ASSERT_TRUE(a) << a.error().message;
-    ASSERT_EQ(a->state, Attempt::State::acquired) << "cycle " << i;
+    ASSERT_EQ(a->state, Outcome::acquired) << "cycle " << i;
     EXPECT_GT(a->fence, last) << "cycle " << i;
     last = a->fence;
     auto r = b->release(token, soon());
@@ -152,7 +152,7 @@ TEST_F(RedisBackendTest, FenceRisesAcrossAnEmptyRestart) {
     ASSERT_NE(b, nullptr);
     auto a = b->acquire(k_token_a, 5000ms, ::godislock::backend::Backend::Mode::race, soon());
     ASSERT_TRUE(a) << a.error().message;
-    ASSERT_EQ(a->state, Attempt::State::acquired);
+    ASSERT_EQ(a->state, Outcome::acquired);
     before = a->fence;
   }
   server.restart_empty();
@@ -162,7 +162,7 @@ TEST_F(RedisBackendTest, FenceRisesAcrossAnEmptyRestart) {
   ASSERT_NE(b, nullptr);
   auto a = b->acquire(k_token_b, 5000ms, ::godislock::backend::Backend::Mode::race, soon());
   ASSERT_TRUE(a) << a.error().message;
-  ASSERT_EQ(a->state, Attempt::State::acquired);
+  ASSERT_EQ(a->state, Outcome::acquired);
   EXPECT_GT(a->fence, before);
 }
 
@@ -174,7 +174,7 @@ TEST_F(RedisBackendTest, FenceFollowsAStoredFenceAheadOfTheClock) {
   ASSERT_NE(b, nullptr);
   auto a = b->acquire(k_token_a, 5000ms, ::godislock::backend::Backend::Mode::race, soon());
   ASSERT_TRUE(a) << a.error().message;
-  ASSERT_EQ(a->state, Attempt::State::acquired);
+  ASSERT_EQ(a->state, Outcome::acquired);
   EXPECT_EQ(a->fence, ahead + 1);
   EXPECT_EQ(server.cli({"GET", k_fence}), std::to_string(ahead + 1));
   ASSERT_TRUE(b->release(k_token_a, soon()).ok());
@@ -312,7 +312,7 @@ TEST_F(RedisBackendTest, KeyWithoutExpiryIsReportedAndUntouched) {
   ASSERT_NE(b, nullptr);
   auto a = b->acquire(k_token_a, 5000ms, ::godislock::backend::Backend::Mode::race, soon());
   ASSERT_TRUE(a) << a.error().message;
-  EXPECT_EQ(a->state, Attempt::State::no_expiry);
+  EXPECT_EQ(a->state, Outcome::no_expiry);
   auto refreshed = b->refresh(k_token_a, 5000ms, soon());
   ASSERT_TRUE(refreshed) << refreshed.error().message;
   EXPECT_FALSE(*refreshed);
@@ -330,7 +330,7 @@ TEST_F(RedisBackendTest, KeyOfAnotherTypeIsReportedAndUntouched) {
   ASSERT_NE(b, nullptr);
   auto a = b->acquire(k_token_a, 5000ms, ::godislock::backend::Backend::Mode::race, soon());
   ASSERT_TRUE(a) << a.error().message;
-  EXPECT_EQ(a->state, Attempt::State::wrong_type);
+  EXPECT_EQ(a->state, Outcome::wrong_type);
   EXPECT_EQ(a->detail, "hash");
   auto refreshed = b->refresh(k_token_a, 5000ms, soon());
   ASSERT_TRUE(refreshed) << refreshed.error().message;
@@ -352,7 +352,7 @@ TEST_F(RedisBackendTest, ScriptsSurviveAScriptFlush) {
   ASSERT_NE(b, nullptr);
   auto a = b->acquire(k_token_a, 5000ms, ::godislock::backend::Backend::Mode::race, soon());
   ASSERT_TRUE(a) << a.error().message;
-  ASSERT_EQ(a->state, Attempt::State::acquired);
+  ASSERT_EQ(a->state, Outcome::acquired);
   EXPECT_EQ(server.cli({"SCRIPT", "EXISTS", acquire_sha}), "(integer) 1");
 
   ASSERT_EQ(server.cli({"SCRIPT", "FLUSH"}), "OK");
@@ -375,7 +375,7 @@ TEST_F(RedisBackendTest, ScriptsSurviveAScriptFlush) {
   ASSERT_NE(fresh, nullptr);
   auto got = fresh->acquire(k_token_b, 5000ms, ::godislock::backend::Backend::Mode::race, soon());
   ASSERT_TRUE(got) << got.error().message;
-  EXPECT_EQ(got->state, Attempt::State::acquired);
+  EXPECT_EQ(got->state, Outcome::acquired);
   EXPECT_EQ(server.cli({"GET", "t:{other}"}), k_token_b);
 }
 
@@ -462,7 +462,7 @@ TEST_F(RedisBackendTest, ReconnectsOnTheCallAfterARestart) {
   EXPECT_EQ(first.error().kind, ErrorKind::io) << first.error().message;
   auto second = b->acquire(k_token_a, 5000ms, ::godislock::backend::Backend::Mode::race, soon());
   ASSERT_TRUE(second) << second.error().message;
-  EXPECT_EQ(second->state, Attempt::State::acquired);
+  EXPECT_EQ(second->state, Outcome::acquired);
   EXPECT_EQ(server.cli({"GET", k_lock}), k_token_a);
 }
 

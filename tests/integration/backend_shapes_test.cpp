@@ -24,7 +24,7 @@ using test::soon;
 using test::wait_until;
 using util::Deadline;
 using Mode = Backend::Mode;
-using State = Attempt::State;
+using State = backend::Outcome;
 
 constexpr char k_lock[] = "t:{job}";
 

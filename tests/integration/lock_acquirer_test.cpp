@@ -35,7 +35,7 @@ using backend::Backend;
 using util::Clock;
 using util::Deadline;
 using util::ErrorKind;
-using Outcome = AcquireResult::Outcome;
+using Outcome = backend::Outcome;
 
 constexpr char k_lock[] = "t:{job}";
 constexpr char k_channel[] = "t:{job}:released";

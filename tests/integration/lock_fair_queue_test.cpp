@@ -38,7 +38,7 @@ using backend::Backend;
 using util::Clock;
 using util::Deadline;
 using util::ErrorKind;
-using Outcome = AcquireResult::Outcome;
+using Outcome = backend::Outcome;
 
 constexpr char k_lock[] = "t:{job}";
 constexpr char k_fence[] = "t:{job}:fence";
@@ -397,7 +397,7 @@ TEST_F(FairQueueTest, AWaiterWhoseSubscriptionDroppedKeepsItsPlace) {
   auto a = b->acquire(token(1), 5000ms, backend::Backend::Mode::queue,
                       Deadline::after(5s));
   ASSERT_TRUE(a) << a.error().message;
-  EXPECT_EQ(a->state, backend::Attempt::State::queued);
+  EXPECT_EQ(a->state, backend::Outcome::queued);
   ASSERT_TRUE(a->head_lapses.has_value());
   EXPECT_LE(*a->head_lapses, backend::k_queue_grace);
   // The head comes back: subscribed again, it renews its place and takes
@@ -407,7 +407,7 @@ TEST_F(FairQueueTest, AWaiterWhoseSubscriptionDroppedKeepsItsPlace) {
   auto h = b->acquire(head, 5000ms, backend::Backend::Mode::queue,
                       Deadline::after(5s));
   ASSERT_TRUE(h) << h.error().message;
-  EXPECT_EQ(h->state, backend::Attempt::State::acquired);
+  EXPECT_EQ(h->state, backend::Outcome::acquired);
   EXPECT_EQ(server.cli({"LRANGE", k_queue, "0", "-1"}), token(1));
 }
 
@@ -590,7 +590,7 @@ TEST_F(FairQueueTest, AStaleHandOverIsOnlyAWakeup) {
   auto watch = w->watch(tok, /*fair=*/true, soon());
   ASSERT_TRUE(watch) << watch.error().message;
   auto a = w->acquire(tok, 10000ms, Backend::Mode::queue, soon());
-  ASSERT_TRUE(a && a->state == Attempt::State::held);
+  ASSERT_TRUE(a && a->state == Outcome::held);
   ASSERT_TRUE(release_holder());  // handed to tok; message not read yet
   EXPECT_EQ(server.cli({"GET", k_lock}), tok);
   // Somebody deletes the key and another takes the lock before the
@@ -599,9 +599,9 @@ TEST_F(FairQueueTest, AStaleHandOverIsOnlyAWakeup) {
   auto other = open();
   ASSERT_NE(other, nullptr);
   auto o = other->acquire(token(8), 10000ms, Backend::Mode::race, soon());
-  ASSERT_TRUE(o && o->state == Attempt::State::acquired);
+  ASSERT_TRUE(o && o->state == Outcome::acquired);
   a = w->acquire(tok, 10000ms, Backend::Mode::queue, soon());
-  ASSERT_TRUE(a && a->state == Attempt::State::held);
+  ASSERT_TRUE(a && a->state == Outcome::held);
   auto woke = (*watch)->wait(Deadline::after(5s));
   ASSERT_TRUE(woke) << woke.error().message;
   EXPECT_TRUE(woke->arrived);
@@ -618,7 +618,7 @@ TEST_F(FairQueueTest, ASharedWaiterIsWokenNotHandedTheExclusiveLock) {
   auto watch = reader->watch(tok, /*fair=*/true, soon());
   ASSERT_TRUE(watch) << watch.error().message;
   auto a = reader->acquire(tok, 10000ms, Backend::Mode::queue, soon());
-  ASSERT_TRUE(a && a->state == Attempt::State::held);
+  ASSERT_TRUE(a && a->state == Outcome::held);
   ASSERT_TRUE(release_holder());
   EXPECT_EQ(server.cli({"EXISTS", k_lock}), "(integer) 0");
   auto woke = (*watch)->wait(Deadline::after(5s));
@@ -627,7 +627,7 @@ TEST_F(FairQueueTest, ASharedWaiterIsWokenNotHandedTheExclusiveLock) {
   EXPECT_FALSE(woke->granted_fence);
   a = reader->acquire(tok, 10000ms, Backend::Mode::queue, soon());
   ASSERT_TRUE(a) << a.error().message;
-  EXPECT_EQ(a->state, Attempt::State::acquired);
+  EXPECT_EQ(a->state, Outcome::acquired);
   EXPECT_EQ(a->slot, 0u);  // a shared hold
   (void)reader->release(tok, soon());
 }

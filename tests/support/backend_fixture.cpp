@@ -45,7 +45,7 @@ std::unique_ptr<backend::Backend> BackendTest::hold(
     ADD_FAILURE() << "taking the lock: " << a.error().message;
     return nullptr;
   }
-  if (a->state != backend::Attempt::State::acquired) {
+  if (a->state != backend::Outcome::acquired) {
     ADD_FAILURE() << "the lock is not free";
     return nullptr;
   }
