@@ -56,6 +56,9 @@ std::string take_error_text(unsigned long* first_out = nullptr) {
   if (first == 0) {
     return "";
   }
+  if (ERR_SYSTEM_ERROR(first)) {
+    return std::strerror(ERR_GET_REASON(first));
+  }
   if (const char* reason = ERR_reason_error_string(first)) {
     return reason;
   }
@@ -310,7 +313,14 @@ util::Result<std::shared_ptr<const TlsContext>> TlsContext::create(
                                              SSL_FILETYPE_PEM);
     SSL_CTX_set_default_passwd_cb_userdata(ctx, nullptr);
     if (loaded != 1) {
-      std::string why = take_error_text();
+      unsigned long first = 0;
+      std::string why = take_error_text(&first);
+      if (ERR_GET_LIB(first) == ERR_LIB_X509 &&
+          ERR_GET_REASON(first) == X509_R_KEY_VALUES_MISMATCH) {
+        return fail(fmt::format(
+            "TLS: private key '{}' does not match client certificate '{}'",
+            key, config.cert_file));
+      }
       if (asked) {
         why = "it is encrypted (a passphrase is not supported)";
       }
@@ -370,9 +380,14 @@ struct TlsSession::Impl {
     int saved_errno = errno;
     unsigned long first = 0;
     std::string text = take_error_text(&first);
+    // A server that refuses us closes the connection: a write after that
+    // may fail with EPIPE or ECONNRESET before its alert is read.
+    bool hung_up = code == SSL_ERROR_ZERO_RETURN ||
+                   (code == SSL_ERROR_SYSCALL &&
+                    (saved_errno == 0 || saved_errno == EPIPE ||
+                     saved_errno == ECONNRESET));
     if (!got_data && refused_for_certificate(first, seen) &&
-        (first != 0 || code == SSL_ERROR_ZERO_RETURN ||
-         (code == SSL_ERROR_SYSCALL && saved_errno == 0))) {
+        (first != 0 || hung_up)) {
       return Error{ErrorKind::io, fmt::format("TLS: {}", k_needs_certificate)};
     }
     if (code == SSL_ERROR_ZERO_RETURN ||
@@ -486,6 +501,13 @@ util::Result<std::unique_ptr<TlsSession>> TlsSession::connect(
         break;
       }
       if (deadline.expired()) {
+        // A plaintext Redis reads a ClientHello as an inline command and
+        // may wait for its end of line for ever.
+        if (BIO_number_read(SSL_get_rbio(impl->ssl)) == 0) {
+          return Error{ErrorKind::timeout,
+                       "TLS handshake timed out (no answer: the server may "
+                       "not speak TLS)"};
+        }
         return Error{ErrorKind::timeout, "TLS handshake timed out"};
       }
     }
