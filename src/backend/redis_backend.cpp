@@ -198,8 +198,8 @@ class RedisBackend final : public Backend {
         m_tls(std::move(tls)) {}
 
   util::Status connect(Deadline deadline) {
-    auto c = Connection::open(m_settings.endpoint, *m_addresses, m_tls,
-                              deadline);
+    auto c =
+        Connection::open(m_settings.endpoint, *m_addresses, m_tls, deadline);
     if (!c) {
       return c.error();
     }
@@ -344,8 +344,8 @@ class RedisBackend final : public Backend {
   Result<std::unique_ptr<ReleaseWatch>> watch(const std::string& token,
                                               bool fair,
                                               Deadline deadline) override {
-    auto c = Connection::open(m_settings.endpoint, *m_addresses, m_tls,
-                              deadline);
+    auto c =
+        Connection::open(m_settings.endpoint, *m_addresses, m_tls, deadline);
     if (!c) {
       return c.error();
     }

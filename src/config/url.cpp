@@ -247,8 +247,8 @@ std::string Endpoint::redacted() const {
   std::string h = host.find(':') != std::string::npos
                       ? fmt::format("[{}]", host)
                       : host;
-  std::string out = fmt::format("{}://{}{}:{}",
-                                tls.enabled ? "rediss" : "redis", auth, h, port);
+  std::string out = fmt::format(
+      "{}://{}{}:{}", tls.enabled ? "rediss" : "redis", auth, h, port);
   if (db != 0) {
     out += fmt::format("/{}", db);
   }

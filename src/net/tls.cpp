@@ -98,8 +98,8 @@ int verify_callback(int ok, X509_STORE_CTX* store) {
   }
   auto* ssl = static_cast<SSL*>(
       X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
-  auto* seen = ssl != nullptr ? static_cast<Observed*>(SSL_get_app_data(ssl))
-                              : nullptr;
+  auto* seen =
+      ssl != nullptr ? static_cast<Observed*>(SSL_get_app_data(ssl)) : nullptr;
   if (seen == nullptr || seen->verify_error != X509_V_OK) {
     return ok;
   }
@@ -172,9 +172,9 @@ int bio_read(BIO* bio, char* data, int len) {
 BIO_METHOD* socket_method() {
   static BIO_METHOD* method = [] {
     const BIO_METHOD* base = BIO_s_socket();
-    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK |
-                                     BIO_TYPE_DESCRIPTOR,
-                                 "godislock socket");
+    BIO_METHOD* m = BIO_meth_new(
+        BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR,
+        "godislock socket");
     if (m == nullptr) {
       return m;
     }
@@ -201,8 +201,7 @@ bool refused_for_certificate(unsigned long e, const Observed& seen) {
          (seen.asked_for_certificate &&
           (is_ssl_reason(e, SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE) ||
            is_ssl_reason(e, SSL_R_SSLV3_ALERT_BAD_CERTIFICATE) ||
-           is_ssl_reason(e, SSL_R_UNEXPECTED_EOF_WHILE_READING) ||
-           e == 0));
+           is_ssl_reason(e, SSL_R_UNEXPECTED_EOF_WHILE_READING) || e == 0));
 }
 
 constexpr const char* k_needs_certificate =
@@ -220,9 +219,9 @@ std::string verify_failure(const Observed& seen, long result,
       return fmt::format("server certificate is not for '{}'{}", expected,
                          subject);
     case X509_V_ERR_CERT_HAS_EXPIRED:
-      return fmt::format("server certificate has expired (not valid after {}{})",
-                         seen.not_after,
-                         seen.subject.empty() ? "" : "; " + seen.subject);
+      return fmt::format(
+          "server certificate has expired (not valid after {}{})",
+          seen.not_after, seen.subject.empty() ? "" : "; " + seen.subject);
     case X509_V_ERR_CERT_NOT_YET_VALID:
       return fmt::format(
           "server certificate is not yet valid (not valid before {}{})",
@@ -293,9 +292,9 @@ util::Result<std::shared_ptr<const TlsContext>> TlsContext::create(
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
   }
   if (config.cert_file.empty() && !config.key_file.empty()) {
-    return fail(fmt::format(
-        "TLS: private key '{}' given without a client certificate",
-        config.key_file));
+    return fail(
+        fmt::format("TLS: private key '{}' given without a client certificate",
+                    config.key_file));
   }
   if (!config.cert_file.empty()) {
     // Without a key file the key is looked for in the certificate file.
@@ -309,8 +308,8 @@ util::Result<std::shared_ptr<const TlsContext>> TlsContext::create(
       return fail(fmt::format("TLS: cannot load client certificate '{}': {}",
                               config.cert_file, take_error_text()));
     }
-    int loaded = SSL_CTX_use_PrivateKey_file(ctx, key.c_str(),
-                                             SSL_FILETYPE_PEM);
+    int loaded =
+        SSL_CTX_use_PrivateKey_file(ctx, key.c_str(), SSL_FILETYPE_PEM);
     SSL_CTX_set_default_passwd_cb_userdata(ctx, nullptr);
     if (loaded != 1) {
       unsigned long first = 0;
@@ -318,14 +317,14 @@ util::Result<std::shared_ptr<const TlsContext>> TlsContext::create(
       if (ERR_GET_LIB(first) == ERR_LIB_X509 &&
           ERR_GET_REASON(first) == X509_R_KEY_VALUES_MISMATCH) {
         return fail(fmt::format(
-            "TLS: private key '{}' does not match client certificate '{}'",
-            key, config.cert_file));
+            "TLS: private key '{}' does not match client certificate '{}'", key,
+            config.cert_file));
       }
       if (asked) {
         why = "it is encrypted (a passphrase is not supported)";
       }
-      return fail(fmt::format("TLS: cannot load private key '{}': {}", key,
-                              why));
+      return fail(
+          fmt::format("TLS: cannot load private key '{}': {}", key, why));
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
       return fail(fmt::format(
@@ -399,8 +398,9 @@ struct TlsSession::Impl {
       return Error{ErrorKind::io,
                    fmt::format("{}: {}", op, std::strerror(saved_errno))};
     }
-    return Error{ErrorKind::io,
-                 fmt::format("TLS: {}", text.empty() ? "protocol error" : text)};
+    return Error{
+        ErrorKind::io,
+        fmt::format("TLS: {}", text.empty() ? "protocol error" : text)};
   }
 };
 
@@ -414,8 +414,8 @@ util::Result<std::unique_ptr<TlsSession>> TlsSession::connect(
   auto impl = std::make_unique<Impl>();
   impl->ssl = SSL_new(context.m_impl->ctx);
   BIO_METHOD* method = socket_method();
-  BIO* bio = impl->ssl != nullptr && method != nullptr ? BIO_new(method)
-                                                       : nullptr;
+  BIO* bio =
+      impl->ssl != nullptr && method != nullptr ? BIO_new(method) : nullptr;
   if (bio == nullptr) {
     return Error{ErrorKind::io, "TLS: cannot set up: " + take_error_text()};
   }
@@ -427,8 +427,8 @@ util::Result<std::unique_ptr<TlsSession>> TlsSession::connect(
   bool is_ip = parse_ip_literal(expected, 0).has_value();
   // RFC 6066 (3): no IP literal in server_name.
   if (!is_ip && SSL_set_tlsext_host_name(impl->ssl, expected.c_str()) != 1) {
-    return Error{ErrorKind::io, fmt::format("TLS: invalid server name '{}'",
-                                            expected)};
+    return Error{ErrorKind::io,
+                 fmt::format("TLS: invalid server name '{}'", expected)};
   }
   if (context.m_impl->verify) {
     int set = 0;
@@ -440,10 +440,10 @@ util::Result<std::unique_ptr<TlsSession>> TlsSession::connect(
       set = SSL_set1_host(impl->ssl, expected.c_str());
     }
     if (set != 1) {
-      return Error{ErrorKind::io, fmt::format(
-                                      "TLS: cannot check the certificate "
-                                      "against '{}'",
-                                      expected)};
+      return Error{ErrorKind::io,
+                   fmt::format("TLS: cannot check the certificate "
+                               "against '{}'",
+                               expected)};
     }
   }
 

@@ -72,9 +72,9 @@ util::Result<std::shared_ptr<const net::TlsContext>> tls_context(
   c.verify = !ep.tls.insecure;
   auto ctx = net::TlsContext::create(c);
   if (!ctx) {
-    return Error{ctx.error().kind, fmt::format("cannot connect to {}: {}",
-                                               ep.redacted(),
-                                               ctx.error().message)};
+    return Error{ctx.error().kind,
+                 fmt::format("cannot connect to {}: {}", ep.redacted(),
+                             ctx.error().message)};
   }
   return ctx;
 }
@@ -108,14 +108,14 @@ util::Result<Connection> Connection::open(
     auto s = net::TlsSession::connect(*tls, fd->get(), ep.host, ep.tls.sni,
                                       deadline);
     if (!s) {
-      return Error{s.error().kind, fmt::format("cannot connect to {}: {}",
-                                               peer, s.error().message)};
+      return Error{s.error().kind, fmt::format("cannot connect to {}: {}", peer,
+                                               s.error().message)};
     }
     session = std::move(s.value());
   }
-  Connection conn(session ? net::Stream(std::move(fd.value()),
-                                        std::move(session))
-                          : net::Stream(std::move(fd.value())),
+  Connection conn(session
+                      ? net::Stream(std::move(fd.value()), std::move(session))
+                      : net::Stream(std::move(fd.value())),
                   peer);
   if (!ep.password.empty()) {
     std::vector<std::string> auth{"AUTH"};
@@ -157,9 +157,9 @@ Error Connection::fail(ErrorKind kind, std::string message) {
 
 util::Status Connection::wait_for(const net::IoStep& step, Deadline deadline,
                                   bool idle_ok) {
-  return wait_for(step.state == net::IoStep::State::want_write ? POLLOUT
-                                                               : POLLIN,
-                  deadline, idle_ok);
+  return wait_for(
+      step.state == net::IoStep::State::want_write ? POLLOUT : POLLIN, deadline,
+      idle_ok);
 }
 
 std::string Connection::hint_tls(std::string message) const {

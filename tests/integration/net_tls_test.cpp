@@ -69,12 +69,12 @@ util::Error open_error(const config::Endpoint& ep,
   return c.error();
 }
 
-#define GODISLOCK_REQUIRE_TLS_SERVER(server)             \
-  do {                                                   \
-    if (tls_certs().empty()) {                           \
+#define GODISLOCK_REQUIRE_TLS_SERVER(server)                 \
+  do {                                                       \
+    if (tls_certs().empty()) {                               \
       GTEST_SKIP() << "openssl could not make certificates"; \
-    }                                                    \
-    GODISLOCK_REQUIRE_SERVER(server);                    \
+    }                                                        \
+    GODISLOCK_REQUIRE_SERVER(server);                        \
   } while (false)
 
 TEST(NetTls, ConnectsByNameWithTheCaFile) {
@@ -97,9 +97,9 @@ TEST(NetTls, ConnectsWithTheCaDirectory) {
   // A directory as c_rehash(1) leaves it: the CA under its subject hash.
   std::string dir = server.dir() + "/cadir";
   std::filesystem::create_directory(dir);
-  std::string cmd = fmt::format(
-      "ln -s '{}' \"{}/$(openssl x509 -hash -noout -in '{}').0\"",
-      cert("ca.crt"), dir, cert("ca.crt"));
+  std::string cmd =
+      fmt::format("ln -s '{}' \"{}/$(openssl x509 -hash -noout -in '{}').0\"",
+                  cert("ca.crt"), dir, cert("ca.crt"));
   ASSERT_EQ(std::system(cmd.c_str()), 0);
   config::Endpoint ep = tls_endpoint(server);
   ep.tls.ca_file.clear();
@@ -258,8 +258,8 @@ TEST(NetTls, PlaintextServerOnATlsUrl) {
   // error when the hello's random bytes hold a newline, else it waits for
   // one.
   util::Error e = open_error(ep, util::Deadline::after(1s));
-  std::string start = fmt::format("cannot connect to rediss://127.0.0.1:{}: ",
-                                  server.port());
+  std::string start =
+      fmt::format("cannot connect to rediss://127.0.0.1:{}: ", server.port());
   if (e.kind == ErrorKind::timeout) {
     EXPECT_EQ(e.message, start +
                              "TLS handshake timed out (no answer: the server "
@@ -283,9 +283,9 @@ TEST(NetTls, TlsServerOnAPlaintextUrl) {
   ASSERT_TRUE(c) << c.error().message;  // nothing is said before a command
   auto r = c->command({"PING"}, soon());
   ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().kind == ErrorKind::io ||
-                r.error().kind == ErrorKind::protocol,
-            true);
+  EXPECT_EQ(
+      r.error().kind == ErrorKind::io || r.error().kind == ErrorKind::protocol,
+      true);
   std::string tail = "; the server may require TLS (use rediss://)";
   EXPECT_EQ(r.error().message.rfind(
                 fmt::format("redis://127.0.0.1:{}: ", server.port()), 0),
@@ -422,7 +422,8 @@ TEST(NetTls, EveryDescriptorIsCloseOnExec) {
   // Whatever the connection (and OpenSSL) opened is closed or marked
   // close-on-exec: nothing of it reaches the supervised command.
   int checked = 0;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+  for (const auto& entry :
+       std::filesystem::directory_iterator("/proc/self/fd")) {
     int fd = std::stoi(entry.path().filename().string());
     if (before.count(fd) != 0) {
       continue;

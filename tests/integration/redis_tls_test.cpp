@@ -92,9 +92,8 @@ TEST_F(RedisTlsTest, PipelinedRepliesAreReadFromTheSession) {
   EXPECT_EQ(nil->type, Reply::Type::nil);
   // And after a reply of many records, the next command still works.
   ASSERT_TRUE(c->command({"SET", "big", big_value()}, soon()));
-  ASSERT_TRUE(c->send_encoded(encode_command({"GET", "big"}) +
-                                  encode_command({"PING"}),
-                              soon()));
+  ASSERT_TRUE(c->send_encoded(
+      encode_command({"GET", "big"}) + encode_command({"PING"}), soon()));
   auto big = c->read_reply(soon());
   ASSERT_TRUE(big) << big.error().message;
   EXPECT_EQ(big->str.size(), 1u << 20);
@@ -148,8 +147,8 @@ TEST_F(RedisTlsTest, AcquireRefreshReleaseThroughTheBackendAndItsClone) {
   s.name = "job";
   auto b = backend::open_redis(s, soon());
   ASSERT_TRUE(b) << b.error().message;
-  EXPECT_EQ((*b)->describe(), fmt::format("rediss://localhost:{}",
-                                          server.port()));
+  EXPECT_EQ((*b)->describe(),
+            fmt::format("rediss://localhost:{}", server.port()));
   const std::string token = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
   auto a = (*b)->acquire(token, 5000ms, backend::Backend::Mode::race, soon());
   ASSERT_TRUE(a) << a.error().message;
