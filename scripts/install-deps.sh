@@ -7,6 +7,9 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git
   libhiredis-dev libcli11-dev libfmt-dev libgtest-dev
+  # TLS (rediss://): the library, and the openssl command that makes the
+  # tests' throwaway certificates.
+  libssl-dev openssl
   redis-server redis-tools
   bats bats-support bats-assert
   iproute2 iptables procps util-linux python3 mandoc groff-base

@@ -199,14 +199,19 @@ class RedisBackend final : public Backend {
   // by every clone, so that no connection or reconnect looks the name up
   // again (a name server that stops answering then cannot hold up a
   // refresh past the lease).
+  // `tls`: the endpoint's TLS context (null without TLS), likewise made
+  // once and shared, so that the trust store is read once per process.
   RedisBackend(Settings settings,
-               std::shared_ptr<const std::vector<net::Address>> addresses)
+               std::shared_ptr<const std::vector<net::Address>> addresses,
+               std::shared_ptr<const net::TlsContext> tls)
       : m_settings(std::move(settings)),
         m_keys(redis_keys(m_settings.prefix, m_settings.name)),
-        m_addresses(std::move(addresses)) {}
+        m_addresses(std::move(addresses)),
+        m_tls(std::move(tls)) {}
 
   util::Status connect(Deadline deadline) {
-    auto c = Connection::open(m_settings.endpoint, *m_addresses, deadline);
+    auto c =
+        Connection::open(m_settings.endpoint, *m_addresses, m_tls, deadline);
     if (!c) {
       return c.error();
     }
@@ -357,7 +362,8 @@ class RedisBackend final : public Backend {
   Result<std::unique_ptr<ReleaseWatch>> watch(const std::string& token,
                                               bool fair,
                                               Deadline deadline) override {
-    auto c = Connection::open(m_settings.endpoint, *m_addresses, deadline);
+    auto c =
+        Connection::open(m_settings.endpoint, *m_addresses, m_tls, deadline);
     if (!c) {
       return c.error();
     }
@@ -393,7 +399,7 @@ class RedisBackend final : public Backend {
   }
 
   std::unique_ptr<Backend> clone() const override {
-    return std::make_unique<RedisBackend>(m_settings, m_addresses);
+    return std::make_unique<RedisBackend>(m_settings, m_addresses, m_tls);
   }
 
   std::string describe() const override {
@@ -520,6 +526,7 @@ class RedisBackend final : public Backend {
   Settings m_settings;
   RedisKeys m_keys;
   std::shared_ptr<const std::vector<net::Address>> m_addresses;
+  std::shared_ptr<const net::TlsContext> m_tls;
   std::optional<Connection> m_conn;
   int m_interrupt_fd = -1;
   // The number of the latest queue-mode attempt (see RedisWatch).
@@ -530,6 +537,13 @@ class RedisBackend final : public Backend {
 
 Result<std::unique_ptr<Backend>> open_redis(const Settings& settings,
                                             Deadline deadline) {
+  auto tls = redis::tls_context(settings.endpoint);
+  if (!tls) {
+    return tls.error();
+  }
+  if (tls.value() && !tls.value()->warning().empty()) {
+    GODISLOCK_WARN("{}", tls.value()->warning());
+  }
   auto addresses = redis::resolve(settings.endpoint, deadline);
   if (!addresses) {
     return addresses.error();
@@ -544,8 +558,10 @@ Result<std::unique_ptr<Backend>> open_redis(const Settings& settings,
                     settings.endpoint.host, list);
   }
   auto b = std::make_unique<RedisBackend>(
-      settings, std::make_shared<const std::vector<net::Address>>(
-                    std::move(addresses.value())));
+      settings,
+      std::make_shared<const std::vector<net::Address>>(
+          std::move(addresses.value())),
+      std::move(tls.value()));
   GODISLOCK_TRY(b->connect(deadline));
   return std::unique_ptr<Backend>(std::move(b));
 }

@@ -115,7 +115,7 @@ std::optional<Endpoint> parse_url(std::string_view url, std::string* why) {
   }
   auto sep = url.find("://");
   if (sep == std::string_view::npos) {
-    *why = "missing scheme (expected redis:// or unix://)";
+    *why = "missing scheme (expected redis://, rediss:// or unix://)";
     return std::nullopt;
   }
   std::string_view scheme = url.substr(0, sep);
@@ -123,16 +123,14 @@ std::optional<Endpoint> parse_url(std::string_view url, std::string* why) {
   if (scheme == "unix") {
     return parse_unix(rest, why);
   }
-  if (scheme == "rediss") {
-    *why = "TLS (rediss://) is not supported by this build";
-    return std::nullopt;
-  }
-  if (scheme != "redis") {
-    *why = fmt::format("unknown scheme '{}' (expected redis:// or unix://)",
-                       scheme);
+  if (scheme != "redis" && scheme != "rediss") {
+    *why = fmt::format(
+        "unknown scheme '{}' (expected redis://, rediss:// or unix://)",
+        scheme);
     return std::nullopt;
   }
   Endpoint ep;
+  ep.tls.enabled = scheme == "rediss";
   // Userinfo ends at the last '@' so that a password may contain '@'
   // unescaped, as redis-cli allows.
   if (auto at = rest.rfind('@'); at != std::string_view::npos) {
@@ -249,11 +247,20 @@ std::string Endpoint::redacted() const {
   std::string h = host.find(':') != std::string::npos
                       ? fmt::format("[{}]", host)
                       : host;
-  std::string out = fmt::format("redis://{}{}:{}", auth, h, port);
+  std::string out = fmt::format(
+      "{}://{}{}:{}", tls.enabled ? "rediss" : "redis", auth, h, port);
   if (db != 0) {
     out += fmt::format("/{}", db);
   }
   return out;
+}
+
+std::optional<std::string> endpoint_problem(const Endpoint& ep) {
+  if (ep.kind == Endpoint::Kind::unix_socket && ep.tls.enabled) {
+    return fmt::format("TLS is not available over a unix socket ({})",
+                       ep.redacted());
+  }
+  return std::nullopt;
 }
 
 }  // namespace godislock::config

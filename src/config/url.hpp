@@ -8,6 +8,18 @@
 
 namespace godislock::config {
 
+// How to speak TLS to a TCP endpoint (redis-cli's --tls, --cacert,
+// --cacertdir, --cert, --key, --sni, --insecure). A plain value type.
+struct TlsSettings {
+  bool enabled = false;
+  std::string ca_file;    // empty (and no ca_dir): the system's trust store
+  std::string ca_dir;     // a c_rehash(1)ed directory of CA certificates
+  std::string cert_file;  // client certificate chain (PEM)
+  std::string key_file;   // its private key (PEM, not encrypted)
+  std::string sni;        // empty: the host name; else sent and checked
+  bool insecure = false;  // skip certificate and host name verification
+};
+
 // Where the Redis server is and how to log in. A plain value type.
 struct Endpoint {
   enum class Kind { tcp, unix_socket };
@@ -19,16 +31,24 @@ struct Endpoint {
   std::string user;      // empty: default user
   std::string password;  // empty: no AUTH
   bool password_in_url = false;
+  TlsSettings tls;  // rediss:// turns it on
 
-  // The URL with any password shown as "***"; safe to print.
+  // The URL with any password shown as "***"; safe to print. rediss://
+  // when TLS is on.
   std::string redacted() const;
 };
 
 constexpr long k_max_db = 1000000;  // Redis accepts any int; larger is a typo
 
 // Parses "redis://[user[:password]@]host[:port][/db]" (IPv6 hosts in
-// brackets) and "unix:///path/to.sock[?db=N]". Returns nullopt and sets *why
-// (which never contains the password) on any malformed part.
+// brackets), the same with "rediss://" (TLS on) and
+// "unix:///path/to.sock[?db=N]". Returns nullopt and sets *why (which never
+// contains the password) on any malformed part.
 std::optional<Endpoint> parse_url(std::string_view url, std::string* why);
+
+// Why `ep` cannot be used as it is configured (TLS asked for a unix socket),
+// or nullopt. The text names the endpoint; a caller reports it as a
+// configuration error.
+std::optional<std::string> endpoint_problem(const Endpoint& ep);
 
 }  // namespace godislock::config

@@ -2,6 +2,7 @@
 #include "redis/connection.hpp"
 
 #include "net/socket.hpp"
+#include "util/assert.hpp"
 
 #include <fmt/format.h>
 
@@ -55,17 +56,67 @@ util::Result<Connection> Connection::open(const config::Endpoint& ep,
   return open(ep, addresses.value(), deadline);
 }
 
+util::Result<std::shared_ptr<const net::TlsContext>> tls_context(
+    const config::Endpoint& ep) {
+  if (auto problem = config::endpoint_problem(ep)) {
+    return Error{ErrorKind::config, *problem};
+  }
+  if (!ep.tls.enabled) {
+    return std::shared_ptr<const net::TlsContext>();
+  }
+  net::TlsClientConfig c;
+  c.ca_file = ep.tls.ca_file;
+  c.ca_dir = ep.tls.ca_dir;
+  c.cert_file = ep.tls.cert_file;
+  c.key_file = ep.tls.key_file;
+  c.verify = !ep.tls.insecure;
+  auto ctx = net::TlsContext::create(c);
+  if (!ctx) {
+    return Error{ctx.error().kind,
+                 fmt::format("cannot connect to {}: {}", ep.redacted(),
+                             ctx.error().message)};
+  }
+  return ctx;
+}
+
 util::Result<Connection> Connection::open(
     const config::Endpoint& ep, const std::vector<net::Address>& addresses,
     Deadline deadline) {
+  auto tls = tls_context(ep);
+  if (!tls) {
+    return tls.error();
+  }
+  return open(ep, addresses, tls.value(), deadline);
+}
+
+util::Result<Connection> Connection::open(
+    const config::Endpoint& ep, const std::vector<net::Address>& addresses,
+    const std::shared_ptr<const net::TlsContext>& tls, Deadline deadline) {
   std::string peer = ep.redacted();
+  if (auto problem = config::endpoint_problem(ep)) {
+    return Error{ErrorKind::config, *problem};
+  }
+  GODISLOCK_ASSERT(!ep.tls.enabled || tls != nullptr);
   auto fd = net::connect(addresses, deadline);
   if (!fd) {
     return Error{fd.error().kind,
                  fmt::format("cannot connect to {}: {}", peer,
                              fd.error().message)};
   }
-  Connection conn(std::move(fd.value()), peer);
+  std::unique_ptr<net::TlsSession> session;
+  if (ep.tls.enabled) {
+    auto s = net::TlsSession::connect(*tls, fd->get(), ep.host, ep.tls.sni,
+                                      deadline);
+    if (!s) {
+      return Error{s.error().kind, fmt::format("cannot connect to {}: {}", peer,
+                                               s.error().message)};
+    }
+    session = std::move(s.value());
+  }
+  Connection conn(session
+                      ? net::Stream(std::move(fd.value()), std::move(session))
+                      : net::Stream(std::move(fd.value())),
+                  peer);
   if (!ep.password.empty()) {
     std::vector<std::string> auth{"AUTH"};
     if (!ep.user.empty()) {
@@ -104,10 +155,24 @@ Error Connection::fail(ErrorKind kind, std::string message) {
   return Error{kind, fmt::format("{}: {}", m_peer, message)};
 }
 
+util::Status Connection::wait_for(const net::IoStep& step, Deadline deadline,
+                                  bool idle_ok) {
+  return wait_for(
+      step.state == net::IoStep::State::want_write ? POLLOUT : POLLIN, deadline,
+      idle_ok);
+}
+
+std::string Connection::hint_tls(std::string message) const {
+  if (!m_replied && !m_stream.is_tls()) {
+    message += "; the server may require TLS (use rediss://)";
+  }
+  return message;
+}
+
 util::Status Connection::wait_for(short events, Deadline deadline,
                                   bool idle_ok) {
   for (;;) {
-    pollfd p[2] = {{m_fd.get(), events, 0}, {m_interrupt_fd, POLLIN, 0}};
+    pollfd p[2] = {{m_stream.fd(), events, 0}, {m_interrupt_fd, POLLIN, 0}};
     nfds_t count = m_interrupt_fd >= 0 ? 2 : 1;
     int n = ::poll(p, count, deadline.poll_timeout_ms());
     if (n < 0 && errno == EINTR) {
@@ -148,19 +213,17 @@ util::Status Connection::send_encoded(const std::string& buf,
   }
   size_t off = 0;
   while (off < buf.size()) {
-    ssize_t n = ::send(m_fd.get(), buf.data() + off, buf.size() - off,
-                       MSG_NOSIGNAL);
-    if (n >= 0) {
-      off += static_cast<size_t>(n);
+    // After a want_* step `off` is unchanged: the retry passes the same
+    // bytes and length, as TLS requires.
+    auto step = m_stream.write(buf.data() + off, buf.size() - off);
+    if (!step) {
+      return fail(ErrorKind::io, step.error().message);
+    }
+    if (step->state == net::IoStep::State::done) {
+      off += step->bytes;
       continue;
     }
-    if (errno == EINTR) {
-      continue;
-    }
-    if (errno != EAGAIN && errno != EWOULDBLOCK) {
-      return fail(ErrorKind::io, "send: " + errno_text(errno));
-    }
-    GODISLOCK_TRY(wait_for(POLLOUT, deadline));
+    GODISLOCK_TRY(wait_for(*step, deadline));
   }
   return util::ok_status();
 }
@@ -172,32 +235,33 @@ util::Result<Reply> Connection::read_reply(Deadline deadline, bool idle_ok) {
   for (;;) {
     auto r = m_reader.next();
     if (!r) {
-      return fail(ErrorKind::protocol, r.error().message);
+      return fail(ErrorKind::protocol, hint_tls(r.error().message));
     }
     if (r->has_value()) {
       m_partial = false;
+      m_replied = true;
       return std::move(**r);
     }
+    // Polls only once a read says want_read: over TLS, decrypted bytes of
+    // the next reply may already wait inside the session, where poll(2)
+    // does not see them.
     char buf[16384];
-    ssize_t n = ::recv(m_fd.get(), buf, sizeof buf, 0);
-    if (n > 0) {
+    auto step = m_stream.read(buf, sizeof buf);
+    if (!step) {
+      return fail(ErrorKind::io, hint_tls(step.error().message));
+    }
+    if (step->state == net::IoStep::State::done) {
       m_partial = true;
-      auto fed = m_reader.feed(buf, static_cast<size_t>(n));
+      auto fed = m_reader.feed(buf, step->bytes);
       if (!fed) {
-        return fail(ErrorKind::protocol, fed.error().message);
+        return fail(ErrorKind::protocol, hint_tls(fed.error().message));
       }
       continue;
     }
-    if (n == 0) {
-      return fail(ErrorKind::io, "connection closed by server");
+    if (step->state == net::IoStep::State::closed) {
+      return fail(ErrorKind::io, hint_tls("connection closed by server"));
     }
-    if (errno == EINTR) {
-      continue;
-    }
-    if (errno != EAGAIN && errno != EWOULDBLOCK) {
-      return fail(ErrorKind::io, "recv: " + errno_text(errno));
-    }
-    GODISLOCK_TRY(wait_for(POLLIN, deadline, idle_ok && !m_partial));
+    GODISLOCK_TRY(wait_for(*step, deadline, idle_ok && !m_partial));
   }
 }
 

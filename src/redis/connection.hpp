@@ -3,11 +3,14 @@
 
 #include "config/url.hpp"
 #include "net/resolve.hpp"
+#include "net/stream.hpp"
+#include "net/tls.hpp"
 #include "redis/resp.hpp"
 #include "util/deadline.hpp"
 #include "util/fd.hpp"
 #include "util/result.hpp"
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -22,16 +25,33 @@ namespace godislock::redis {
 util::Result<std::vector<net::Address>> resolve(const config::Endpoint& ep,
                                                 util::Deadline deadline);
 
-// One connection to a Redis server over a non-blocking, close-on-exec socket.
-// Every call takes a deadline and never blocks past it. After any I/O or
-// protocol error the connection is broken and must be replaced. Not
-// thread-safe; move-only.
+// The TLS context for `ep` (its trust store and client certificate
+// loaded), or null when `ep` does not use TLS. Make it once per endpoint
+// and pass it to every Connection::open, which may run on several threads.
+// Its warning() (a private key readable by others) is for the caller to
+// print.
+// Errors: config (TLS over a unix socket; a CA, certificate or key file
+// that cannot be loaded); the message names the endpoint.
+util::Result<std::shared_ptr<const net::TlsContext>> tls_context(
+    const config::Endpoint& ep);
+
+// One connection to a Redis server over a non-blocking, close-on-exec socket,
+// in plaintext or TLS (net::Stream). Every call takes a deadline and never
+// blocks past it. After any I/O or protocol error the connection is broken
+// and must be replaced. Not thread-safe; move-only.
 class Connection {
  public:
   // Connects to the first of `addresses` (from resolve(ep)) that accepts,
-  // then sends AUTH and SELECT as the endpoint asks.
-  // Errors: io/timeout (unreachable), auth (AUTH refused), protocol (the peer
-  // does not speak RESP), server (SELECT refused).
+  // runs the TLS handshake when `ep` uses TLS (with `tls`, from
+  // tls_context(ep)), then sends AUTH and SELECT as the endpoint asks.
+  // Errors: io/timeout (unreachable; TLS handshake failed or timed out),
+  // auth (AUTH refused), protocol (the peer does not speak RESP), config
+  // (SELECT refused; TLS settings unusable).
+  static util::Result<Connection> open(
+      const config::Endpoint& ep, const std::vector<net::Address>& addresses,
+      const std::shared_ptr<const net::TlsContext>& tls,
+      util::Deadline deadline);
+  // As above, with a TLS context of its own when `ep` uses TLS.
   static util::Result<Connection> open(
       const config::Endpoint& ep, const std::vector<net::Address>& addresses,
       util::Deadline deadline);
@@ -63,18 +83,25 @@ class Connection {
   bool is_broken() const { return m_broken; }
 
  private:
-  Connection(util::Fd fd, std::string peer)
-      : m_fd(std::move(fd)), m_peer(std::move(peer)) {}
+  Connection(net::Stream stream, std::string peer)
+      : m_stream(std::move(stream)), m_peer(std::move(peer)) {}
   util::Status wait_for(short events, util::Deadline deadline,
                         bool idle_ok = false);
+  // Waits in the direction `step` asks for.
+  util::Status wait_for(const net::IoStep& step, util::Deadline deadline,
+                        bool idle_ok = false);
   util::Error fail(util::ErrorKind kind, std::string message);
+  // `message` with a hint when a plaintext connection fails before its
+  // first reply, as one to a TLS-only port does.
+  std::string hint_tls(std::string message) const;
 
-  util::Fd m_fd;
+  net::Stream m_stream;
   std::string m_peer;  // redacted, for messages
   ReplyReader m_reader;
   int m_interrupt_fd = -1;
   bool m_broken = false;
   bool m_partial = false;  // bytes of an unfinished reply are buffered
+  bool m_replied = false;  // a whole reply arrived: the peer speaks RESP
 };
 
 }  // namespace godislock::redis

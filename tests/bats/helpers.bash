@@ -248,3 +248,34 @@ json() {
   python3 -c 'import json, sys; d = json.loads(sys.stdin.read()); print(eval(sys.argv[1]))' \
     "$1" <<<"$output"
 }
+
+# --- TLS ---
+
+# Makes the throwaway TLS material once per test file (see
+# tests/support/make_tls_certs.sh for the files) and sets TLS_DIR.
+tls_certs() {
+  TLS_DIR="$BATS_FILE_TMPDIR/tls"
+  if [[ ! -s "$TLS_DIR/self.crt" ]]; then
+    command -v openssl >/dev/null || skip "openssl not available"
+    sh "$BATS_TEST_DIRNAME/../support/make_tls_certs.sh" "$TLS_DIR" \
+      >"$BATS_FILE_TMPDIR/tls.log" 2>&1 ||
+      { cat "$BATS_FILE_TMPDIR/tls.log" >&2; return 1; }
+  fi
+  export TLS_DIR
+}
+
+# start_redis_tls [CERT [AUTH_CLIENTS]]: start_redis plus a TLS port
+# (REDIS_TLS_PORT) serving $TLS_DIR/CERT.crt (default server) and asking
+# for client certificates as AUTH_CLIENTS says (default no); exports
+# GODISLOCK_URL=rediss://localhost:$REDIS_TLS_PORT. rcli still uses the
+# plaintext port.
+start_redis_tls() {
+  local cert=${1:-server} auth=${2:-no}
+  tls_certs
+  REDIS_TLS_PORT=$(free_port)
+  start_redis --tls-port "$REDIS_TLS_PORT" \
+    --tls-cert-file "$TLS_DIR/$cert.crt" --tls-key-file "$TLS_DIR/$cert.key" \
+    --tls-ca-cert-file "$TLS_DIR/ca.crt" --tls-auth-clients "$auth"
+  export REDIS_TLS_PORT
+  export GODISLOCK_URL="rediss://localhost:$REDIS_TLS_PORT"
+}

@@ -57,6 +57,21 @@ std::string flatten(const redis::Reply& r) {
 
 }  // namespace
 
+RedisServer::RedisServer(Tls tls, std::vector<std::string> extra_args)
+    : m_extra(std::move(extra_args)), m_tls(std::move(tls)) {
+  if (tls_certs().empty()) {
+    return;
+  }
+  char tmpl[] = "/tmp/godislock-redis.XXXXXX";
+  if (::mkdtemp(tmpl) == nullptr) {
+    return;
+  }
+  m_dir = tmpl;
+  m_socket = m_dir + "/redis.sock";
+  m_port = free_port();
+  start();
+}
+
 RedisServer::RedisServer(std::vector<std::string> extra_args)
     : m_extra(std::move(extra_args)) {
   char tmpl[] = "/tmp/godislock-redis.XXXXXX";
@@ -76,6 +91,15 @@ void RedisServer::start() {
         "127.0.0.1",    "--unixsocket", m_socket,        "--save",
         "",             "--appendonly", "no",            "--dir",
         m_dir,          "--logfile",    m_dir + "/redis.log"};
+    if (m_tls) {
+      const std::string& d = tls_certs();
+      args[2] = "0";  // no plaintext port
+      args.insert(args.end(),
+                  {"--tls-port", std::to_string(m_port), "--tls-cert-file",
+                   d + "/" + m_tls->cert + ".crt", "--tls-key-file",
+                   d + "/" + m_tls->cert + ".key", "--tls-ca-cert-file",
+                   d + "/ca.crt", "--tls-auth-clients", m_tls->auth_clients});
+    }
     args.insert(args.end(), m_extra.begin(), m_extra.end());
     pid_t pid = ::fork();
     if (pid == 0) {
@@ -97,7 +121,7 @@ void RedisServer::start() {
         m_pid = -1;  // exited: port taken or redis-server missing
         break;
       }
-      auto c = redis::Connection::open(endpoint(),
+      auto c = redis::Connection::open(admin_endpoint(),
                                        util::Deadline::after(std::chrono::milliseconds(200)));
       if (c) {
         auto r = c->command({"PING"}, util::Deadline::after(std::chrono::seconds(1)));
@@ -137,11 +161,59 @@ config::Endpoint RedisServer::endpoint() const {
   config::Endpoint ep;
   ep.host = "127.0.0.1";
   ep.port = static_cast<uint16_t>(m_port);
+  if (m_tls) {
+    ep.tls.enabled = true;
+    ep.tls.ca_file = tls_certs() + "/ca.crt";
+  }
   return ep;
 }
 
+config::Endpoint RedisServer::admin_endpoint() const {
+  if (!m_tls) {
+    return endpoint();
+  }
+  config::Endpoint ep;
+  ep.kind = config::Endpoint::Kind::unix_socket;
+  ep.path = m_socket;
+  return ep;
+}
+
+namespace {
+
+// Removes the certificates' directory at exit.
+struct CertDir {
+  std::string path;
+  ~CertDir() {
+    if (!path.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(path, ec);
+    }
+  }
+};
+
+}  // namespace
+
+const std::string& tls_certs() {
+  static CertDir dir = [] {
+    char tmpl[] = "/tmp/godislock-certs.XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr) {
+      return CertDir{};
+    }
+    std::string cmd =
+        fmt::format("sh '{}/make_tls_certs.sh' '{}' >'{}/make.log' 2>&1",
+                    GODISLOCK_TEST_SUPPORT_DIR, tmpl, tmpl);
+    if (std::system(cmd.c_str()) != 0) {
+      std::error_code ec;
+      std::filesystem::remove_all(tmpl, ec);
+      return CertDir{};
+    }
+    return CertDir{tmpl};
+  }();
+  return dir.path;
+}
+
 std::string RedisServer::cli(const std::vector<std::string>& argv) const {
-  auto c = redis::Connection::open(endpoint(), util::Deadline::after(std::chrono::seconds(2)));
+  auto c = redis::Connection::open(admin_endpoint(), util::Deadline::after(std::chrono::seconds(2)));
   if (!c) {
     return "(connect error) " + c.error().message;
   }

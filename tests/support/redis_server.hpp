@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,7 +18,16 @@ namespace godislock::test {
 // skips (or fails when GODISLOCK_REQUIRE_REDIS=1; see start_or_skip).
 class RedisServer {
  public:
+  // A TLS-only server (plaintext only on its unix socket): its port speaks
+  // TLS with `cert`.crt/.key from tls_certs() and the test CA, and
+  // --tls-auth-clients `auth_clients` (yes, optional or no).
+  struct Tls {
+    std::string cert = "server";
+    std::string auth_clients = "no";
+  };
+
   explicit RedisServer(std::vector<std::string> extra_args = {});
+  explicit RedisServer(Tls tls, std::vector<std::string> extra_args = {});
   ~RedisServer();
   RedisServer(const RedisServer&) = delete;
   RedisServer& operator=(const RedisServer&) = delete;
@@ -28,6 +38,7 @@ class RedisServer {
   const std::string& dir() const { return m_dir; }
   pid_t pid() const { return m_pid; }
   std::string url() const;
+  // For a TLS server: rediss://127.0.0.1:PORT, trusting the test CA.
   config::Endpoint endpoint() const;
 
   // Runs a command with redis-cli-like semantics through our own
@@ -43,12 +54,21 @@ class RedisServer {
 
  private:
   void start();
+  // How start() and cli() reach the server: over the unix socket when the
+  // port speaks TLS.
+  config::Endpoint admin_endpoint() const;
   std::vector<std::string> m_extra;
+  std::optional<Tls> m_tls;
   std::string m_dir;
   std::string m_socket;
   int m_port = 0;
   pid_t m_pid = -1;
 };
+
+// The directory of the tests' throwaway TLS material, made once per
+// process by tests/support/make_tls_certs.sh (see there for the files) and
+// removed at exit; "" when it could not be made (openssl missing).
+const std::string& tls_certs();
 
 }  // namespace godislock::test
 

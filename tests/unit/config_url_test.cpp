@@ -9,6 +9,7 @@
 namespace {
 
 using godislock::config::Endpoint;
+using godislock::config::endpoint_problem;
 using godislock::config::k_max_db;
 using godislock::config::parse_url;
 
@@ -163,9 +164,48 @@ TEST(Url, UnknownScheme) {
   parse_bad("redis+tls://host");
 }
 
-TEST(Url, TlsSchemeIsRejected) {
-  std::string why = parse_bad("rediss://host:6380");
-  EXPECT_TRUE(contains(why, "rediss")) << why;
+TEST(Url, TlsScheme) {
+  std::string why;
+  auto ep = parse_url("rediss://u:pw@cache.example:6380/2", &why);
+  ASSERT_TRUE(ep) << why;
+  EXPECT_TRUE(ep->tls.enabled);
+  EXPECT_EQ(ep->host, "cache.example");
+  EXPECT_EQ(ep->port, 6380);
+  EXPECT_EQ(ep->user, "u");
+  EXPECT_EQ(ep->password, "pw");
+  EXPECT_EQ(ep->db, 2);
+  EXPECT_EQ(ep->redacted(), "rediss://u:***@cache.example:6380/2");
+  // Verification stays on unless asked otherwise.
+  EXPECT_FALSE(ep->tls.insecure);
+  EXPECT_TRUE(ep->tls.ca_file.empty());
+
+  auto bare = parse_url("rediss://secret@[::1]", &why);
+  ASSERT_TRUE(bare) << why;
+  EXPECT_EQ(bare->password, "secret");
+  EXPECT_EQ(bare->port, 6379);
+  EXPECT_EQ(bare->redacted(), "rediss://:***@[::1]:6379");
+
+  auto plain = parse_url("redis://host", &why);
+  ASSERT_TRUE(plain) << why;
+  EXPECT_FALSE(plain->tls.enabled);
+  EXPECT_EQ(plain->redacted(), "redis://host:6379");
+  parse_bad("rediss://");
+  parse_bad("rediss:///tmp/x.sock");
+}
+
+TEST(Url, TlsOverUnixSocketIsAConfigurationProblem) {
+  std::string why;
+  auto ep = parse_url("unix:///run/redis.sock", &why);
+  ASSERT_TRUE(ep) << why;
+  EXPECT_EQ(endpoint_problem(*ep), std::nullopt);
+  ep->tls.enabled = true;
+  auto problem = endpoint_problem(*ep);
+  ASSERT_TRUE(problem);
+  EXPECT_EQ(*problem,
+            "TLS is not available over a unix socket (unix:///run/redis.sock)");
+  auto tcp = parse_url("rediss://host", &why);
+  ASSERT_TRUE(tcp) << why;
+  EXPECT_EQ(endpoint_problem(*tcp), std::nullopt);
 }
 
 TEST(Url, MissingScheme) {
