@@ -100,7 +100,7 @@ using Ri = RunInputs;
 
 const OptionSpec<Ci> k_connection_options[] = {
     {"--url", "URL",
-     "redis://[user[:password]@]host[:port][/db] or "
+     "redis://[user[:password]@]host[:port][/db], rediss://... (TLS) or "
      "unix:///path.sock[?db=N] (env GODISLOCK_URL; default "
      "redis://127.0.0.1:6379)",
      GODISLOCK_TEXT(url)},

@@ -2,7 +2,6 @@
 #include "redis/connection.hpp"
 
 #include "net/socket.hpp"
-#include "util/assert.hpp"
 
 #include <fmt/format.h>
 
@@ -96,7 +95,10 @@ util::Result<Connection> Connection::open(
   if (auto problem = config::endpoint_problem(ep)) {
     return Error{ErrorKind::config, *problem};
   }
-  GODISLOCK_ASSERT(!ep.tls.enabled || tls != nullptr);
+  if (ep.tls.enabled && tls == nullptr) {
+    return Error{ErrorKind::config,
+                 fmt::format("{}: TLS is on but no TLS context was made", peer)};
+  }
   auto fd = net::connect(addresses, deadline);
   if (!fd) {
     return Error{fd.error().kind,
@@ -162,8 +164,14 @@ util::Status Connection::wait_for(const net::IoStep& step, Deadline deadline,
       idle_ok);
 }
 
+// Before any reply, a failure on a plaintext connection may be a TLS-only
+// server: it resets or closes the connection, or answers with a TLS record
+// (0x15 alert, 0x16 handshake) rather than RESP. Any other bytes (an HTTP
+// server's "H") are no sign of TLS.
 std::string Connection::hint_tls(std::string message) const {
-  if (!m_replied && !m_stream.is_tls()) {
+  bool tls_record = m_first_byte == 0x15 || m_first_byte == 0x16;
+  if (!m_replied && !m_stream.is_tls() &&
+      (m_first_byte < 0 || tls_record)) {
     message += "; the server may require TLS (use rediss://)";
   }
   return message;
@@ -251,6 +259,9 @@ util::Result<Reply> Connection::read_reply(Deadline deadline, bool idle_ok) {
       return fail(ErrorKind::io, hint_tls(step.error().message));
     }
     if (step->state == net::IoStep::State::done) {
+      if (m_first_byte < 0 && step->bytes > 0) {
+        m_first_byte = static_cast<unsigned char>(buf[0]);
+      }
       m_partial = true;
       auto fed = m_reader.feed(buf, step->bytes);
       if (!fed) {

@@ -102,6 +102,7 @@ class Connection {
   bool m_broken = false;
   bool m_partial = false;  // bytes of an unfinished reply are buffered
   bool m_replied = false;  // a whole reply arrived: the peer speaks RESP
+  int m_first_byte = -1;   // the first byte the peer sent (-1: none yet)
 };
 
 }  // namespace godislock::redis

@@ -152,7 +152,7 @@ TEST_F(RedisTlsTest, AcquireRefreshReleaseThroughTheBackendAndItsClone) {
   const std::string token = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
   auto a = (*b)->acquire(token, 5000ms, backend::Backend::Mode::race, soon());
   ASSERT_TRUE(a) << a.error().message;
-  EXPECT_EQ(a->state, backend::Attempt::State::acquired);
+  EXPECT_EQ(a->state, backend::Outcome::acquired);
   EXPECT_EQ(server.cli({"GET", "t:{job}"}), token);
   // The refresher's clone: its own TLS connection, the same context.
   auto refresher = (*b)->clone();
