@@ -48,8 +48,8 @@ int main(int argc, char** argv) {
   long long end = now_ns();
   char line[160];
   int n = snprintf(line, sizeof line, "%lld %lld %s %d %d\n", start, end,
-                   fence != NULL && *fence != '\0' ? fence : "0",
-                   (int)getpid(), (int)getppid());
+                   fence != NULL && *fence != '\0' ? fence : "0", (int)getpid(),
+                   (int)getppid());
   if (write(fd, line, (size_t)n) != n) {
     fprintf(stderr, "cs: write %s: %s\n", argv[1], strerror(errno));
     return 3;

@@ -37,8 +37,7 @@ int run_once(const std::vector<char*>& argv, int devnull) {
   if (pid == 0) {
     dup2(devnull, STDOUT_FILENO);
     execvp(argv[0], argv.data());
-    std::fprintf(stderr, "timer: exec %s: %s\n", argv[0],
-                 std::strerror(errno));
+    std::fprintf(stderr, "timer: exec %s: %s\n", argv[0], std::strerror(errno));
     _exit(127);
   }
   int status = 0;

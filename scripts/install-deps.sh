@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake ninja-build pkg-config git
+  build-essential cmake ninja-build pkg-config git clang-format
   libhiredis-dev libcli11-dev libfmt-dev libgtest-dev
   # TLS (rediss://): the library, and the openssl command that makes the
   # tests' throwaway certificates.

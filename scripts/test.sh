@@ -155,6 +155,23 @@ test_variant() {
   done
 }
 
+# Formatting is checked, never changed here: every C and C++ file of the
+# repository must be as clang-format (.clang-format) leaves it.
+echo "== clang-format (check only)"
+mapfile -t sources < <(git -C "$root" ls-files '*.cpp' '*.hpp' '*.c' '*.h')
+if ! command -v clang-format >/dev/null; then
+  echo "clang-format is not installed"
+  failed=$((failed + 1))
+elif clang-format --dry-run --Werror "${sources[@]/#/$root/}" \
+  >"$log_dir/clang-format.log" 2>&1; then
+  echo "clang-format: ${#sources[@]} files formatted"
+  passed=$((passed + 1))
+else
+  grep -E "warning|error" "$log_dir/clang-format.log" | head -n 20
+  echo "clang-format: some files are not formatted (run clang-format -i on them)"
+  failed=$((failed + 1))
+fi
+
 echo "== build (plain)"
 if plain_dir=$("$root/scripts/build.sh" plain); then
   # The ASan build runs meanwhile at the lowest priority: the plain tests

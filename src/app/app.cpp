@@ -42,8 +42,8 @@ bool has_control(const std::string& s) {
 
 std::string read_password_file(const std::string& path) {
   auto fail = [&](int err) {
-    return UsageError{fmt::format("cannot read --password-file '{}': {}",
-                                  path, std::strerror(err))};
+    return UsageError{fmt::format("cannot read --password-file '{}': {}", path,
+                                  std::strerror(err))};
   };
   util::Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) {
@@ -64,8 +64,8 @@ std::string read_password_file(const std::string& path) {
     }
     pw.append(buf, static_cast<size_t>(n));
     if (pw.size() > 65536) {
-      throw UsageError{
-          fmt::format("--password-file '{}' is too large for a password", path)};
+      throw UsageError{fmt::format(
+          "--password-file '{}' is too large for a password", path)};
     }
   }
   // One trailing newline is the file's, not the password's.
@@ -157,7 +157,6 @@ bool print_stdout(std::string text) {
   }
   return util::write_all(STDOUT_FILENO, text.data(), text.size());
 }
-
 
 }  // namespace
 

@@ -108,10 +108,10 @@ std::string json_lock(const std::string& name, const LockStatus& st) {
   std::string out = "{\"name\":";
   json_string(out, name);
   bool held = !st.holders.empty();
-  out += fmt::format(",\"state\":\"{}\"",
-                     st.kind == LockStatus::Kind::foreign ? "foreign"
-                     : held                               ? "held"
-                                                          : "free");
+  out += fmt::format(",\"state\":\"{}\"", st.kind == LockStatus::Kind::foreign
+                                              ? "foreign"
+                                          : held ? "held"
+                                                 : "free");
   out += ",\"kind\":";
   if (held) {
     out += fmt::format("\"{}\"", kind_name(st.kind));
@@ -192,8 +192,7 @@ std::string text_lock(const std::string& name, const LockStatus& st) {
   }
   std::string kind =
       st.kind == LockStatus::Kind::counted
-          ? fmt::format("counted, {} of {} places", st.holders.size(),
-                        st.limit)
+          ? fmt::format("counted, {} of {} places", st.holders.size(), st.limit)
       : st.kind == LockStatus::Kind::shared
           ? fmt::format("shared, {} holder{}", st.holders.size(),
                         st.holders.size() > 1 ? "s" : "")
@@ -224,8 +223,8 @@ void print(const std::string& text) {
   }
 }
 
-std::unique_ptr<backend::Backend> open_backend(
-    const cli::ConnectionOptions& o, const std::string& name) {
+std::unique_ptr<backend::Backend> open_backend(const cli::ConnectionOptions& o,
+                                               const std::string& name) {
   backend::Settings settings;
   settings.endpoint = endpoint_for(o);
   settings.prefix = o.prefix;

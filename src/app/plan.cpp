@@ -102,9 +102,8 @@ RunPlan make_plan(const cli::RunOptions& o) {
   plan.timing = timing_for(o);
   plan.kill_signal = supervisor::parse_signal(o.kill_signal);
   if (plan.kill_signal == 0) {
-    throw UsageError{
-        fmt::format("invalid value '{}' for --kill-signal: unknown signal",
-                    o.kill_signal)};
+    throw UsageError{fmt::format(
+        "invalid value '{}' for --kill-signal: unknown signal", o.kill_signal)};
   }
   plan.single_try = o.nonblock || (o.wait && o.wait->count() == 0);
   return plan;

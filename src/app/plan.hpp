@@ -12,7 +12,7 @@ namespace godislock::app {
 // Everything `run` needs that follows from its options alone, checked
 // before anything touches Redis or starts a process. A plain value.
 struct RunPlan {
-  std::string name;           // --name, or derived from the command
+  std::string name;  // --name, or derived from the command
   bool name_derived = false;
   std::vector<std::string> argv;  // the command (-c: /bin/sh -c STRING)
   lock::LeaseTiming timing;

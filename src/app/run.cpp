@@ -121,8 +121,8 @@ backend::Holder holder_identity(const std::vector<std::string>& argv) {
   if (h.command.size() > backend::k_holder_cmd_cap) {
     // Cut at a character boundary (UTF-8 continuation bytes are 10xxxxxx).
     size_t cut = backend::k_holder_cmd_cap;
-    while (cut > 0 && (static_cast<unsigned char>(h.command[cut]) & 0xC0) ==
-                          0x80) {
+    while (cut > 0 &&
+           (static_cast<unsigned char>(h.command[cut]) & 0xC0) == 0x80) {
       --cut;
     }
     h.command.resize(cut);
@@ -136,8 +136,8 @@ std::string describe_holder(const backend::Attempt& a, bool with_age) {
   if (a.holder_host.empty() && a.holder_pid.empty()) {
     return "";
   }
-  std::string text = fmt::format("{}:{} ({})", a.holder_host, a.holder_pid,
-                                 a.holder_cmd);
+  std::string text =
+      fmt::format("{}:{} ({})", a.holder_host, a.holder_pid, a.holder_cmd);
   if (with_age && a.holder_age) {
     text += " for " + whole_seconds(*a.holder_age);
   }
@@ -157,7 +157,7 @@ std::string describe_shape(const std::string& shape) {
 }
 
 std::string describe_shape(const cli::RunOptions& o) {
-  return describe_shape(o.shared     ? "shared"
+  return describe_shape(o.shared      ? "shared"
                         : o.limit > 1 ? "limit:" + std::to_string(o.limit)
                                       : "exclusive");
 }
@@ -180,21 +180,22 @@ void report_loss(const std::string& name, const supervisor::Outcome& outcome,
           : outcome.lost_signalled_at;
   auto detect =
       std::chrono::duration_cast<Millis>(outcome.lost_signalled_at - detected);
-  GODISLOCK_ERROR("lock '{}' lost while the command ran: {}; the command "
-                  "was sent signal {} ({} ms after the loss was detected)",
-                  name, why, supervisor::parse_signal(kill_signal),
-                  detect.count());
+  GODISLOCK_ERROR(
+      "lock '{}' lost while the command ran: {}; the command "
+      "was sent signal {} ({} ms after the loss was detected)",
+      name, why, supervisor::parse_signal(kill_signal), detect.count());
 }
 
 // Says how the run ended and returns the exit status for it.
 int report(const std::string& name, const cli::RunOptions& o,
-           const supervisor::Outcome& outcome,
-           util::Result<bool> released, const lock::LeaseClock& lease,
+           const supervisor::Outcome& outcome, util::Result<bool> released,
+           const lock::LeaseClock& lease,
            const refresher::Refresher& refresher) {
   if (outcome.failed) {
-    GODISLOCK_ERROR("lock '{}': the command could not be supervised ({}); "
-                    "it was killed",
-                    name, outcome.failure);
+    GODISLOCK_ERROR(
+        "lock '{}': the command could not be supervised ({}); "
+        "it was killed",
+        name, outcome.failure);
     return k_exit_internal;
   }
   if (outcome.lost) {
@@ -217,17 +218,18 @@ int report(const std::string& name, const cli::RunOptions& o,
   }
   if (!released && outcome.exited_at >= lease.valid_until()) {
     // Nothing proves that the lock was held to the command's end.
-    GODISLOCK_ERROR("lock '{}': the command ended after the lease could "
-                    "have expired, and the release failed ({}); another "
-                    "holder may have run beside the command",
-                    name, released.error().message);
+    GODISLOCK_ERROR(
+        "lock '{}': the command ended after the lease could "
+        "have expired, and the release failed ({}); another "
+        "holder may have run beside the command",
+        name, released.error().message);
     return k_exit_lock_lost;
   }
   if (!released && released.error().kind == ErrorKind::foreign) {
-    GODISLOCK_ERROR("lock '{}': {}; left alone, and the lock with it: it "
-                    "expires within {} (use another --name or --prefix)",
-                    name, released.error().message,
-                    config::format_duration(o.ttl));
+    GODISLOCK_ERROR(
+        "lock '{}': {}; left alone, and the lock with it: it "
+        "expires within {} (use another --name or --prefix)",
+        name, released.error().message, config::format_duration(o.ttl));
     return k_exit_foreign_key;
   }
   if (!released) {
@@ -236,9 +238,10 @@ int report(const std::string& name, const cli::RunOptions& o,
                    config::format_duration(o.ttl));
   }
   int code = supervisor::exit_code_for(outcome.wait_status);
-  GODISLOCK_DEBUG("released lock '{}'; command exited with {} after {} "
-                  "refresh(es)",
-                  name, code, refresher.refreshes());
+  GODISLOCK_DEBUG(
+      "released lock '{}'; command exited with {} after {} "
+      "refresh(es)",
+      name, code, refresher.refreshes());
   return code;
 }
 
@@ -277,11 +280,9 @@ Session open_session(const cli::RunOptions& o, const RunPlan& plan,
   settings.limit = o.limit;
   settings.shared = o.shared;
   settings.holder = holder_identity(plan.argv);
-  GODISLOCK_DEBUG("lock '{}'{} on {}, prefix '{}', ttl {}, wait {}",
-                  plan.name,
+  GODISLOCK_DEBUG("lock '{}'{} on {}, prefix '{}', ttl {}, wait {}", plan.name,
                   plan.name_derived ? " (derived from the command)" : "",
-                  endpoint.redacted(), o.prefix,
-                  config::format_duration(o.ttl),
+                  endpoint.redacted(), o.prefix, config::format_duration(o.ttl),
                   plan.single_try ? "none"
                   : o.wait        ? config::format_duration(*o.wait)
                                   : "forever");
@@ -299,8 +300,8 @@ Session open_session(const cli::RunOptions& o, const RunPlan& plan,
   s.backend->set_interrupt_fd(signals::fd());
   int wake[2];
   if (::pipe2(wake, O_CLOEXEC | O_NONBLOCK) != 0) {
-    throw Fatal{k_exit_internal, fmt::format("cannot create a pipe: {}",
-                                             std::strerror(errno))};
+    throw Fatal{k_exit_internal,
+                fmt::format("cannot create a pipe: {}", std::strerror(errno))};
   }
   s.wake_rd.reset(wake[0]);
   s.wake_wr.reset(wake[1]);
@@ -329,9 +330,8 @@ struct Waiting {
   int stop_signal = 0;
 };
 
-lock::AcquireRequest make_request(const cli::RunOptions& o,
-                                  const RunPlan& plan, const Session& s,
-                                  Waiting& w) {
+lock::AcquireRequest make_request(const cli::RunOptions& o, const RunPlan& plan,
+                                  const Session& s, Waiting& w) {
   lock::AcquireRequest req;
   req.token = s.token;
   req.ttl = o.ttl;
@@ -360,10 +360,10 @@ lock::AcquireRequest make_request(const cli::RunOptions& o,
     req.on_tick = [&w]() {
       auto waited = std::chrono::duration_cast<std::chrono::seconds>(
           Clock::now() - w.started);
-      util::status_line(fmt::format(
-          "godislock: waiting for lock '{}'{}{}: {}s", w.name,
-          w.holder_text.empty() ? "" : " held by ", w.holder_text,
-          waited.count()));
+      util::status_line(fmt::format("godislock: waiting for lock '{}'{}{}: {}s",
+                                    w.name,
+                                    w.holder_text.empty() ? "" : " held by ",
+                                    w.holder_text, waited.count()));
     };
   }
   // Only a terminating signal ends the wait; any other (USR1, CONT, ...)
@@ -470,22 +470,21 @@ std::variant<lock::AcquireResult, int> acquire_lock(const cli::RunOptions& o,
 // lock and returns the exit status.
 int run_locked(const cli::RunOptions& o, const RunPlan& plan, Session& s,
                lock::AcquireResult got) {
-  GODISLOCK_DEBUG("acquired lock '{}'{} with fence {} after {} attempt(s), "
-                  "{} wakeup(s){}",
-                  plan.name,
-                  o.shared      ? " (shared)"
-                  : o.limit > 1 ? fmt::format(" slot {} of {}", got.slot,
-                                              o.limit)
-                                : "",
-                  got.fence, got.attempts, got.wakeups,
-                  got.handed_over ? ", handed over by its releaser" : "");
+  GODISLOCK_DEBUG(
+      "acquired lock '{}'{} with fence {} after {} attempt(s), "
+      "{} wakeup(s){}",
+      plan.name,
+      o.shared      ? " (shared)"
+      : o.limit > 1 ? fmt::format(" slot {} of {}", got.slot, o.limit)
+                    : "",
+      got.fence, got.attempts, got.wakeups,
+      got.handed_over ? ", handed over by its releaser" : "");
   s.env.push_back("GODISLOCK_FENCE=" + std::to_string(got.fence));
   if (got.slot != 0) {
     s.env.push_back("GODISLOCK_SLOT=" + std::to_string(got.slot));
   }
   int exec_errno = 0;
-  auto child = supervisor::spawn(s.command.path, plan.argv, s.env,
-                                 &exec_errno);
+  auto child = supervisor::spawn(s.command.path, plan.argv, s.env, &exec_errno);
   if (!child) {
     release_best_effort(*s.backend, s.token, o.connect_timeout);
     if (exec_errno != 0) {

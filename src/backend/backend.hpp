@@ -71,11 +71,11 @@ constexpr size_t k_holder_cmd_cap = 256;
 
 // One hold of a lock, as `status` sees it.
 struct HolderInfo {
-  Holder who;                      // empty when the record is missing
-  Millis ttl{0};                   // time left on the hold's lease
-  std::optional<Millis> age;       // how long it has been held
-  std::optional<uint64_t> fence;   // the hold's fencing token
-  unsigned slot = 0;               // 1..limit, 0 when shared
+  Holder who;                     // empty when the record is missing
+  Millis ttl{0};                  // time left on the hold's lease
+  std::optional<Millis> age;      // how long it has been held
+  std::optional<uint64_t> fence;  // the hold's fencing token
+  unsigned slot = 0;              // 1..limit, 0 when shared
 };
 
 // What a lock looks like at one instant.
@@ -130,8 +130,7 @@ class Backend {
   // when it answers this backend's latest queue-mode attempt, so that
   // the lease may count from that attempt's start.
   virtual util::Result<Attempt> acquire(const std::string& token, Millis ttl,
-                                        Mode mode,
-                                        util::Deadline deadline) = 0;
+                                        Mode mode, util::Deadline deadline) = 0;
   // True when the lease was extended, false when it is not ours any more.
   // ErrorKind::foreign when a key of the lock holds a type godislock never
   // gives it: nothing was extended (the lease lapses with its TTL).

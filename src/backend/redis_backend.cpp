@@ -229,13 +229,13 @@ class RedisBackend final : public Backend {
       ++*m_queue_seq;
     }
     const Holder& h = m_settings.holder;
-    auto r = eval(k_acquire, {m_keys.lock, m_keys.fence, m_keys.queue},
-                  {token, std::to_string(ttl.count()), mode_arg,
-                   std::to_string(k_queue_lease.count()), limit_arg(),
-                   shared_arg(), h.host, h.pid, h.user,
-                   h.command.substr(0, k_holder_cmd_cap), grace_arg(),
-                   std::to_string(*m_queue_seq)},
-                  deadline);
+    auto r =
+        eval(k_acquire, {m_keys.lock, m_keys.fence, m_keys.queue},
+             {token, std::to_string(ttl.count()), mode_arg,
+              std::to_string(k_queue_lease.count()), limit_arg(), shared_arg(),
+              h.host, h.pid, h.user, h.command.substr(0, k_holder_cmd_cap),
+              grace_arg(), std::to_string(*m_queue_seq)},
+             deadline);
     if (!r) {
       return r.error();
     }
@@ -287,10 +287,10 @@ class RedisBackend final : public Backend {
 
   Result<bool> refresh(const std::string& token, Millis ttl,
                        Deadline deadline) override {
-    auto r = eval(k_refresh, {m_keys.lock, m_keys.fence},
-                  {token, std::to_string(ttl.count()), limit_arg(),
-                   shared_arg()},
-                  deadline);
+    auto r =
+        eval(k_refresh, {m_keys.lock, m_keys.fence},
+             {token, std::to_string(ttl.count()), limit_arg(), shared_arg()},
+             deadline);
     if (!r) {
       return r.error();
     }
@@ -412,10 +412,9 @@ class RedisBackend final : public Backend {
   // Runs a script by EVALSHA, falling back to EVAL when the server lost it
   // (SCRIPT FLUSH, restart, failover). Reconnects first if the connection
   // broke on an earlier call. Server errors become Errors.
-  Result<Reply> eval(const Script& script,
-                     const std::vector<std::string>& keys,
-                     const std::vector<std::string>& args,
-                     Deadline deadline, bool ping_first = false) {
+  Result<Reply> eval(const Script& script, const std::vector<std::string>& keys,
+                     const std::vector<std::string>& args, Deadline deadline,
+                     bool ping_first = false) {
     if (!m_conn || m_conn->is_broken()) {
       m_conn.reset();
       GODISLOCK_TRY(connect(deadline));
@@ -458,8 +457,7 @@ class RedisBackend final : public Backend {
     if (r->is_error()) {
       // Before AUTH, Redis refuses requests of more than a few words with
       // a protocol error instead of NOAUTH (and closes the connection).
-      if (r->str.find("Protocol error: unauthenticated") !=
-          std::string::npos) {
+      if (r->str.find("Protocol error: unauthenticated") != std::string::npos) {
         r->str = "NOAUTH Authentication required.";
       }
       return Error{classify_server_error(r->str),

@@ -21,7 +21,6 @@
 #include <string>
 #include <string_view>
 
-
 namespace godislock::cli {
 
 namespace {
@@ -124,8 +123,7 @@ const OptionSpec<Ci> k_connection_options[] = {
 };
 
 const OptionSpec<Ri> k_run_options[] = {
-    {"--name", "NAME",
-     "Lock name (default: derived from the command, see -v)",
+    {"--name", "NAME", "Lock name (default: derived from the command, see -v)",
      GODISLOCK_TEXT(name)},
     {"--ttl", "DURATION",
      "Lease if godislock dies; refreshed every ttl/3 (env GODISLOCK_TTL; "
@@ -234,8 +232,8 @@ bool takes_value(std::string_view word) {
 }
 
 template <typename Inputs>
-void add_options(CLI::App* sub, Inputs& in,
-                 const OptionSpec<Inputs>* specs, size_t count) {
+void add_options(CLI::App* sub, Inputs& in, const OptionSpec<Inputs>* specs,
+                 size_t count) {
   for (size_t k = 0; k < count; ++k) {
     const OptionSpec<Inputs>& spec = specs[k];
     if (spec.text != nullptr) {
@@ -264,8 +262,7 @@ size_t find_command(const std::vector<std::string>& args, size_t from,
       return i;
     }
     if (a.rfind("--", 0) == 0) {
-      bool value_follows =
-          a.find('=') == std::string::npos && takes_value(a);
+      bool value_follows = a.find('=') == std::string::npos && takes_value(a);
       i += value_follows ? 2 : 1;
       continue;
     }
@@ -292,8 +289,7 @@ size_t find_command(const std::vector<std::string>& args, size_t from,
 // the command goes.
 class Formatter final : public CLI::Formatter {
  public:
-  std::string make_usage(const CLI::App* app,
-                         std::string name) const override {
+  std::string make_usage(const CLI::App* app, std::string name) const override {
     if (app->get_name() == "run") {
       return "Usage: godislock run [OPTIONS] -- COMMAND [ARGS...]\n"
              "       godislock run [OPTIONS] -c 'SHELL COMMAND'\n";
@@ -331,9 +327,9 @@ int exit_code_option(const std::string& option, const std::string& value) {
     used = 0;
   }
   if (used == 0 || used != value.size() || code < 0 || code > 255) {
-    throw UsageError{fmt::format(
-        "invalid value '{}' for {}: an exit status from 0 to 255", value,
-        option)};
+    throw UsageError{
+        fmt::format("invalid value '{}' for {}: an exit status from 0 to 255",
+                    value, option)};
   }
   return code;
 }
@@ -364,8 +360,8 @@ bool env_flag(const char* name) {
     }
   }
   throw UsageError{fmt::format(
-      "invalid value '{}' for {}: use 1 or 0 (true/false, yes/no, on/off)",
-      *v, name)};
+      "invalid value '{}' for {}: use 1 or 0 (true/false, yes/no, on/off)", *v,
+      name)};
 }
 
 // Whether a subcommand's option was given, by any of its names.
@@ -468,8 +464,8 @@ void finish_run(const Given& given, RunOptions& o, const RunInputs& in,
     o.kill_signal = *env;
   }
   if (given("--conflict-exit-code")) {
-    o.conflict_exit_code = exit_code_option("--conflict-exit-code",
-                                            in.conflict_code);
+    o.conflict_exit_code =
+        exit_code_option("--conflict-exit-code", in.conflict_code);
   } else if (auto env = env_value("GODISLOCK_CONFLICT_EXIT_CODE")) {
     o.conflict_exit_code =
         exit_code_option("GODISLOCK_CONFLICT_EXIT_CODE", *env);
@@ -594,8 +590,9 @@ Options parse(int argc, const char* const* argv, Parser parser) {
     size_t at = find_command(args, 2, &dashdash);
     if (at < args.size()) {
       cli_args.assign(args.begin(), args.begin() + static_cast<long>(at));
-      o.command.assign(args.begin() + static_cast<long>(at) + (dashdash ? 1 : 0),
-                       args.end());
+      o.command.assign(
+          args.begin() + static_cast<long>(at) + (dashdash ? 1 : 0),
+          args.end());
       has_command_words = dashdash || !o.command.empty();
     }
   }
@@ -617,11 +614,12 @@ Options parse(int argc, const char* const* argv, Parser parser) {
   // command line can reach them: find_command() has cut off every word that
   // is not an option or an option's value, so CLI11 never sees a positional
   // word that could name another subcommand. (The `if (!is_run)` blocks.)
-  CLI::App app{"godislock: run a command while holding a distributed lock "
-               "in Redis",
-               "godislock"};
-  app.set_version_flag("--version", std::string("godislock ") +
-                                        GODISLOCK_VERSION);
+  CLI::App app{
+      "godislock: run a command while holding a distributed lock "
+      "in Redis",
+      "godislock"};
+  app.set_version_flag("--version",
+                       std::string("godislock ") + GODISLOCK_VERSION);
   app.require_subcommand(1);
   app.footer(k_exit_codes_text);
   CLI::App* run = app.add_subcommand(
@@ -643,8 +641,9 @@ Options parse(int argc, const char* const* argv, Parser parser) {
   status->footer(k_status_exit_text);
   ConnectionInputs status_in;
   if (!is_run) {
-    status->add_option("name", so.names,
-                       "Locks to show (default: every lock under the prefix)")
+    status
+        ->add_option("name", so.names,
+                     "Locks to show (default: every lock under the prefix)")
         ->type_name("NAME");
     status->add_flag("--json", so.json,
                      "Print a JSON array, one object per lock (see "
@@ -714,8 +713,7 @@ Options parse(int argc, const char* const* argv, Parser parser) {
     if (!script) {
       throw UsageError{
           completion_shell.empty()
-              ? fmt::format("completion needs a shell: {}",
-                            k_completion_shells)
+              ? fmt::format("completion needs a shell: {}", k_completion_shells)
               : fmt::format("unknown shell '{}' for completion (use {})",
                             completion_shell, k_completion_shells)};
     }

@@ -13,7 +13,8 @@ bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text,
                                                         std::string* why) {
-  auto fail = [&](const char* reason) -> std::optional<std::chrono::milliseconds> {
+  auto fail =
+      [&](const char* reason) -> std::optional<std::chrono::milliseconds> {
     if (why != nullptr) {
       *why = reason;
     }

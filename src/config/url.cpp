@@ -244,9 +244,8 @@ std::string Endpoint::redacted() const {
     return db == 0 ? fmt::format("unix://{}", path)
                    : fmt::format("unix://{}?db={}", path, db);
   }
-  std::string h = host.find(':') != std::string::npos
-                      ? fmt::format("[{}]", host)
-                      : host;
+  std::string h =
+      host.find(':') != std::string::npos ? fmt::format("[{}]", host) : host;
   std::string out = fmt::format(
       "{}://{}{}:{}", tls.enabled ? "rediss" : "redis", auth, h, port);
   if (db != 0) {

@@ -199,9 +199,10 @@ Result<AcquireResult> acquire(backend::Backend& backend,
     } else if (a->head_lapses) {
       // The waiter ahead has no subscriber: it is resubscribing, or dead.
       sleep = std::min(sleep, *a->head_lapses + Millis(1));
-      GODISLOCK_DEBUG("lock free but an earlier waiter goes first; it loses "
-                      "its place in {} ms unless it comes back",
-                      a->head_lapses->count());
+      GODISLOCK_DEBUG(
+          "lock free but an earlier waiter goes first; it loses "
+          "its place in {} ms unless it comes back",
+          a->head_lapses->count());
     } else {
       GODISLOCK_DEBUG("lock free but an earlier waiter goes first; waiting");
     }
@@ -241,8 +242,9 @@ Result<AcquireResult> acquire(backend::Backend& backend,
         result.handed_over = true;
         return result;
       }
-      GODISLOCK_DEBUG("lock handed over, but our latest attempt is too old "
-                      "to count the lease from; renewing it");
+      GODISLOCK_DEBUG(
+          "lock handed over, but our latest attempt is too old "
+          "to count the lease from; renewing it");
     } else if (*woke) {
       result.wakeups++;
     } else if (request.wait.expired()) {

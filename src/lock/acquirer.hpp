@@ -55,7 +55,7 @@ struct AcquireResult {
   std::string detail;
   std::string detail_key;
   int attempts = 0;
-  int wakeups = 0;  // release announcements received
+  int wakeups = 0;           // release announcements received
   bool handed_over = false;  // by the releaser, without an attempt of ours
   // The subscription, when there was one: left open for the caller to drop
   // once its command has started (closing it wakes the server, which then

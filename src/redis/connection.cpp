@@ -96,14 +96,14 @@ util::Result<Connection> Connection::open(
     return Error{ErrorKind::config, *problem};
   }
   if (ep.tls.enabled && tls == nullptr) {
-    return Error{ErrorKind::config,
-                 fmt::format("{}: TLS is on but no TLS context was made", peer)};
+    return Error{
+        ErrorKind::config,
+        fmt::format("{}: TLS is on but no TLS context was made", peer)};
   }
   auto fd = net::connect(addresses, deadline);
   if (!fd) {
-    return Error{fd.error().kind,
-                 fmt::format("cannot connect to {}: {}", peer,
-                             fd.error().message)};
+    return Error{fd.error().kind, fmt::format("cannot connect to {}: {}", peer,
+                                              fd.error().message)};
   }
   std::unique_ptr<net::TlsSession> session;
   if (ep.tls.enabled) {
@@ -132,9 +132,9 @@ util::Result<Connection> Connection::open(
     if (r->is_error()) {
       // The server's text names the problem ("WRONGPASS ...") and never
       // echoes the password.
-      return Error{ErrorKind::auth,
-                   fmt::format("authentication to {} failed: {}", peer,
-                               r->str)};
+      return Error{
+          ErrorKind::auth,
+          fmt::format("authentication to {} failed: {}", peer, r->str)};
     }
   }
   if (ep.db != 0) {
@@ -143,8 +143,8 @@ util::Result<Connection> Connection::open(
       return r.error();
     }
     if (r->is_error()) {
-      ErrorKind kind = r->str.rfind("NOAUTH", 0) == 0 ? ErrorKind::auth
-                                                       : ErrorKind::config;
+      ErrorKind kind =
+          r->str.rfind("NOAUTH", 0) == 0 ? ErrorKind::auth : ErrorKind::config;
       return Error{kind, fmt::format("cannot select database {} on {}: {}",
                                      ep.db, peer, r->str)};
     }
@@ -170,8 +170,7 @@ util::Status Connection::wait_for(const net::IoStep& step, Deadline deadline,
 // server's "H") are no sign of TLS.
 std::string Connection::hint_tls(std::string message) const {
   bool tls_record = m_first_byte == 0x15 || m_first_byte == 0x16;
-  if (!m_replied && !m_stream.is_tls() &&
-      (m_first_byte < 0 || tls_record)) {
+  if (!m_replied && !m_stream.is_tls() && (m_first_byte < 0 || tls_record)) {
     message += "; the server may require TLS (use rediss://)";
   }
   return message;

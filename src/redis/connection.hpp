@@ -72,13 +72,11 @@ class Connection {
   // Sends commands already encoded (encode_command); several of them
   // concatenated go out in one write, so the server reads them together.
   // Read their replies in order with read_reply.
-  util::Status send_encoded(const std::string& bytes,
-                            util::Deadline deadline);
+  util::Status send_encoded(const std::string& bytes, util::Deadline deadline);
   // Reads one reply. With `idle_ok` (for subscriptions, where nothing is
   // owed), reaching the deadline or an interruption before any byte of a
   // reply arrived leaves the connection usable.
-  util::Result<Reply> read_reply(util::Deadline deadline,
-                                 bool idle_ok = false);
+  util::Result<Reply> read_reply(util::Deadline deadline, bool idle_ok = false);
 
   bool is_broken() const { return m_broken; }
 

@@ -85,9 +85,9 @@ util::Status ReplyReader::feed(const char* data, size_t len) {
 util::Result<std::optional<Reply>> ReplyReader::next() {
   void* raw = nullptr;
   if (redisReaderGetReply(m_impl->reader.get(), &raw) != REDIS_OK) {
-    return util::Error{util::ErrorKind::protocol,
-                       std::string("not a Redis server? ") +
-                           m_impl->reader->errstr};
+    return util::Error{
+        util::ErrorKind::protocol,
+        std::string("not a Redis server? ") + m_impl->reader->errstr};
   }
   if (raw == nullptr) {
     return std::optional<Reply>();

@@ -130,8 +130,7 @@ void Refresher::run() {
                               last_error));
         return;
       }
-      auto r = m_backend->refresh(m_token, m_timing.ttl,
-                                  Deadline::at(give_up));
+      auto r = m_backend->refresh(m_token, m_timing.ttl, Deadline::at(give_up));
       if (r && *r) {
         std::lock_guard<std::mutex> lock(m_mutex);
         if (m_stop) {
@@ -148,8 +147,9 @@ void Refresher::run() {
         return;  // released meanwhile: the token is gone on purpose
       }
       if (r) {
-        declare_lost("the lock key no longer holds our token "
-                     "(expired, deleted or taken over)");
+        declare_lost(
+            "the lock key no longer holds our token "
+            "(expired, deleted or taken over)");
         return;
       }
       if (r.error().kind == ErrorKind::foreign) {

@@ -52,8 +52,8 @@ util::Status init() {
     sigaddset(&block, s);
   }
   if (::sigprocmask(SIG_BLOCK, &block, &g_original_mask) != 0) {
-    return Error{ErrorKind::io, std::string("sigprocmask: ") +
-                                    std::strerror(errno)};
+    return Error{ErrorKind::io,
+                 std::string("sigprocmask: ") + std::strerror(errno)};
   }
   struct sigaction ign {};
   ign.sa_handler = SIG_IGN;
@@ -64,8 +64,8 @@ util::Status init() {
   }
   int fd = ::signalfd(-1, &block, SFD_CLOEXEC | SFD_NONBLOCK);
   if (fd < 0) {
-    return Error{ErrorKind::io, std::string("signalfd: ") +
-                                    std::strerror(errno)};
+    return Error{ErrorKind::io,
+                 std::string("signalfd: ") + std::strerror(errno)};
   }
   g_signal_fd.reset(fd);
   return util::ok_status();

@@ -77,9 +77,8 @@ Resolved resolve_command(const std::string& file) {
   size_t start = 0;
   for (;;) {
     size_t colon = path_list.find(':', start);
-    dir = path_list.substr(start, colon == std::string::npos
-                                      ? std::string::npos
-                                      : colon - start);
+    dir = path_list.substr(
+        start, colon == std::string::npos ? std::string::npos : colon - start);
     std::string candidate = (dir.empty() ? "." : dir) + "/" + file;
     int e = check(candidate);
     if (e == 0) {
@@ -175,13 +174,13 @@ util::Result<Spawned> spawn(const std::string& path,
 
   int pipefd[2];
   if (::pipe2(pipefd, O_CLOEXEC) != 0) {
-    return Error{ErrorKind::io, std::string("cannot create a pipe: ") +
-                                    std::strerror(errno)};
+    return Error{ErrorKind::io,
+                 std::string("cannot create a pipe: ") + std::strerror(errno)};
   }
   util::Fd rd(pipefd[0]);
   util::Fd wr(pipefd[1]);
-  ChildPlan plan{path.c_str(), cargv.data(), cenv.data(), shargv.data(),
-                 foreground_tty(), pipefd[1], ::getpid()};
+  ChildPlan plan{path.c_str(),     cargv.data(), cenv.data(), shargv.data(),
+                 foreground_tty(), pipefd[1],    ::getpid()};
   const int tty = plan.tty;
 
   // vfork: the child borrows our memory until it execs, so no page tables

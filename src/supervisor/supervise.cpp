@@ -28,8 +28,7 @@ using util::ErrorKind;
 
 namespace {
 
-const int k_forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1,
-                           SIGUSR2};
+const int k_forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 
 bool is_forwarded(int sig) {
   for (int s : k_forwarded) {

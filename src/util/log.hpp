@@ -24,20 +24,20 @@ void status_line(std::string_view text);
 }  // namespace godislock::util
 
 // Formats only when the level is on (like ccache's LOG macro).
-#define GODISLOCK_DEBUG(...)                                        \
-  do {                                                              \
-    if (::godislock::util::log_level() ==                           \
-        ::godislock::util::LogLevel::verbose) {                     \
+#define GODISLOCK_DEBUG(...)                                          \
+  do {                                                                \
+    if (::godislock::util::log_level() ==                             \
+        ::godislock::util::LogLevel::verbose) {                       \
       ::godislock::util::log_line("debug", fmt::format(__VA_ARGS__)); \
-    }                                                               \
+    }                                                                 \
   } while (false)
 
-#define GODISLOCK_WARN(...)                                          \
-  do {                                                               \
-    if (::godislock::util::log_level() !=                            \
-        ::godislock::util::LogLevel::quiet) {                        \
+#define GODISLOCK_WARN(...)                                             \
+  do {                                                                  \
+    if (::godislock::util::log_level() !=                               \
+        ::godislock::util::LogLevel::quiet) {                           \
       ::godislock::util::log_line("warning", fmt::format(__VA_ARGS__)); \
-    }                                                                \
+    }                                                                   \
   } while (false)
 
 // Errors are printed even with --quiet: they explain the exit code.

@@ -31,7 +31,7 @@ struct Error {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : m_v(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : m_v(std::move(value)) {}      // NOLINT: implicit by design
   Result(Error error) : m_v(std::move(error)) {}  // NOLINT
 
   bool ok() const { return m_v.index() == 0; }
@@ -53,12 +53,12 @@ using Status = Result<Unit>;
 inline Status ok_status() { return Unit{}; }
 
 // Returns early with the error of a failed Result expression.
-#define GODISLOCK_TRY(expr)                 \
-  do {                                      \
-    auto godislock_try_r_ = (expr);         \
-    if (!godislock_try_r_.ok()) {           \
-      return godislock_try_r_.error();      \
-    }                                       \
+#define GODISLOCK_TRY(expr)            \
+  do {                                 \
+    auto godislock_try_r_ = (expr);    \
+    if (!godislock_try_r_.ok()) {      \
+      return godislock_try_r_.error(); \
+    }                                  \
   } while (false)
 
 }  // namespace godislock::util

@@ -195,7 +195,8 @@ static void grandchild(int hold_fd, long ms) {
 
 int main(int argc, char** argv) {
   if (argc != 7) {
-    fprintf(stderr, "usage: cs HISTORY RESOURCE SECTION SLEEP_MS MODE MARKER\n");
+    fprintf(stderr,
+            "usage: cs HISTORY RESOURCE SECTION SLEEP_MS MODE MARKER\n");
     return 2;
   }
   g_sid = argv[3];

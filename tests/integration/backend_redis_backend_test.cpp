@@ -66,7 +66,8 @@ TEST(RedisKeysTest, LayoutCarriesTheHashTag) {
 TEST_F(RedisBackendTest, AcquireFreeLock) {
   auto b = open();
   ASSERT_NE(b, nullptr);
-  auto a = b->acquire(k_token_a, 500ms, ::godislock::backend::Backend::Mode::race, soon());
+  auto a = b->acquire(k_token_a, 500ms,
+                      ::godislock::backend::Backend::Mode::race, soon());
   ASSERT_TRUE(a) << a.error().message;
   EXPECT_EQ(a->state, Outcome::acquired);
   EXPECT_GT(a->fence, 0u);
@@ -88,7 +89,8 @@ TEST_F(RedisBackendTest, AcquireOverUnixSocket) {
   s.endpoint.path = server.socket_path();
   auto b = open_redis(s, soon());
   ASSERT_TRUE(b) << b.error().message;
-  auto a = (*b)->acquire(k_token_a, 5000ms, ::godislock::backend::Backend::Mode::race, soon());
+  auto a = (*b)->acquire(k_token_a, 5000ms,
+                         ::godislock::backend::Backend::Mode::race, soon());
   ASSERT_TRUE(a) << a.error().message;
   EXPECT_EQ(a->state, Outcome::acquired);
   EXPECT_EQ(server.cli({"GET", k_lock}), k_token_a);
@@ -97,10 +99,12 @@ TEST_F(RedisBackendTest, AcquireOverUnixSocket) {
 TEST_F(RedisBackendTest, HeldLockReportsTheHolderTtl) {
   auto b = open();
   ASSERT_NE(b, nullptr);
-  auto mine = b->acquire(k_token_a, 10000ms, ::godislock::backend::Backend::Mode::race, soon());
+  auto mine = b->acquire(k_token_a, 10000ms,
+                         ::godislock::backend::Backend::Mode::race, soon());
   ASSERT_TRUE(mine) << mine.error().message;
   ASSERT_EQ(mine->state, Outcome::acquired);
-  auto other = b->acquire(k_token_b, 10000ms, ::godislock::backend::Backend::Mode::race, soon());
+  auto other = b->acquire(k_token_b, 10000ms,
+                          ::godislock::backend::Backend::Mode::race, soon());
   ASSERT_TRUE(other) << other.error().message;
   EXPECT_EQ(other->state, Outcome::held);
   EXPECT_GT(other->holder_ttl, 5000ms);
@@ -112,14 +116,16 @@ TEST_F(RedisBackendTest, HeldLockReportsTheHolderTtl) {
 TEST_F(RedisBackendTest, RetryWithTheSameTokenKeepsTheFenceAndExtends) {
   auto b = open();
   ASSERT_NE(b, nullptr);
-  auto first = b->acquire(k_token_a, 5000ms, ::godislock::backend::Backend::Mode::race, soon());
+  auto first = b->acquire(k_token_a, 5000ms,
+                          ::godislock::backend::Backend::Mode::race, soon());
   ASSERT_TRUE(first) << first.error().message;
   ASSERT_EQ(first->state, Outcome::acquired);
   // Let "time pass" on the lease: both keys near their end.
   ASSERT_EQ(server.cli({"PEXPIRE", k_lock, "300"}), "(integer) 1");
   ASSERT_EQ(server.cli({"PEXPIRE", k_fence, "300"}), "(integer) 1");
   // The reply to `first` was lost; the retry uses the same token.
-  auto retry = b->acquire(k_token_a, 5000ms, ::godislock::backend::Backend::Mode::race, soon());
+  auto retry = b->acquire(k_token_a, 5000ms,
+                          ::godislock::backend::Backend::Mode::race, soon());
   ASSERT_TRUE(retry) << retry.error().message;
   EXPECT_EQ(retry->state, Outcome::acquired);
   EXPECT_EQ(retry->fence, first->fence);
@@ -134,7 +140,8 @@ TEST_F(RedisBackendTest, FencesStrictlyRiseOverCycles) {
   uint64_t last = 0;
   for (int i = 0; i < 50; ++i) {
     std::string token = fmt::format("{:032x}", i + 1);
-    auto a = b->acquire(token, 5000ms, ::godislock::backend::Backend::Mode::race, soon());
+    auto a = b->acquire(token, 5000ms,
+                        ::godislock::backend::Backend::Mode::race, soon());
     ASSERT_TRUE(a) << a.error().message;
     ASSERT_EQ(a->state, Outcome::acquired) << "cycle " << i;
     EXPECT_GT(a->fence, last) << "cycle " << i;
@@ -150,7 +157,8 @@ TEST_F(RedisBackendTest, FenceRisesAcrossAnEmptyRestart) {
   {
     auto b = open();
     ASSERT_NE(b, nullptr);
-    auto a = b->acquire(k_token_a, 5000ms, ::godislock::backend::Backend::Mode::race, soon());
+    auto a = b->acquire(k_token_a, 5000ms,
+                        ::godislock::backend::Backend::Mode::race, soon());
     ASSERT_TRUE(a) << a.error().message;
     ASSERT_EQ(a->state, Outcome::acquired);
     before = a->fence;
@@ -160,7 +168,8 @@ TEST_F(RedisBackendTest, FenceRisesAcrossAnEmptyRestart) {
   ASSERT_EQ(server.cli({"EXISTS", k_fence}), "(integer) 0");
   auto b = open();
   ASSERT_NE(b, nullptr);
-  auto a = b->acquire(k_token_b, 5000ms, ::godislock::backend::Backend::Mode::race, soon());
+  auto a = b->acquire(k_token_b, 5000ms,
+                      ::godislock::backend::Backend::Mode::race, soon());
   ASSERT_TRUE(a) << a.error().message;
   ASSERT_EQ(a->state, Outcome::acquired);
   EXPECT_GT(a->fence, before);
@@ -172,13 +181,15 @@ TEST_F(RedisBackendTest, FenceFollowsAStoredFenceAheadOfTheClock) {
   ASSERT_EQ(server.cli({"SET", k_fence, std::to_string(ahead)}), "OK");
   auto b = open();
   ASSERT_NE(b, nullptr);
-  auto a = b->acquire(k_token_a, 5000ms, ::godislock::backend::Backend::Mode::race, soon());
+  auto a = b->acquire(k_token_a, 5000ms,
+                      ::godislock::backend::Backend::Mode::race, soon());
   ASSERT_TRUE(a) << a.error().message;
   ASSERT_EQ(a->state, Outcome::acquired);
   EXPECT_EQ(a->fence, ahead + 1);
   EXPECT_EQ(server.cli({"GET", k_fence}), std::to_string(ahead + 1));
   ASSERT_TRUE(b->release(k_token_a, soon()).ok());
-  auto next = b->acquire(k_token_b, 5000ms, ::godislock::backend::Backend::Mode::race, soon());
+  auto next = b->acquire(k_token_b, 5000ms,
+                         ::godislock::backend::Backend::Mode::race, soon());
   ASSERT_TRUE(next) << next.error().message;
   EXPECT_EQ(next->fence, ahead + 2);
 }
@@ -186,7 +197,9 @@ TEST_F(RedisBackendTest, FenceFollowsAStoredFenceAheadOfTheClock) {
 TEST_F(RedisBackendTest, RefreshWithOurTokenResetsTheTtl) {
   auto b = open();
   ASSERT_NE(b, nullptr);
-  ASSERT_TRUE(b->acquire(k_token_a, 5000ms, ::godislock::backend::Backend::Mode::race, soon()).ok());
+  ASSERT_TRUE(b->acquire(k_token_a, 5000ms,
+                         ::godislock::backend::Backend::Mode::race, soon())
+                  .ok());
   ASSERT_EQ(server.cli({"PEXPIRE", k_lock, "200"}), "(integer) 1");
   ASSERT_EQ(server.cli({"PEXPIRE", k_fence, "200"}), "(integer) 1");
   auto r = b->refresh(k_token_a, 5000ms, soon());
@@ -201,7 +214,9 @@ TEST_F(RedisBackendTest, RefreshWithOurTokenResetsTheTtl) {
 TEST_F(RedisBackendTest, RefreshWithAnotherTokenChangesNothing) {
   auto b = open();
   ASSERT_NE(b, nullptr);
-  ASSERT_TRUE(b->acquire(k_token_a, 3000ms, ::godislock::backend::Backend::Mode::race, soon()).ok());
+  ASSERT_TRUE(b->acquire(k_token_a, 3000ms,
+                         ::godislock::backend::Backend::Mode::race, soon())
+                  .ok());
   auto r = b->refresh(k_token_b, 60000ms, soon());
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_FALSE(*r);
@@ -213,7 +228,9 @@ TEST_F(RedisBackendTest, RefreshWithAnotherTokenChangesNothing) {
 TEST_F(RedisBackendTest, RefreshAfterTheKeyWasDeletedIsFalse) {
   auto b = open();
   ASSERT_NE(b, nullptr);
-  ASSERT_TRUE(b->acquire(k_token_a, 3000ms, ::godislock::backend::Backend::Mode::race, soon()).ok());
+  ASSERT_TRUE(b->acquire(k_token_a, 3000ms,
+                         ::godislock::backend::Backend::Mode::race, soon())
+                  .ok());
   ASSERT_EQ(server.cli({"DEL", k_lock}), "(integer) 1");
   auto r = b->refresh(k_token_a, 3000ms, soon());
   ASSERT_TRUE(r) << r.error().message;
@@ -226,7 +243,10 @@ TEST_F(RedisBackendTest, ReleaseDeletesAndAnnounces) {
   auto waiter = open();
   ASSERT_NE(holder, nullptr);
   ASSERT_NE(waiter, nullptr);
-  ASSERT_TRUE(holder->acquire(k_token_a, 5000ms, ::godislock::backend::Backend::Mode::race, soon()).ok());
+  ASSERT_TRUE(holder
+                  ->acquire(k_token_a, 5000ms,
+                            ::godislock::backend::Backend::Mode::race, soon())
+                  .ok());
   auto w = waiter->watch("w", /*fair=*/false, soon());
   ASSERT_TRUE(w) << w.error().message;
   auto r = holder->release(k_token_a, soon());
@@ -245,7 +265,10 @@ TEST_F(RedisBackendTest, ReleaseWithAnotherTokenLeavesTheKey) {
   auto waiter = open();
   ASSERT_NE(holder, nullptr);
   ASSERT_NE(waiter, nullptr);
-  ASSERT_TRUE(holder->acquire(k_token_a, 5000ms, ::godislock::backend::Backend::Mode::race, soon()).ok());
+  ASSERT_TRUE(holder
+                  ->acquire(k_token_a, 5000ms,
+                            ::godislock::backend::Backend::Mode::race, soon())
+                  .ok());
   auto w = waiter->watch("w", /*fair=*/false, soon());
   ASSERT_TRUE(w) << w.error().message;
   auto r = holder->release(k_token_b, soon());
@@ -271,7 +294,10 @@ TEST_F(RedisBackendTest, WatchStaysUsableAfterATimedOutWait) {
   auto quiet = (*w)->wait(Deadline::after(100ms));
   ASSERT_TRUE(quiet) << quiet.error().message;
   EXPECT_FALSE(*quiet);
-  ASSERT_TRUE(holder->acquire(k_token_a, 5000ms, ::godislock::backend::Backend::Mode::race, soon()).ok());
+  ASSERT_TRUE(holder
+                  ->acquire(k_token_a, 5000ms,
+                            ::godislock::backend::Backend::Mode::race, soon())
+                  .ok());
   auto r = holder->release(k_token_a, soon());
   ASSERT_TRUE(r && *r);
   auto woke = (*w)->wait(Deadline::after(5s));
@@ -298,7 +324,10 @@ TEST_F(RedisBackendTest, WatchStaysUsableAfterAnInterruptedIdleWait) {
   ASSERT_FALSE(cut);
   EXPECT_EQ(cut.error().kind, ErrorKind::interrupted);
   ASSERT_EQ(::read(read_end.get(), &byte, 1), 1);  // signal taken
-  ASSERT_TRUE(holder->acquire(k_token_a, 5000ms, ::godislock::backend::Backend::Mode::race, soon()).ok());
+  ASSERT_TRUE(holder
+                  ->acquire(k_token_a, 5000ms,
+                            ::godislock::backend::Backend::Mode::race, soon())
+                  .ok());
   auto r = holder->release(k_token_a, soon());
   ASSERT_TRUE(r && *r);
   auto woke = (*w)->wait(Deadline::after(5s));
@@ -310,7 +339,8 @@ TEST_F(RedisBackendTest, KeyWithoutExpiryIsReportedAndUntouched) {
   ASSERT_EQ(server.cli({"SET", k_lock, "foreign"}), "OK");
   auto b = open();
   ASSERT_NE(b, nullptr);
-  auto a = b->acquire(k_token_a, 5000ms, ::godislock::backend::Backend::Mode::race, soon());
+  auto a = b->acquire(k_token_a, 5000ms,
+                      ::godislock::backend::Backend::Mode::race, soon());
   ASSERT_TRUE(a) << a.error().message;
   EXPECT_EQ(a->state, Outcome::no_expiry);
   auto refreshed = b->refresh(k_token_a, 5000ms, soon());
@@ -328,7 +358,8 @@ TEST_F(RedisBackendTest, KeyOfAnotherTypeIsReportedAndUntouched) {
   ASSERT_EQ(server.cli({"HSET", k_lock, "f", "v"}), "(integer) 1");
   auto b = open();
   ASSERT_NE(b, nullptr);
-  auto a = b->acquire(k_token_a, 5000ms, ::godislock::backend::Backend::Mode::race, soon());
+  auto a = b->acquire(k_token_a, 5000ms,
+                      ::godislock::backend::Backend::Mode::race, soon());
   ASSERT_TRUE(a) << a.error().message;
   EXPECT_EQ(a->state, Outcome::wrong_type);
   EXPECT_EQ(a->detail, "hash");
@@ -350,7 +381,8 @@ TEST_F(RedisBackendTest, ScriptsSurviveAScriptFlush) {
   const std::string release_sha = lock::scripts::k_release_sha1;
   auto b = open();
   ASSERT_NE(b, nullptr);
-  auto a = b->acquire(k_token_a, 5000ms, ::godislock::backend::Backend::Mode::race, soon());
+  auto a = b->acquire(k_token_a, 5000ms,
+                      ::godislock::backend::Backend::Mode::race, soon());
   ASSERT_TRUE(a) << a.error().message;
   ASSERT_EQ(a->state, Outcome::acquired);
   EXPECT_EQ(server.cli({"SCRIPT", "EXISTS", acquire_sha}), "(integer) 1");
@@ -373,7 +405,8 @@ TEST_F(RedisBackendTest, ScriptsSurviveAScriptFlush) {
   ASSERT_EQ(server.cli({"SCRIPT", "FLUSH"}), "OK");
   auto fresh = open(settings("other"));
   ASSERT_NE(fresh, nullptr);
-  auto got = fresh->acquire(k_token_b, 5000ms, ::godislock::backend::Backend::Mode::race, soon());
+  auto got = fresh->acquire(k_token_b, 5000ms,
+                            ::godislock::backend::Backend::Mode::race, soon());
   ASSERT_TRUE(got) << got.error().message;
   EXPECT_EQ(got->state, Outcome::acquired);
   EXPECT_EQ(server.cli({"GET", "t:{other}"}), k_token_b);
@@ -399,11 +432,11 @@ TEST_F(RedisBackendTest, RawEvalOfTheAcquireScript) {
   auto c = redis::Connection::open(server.endpoint(), soon());
   ASSERT_TRUE(c) << c.error().message;
   auto eval = [&](const std::string& token) {
-    return c->command({"EVAL", lock::scripts::k_acquire_source, "3", k_lock,
-                       k_fence, std::string(k_lock) + ":queue", token, "4000",
-                       "race", "60000", "1", "0", "hostA", "4242", "alice",
-                       "sleep 5"},
-                      soon());
+    return c->command(
+        {"EVAL", lock::scripts::k_acquire_source, "3", k_lock, k_fence,
+         std::string(k_lock) + ":queue", token, "4000", "race", "60000", "1",
+         "0", "hostA", "4242", "alice", "sleep 5"},
+        soon());
   };
   auto got = eval(k_token_a);
   ASSERT_TRUE(got) << got.error().message;
@@ -426,8 +459,8 @@ TEST_F(RedisBackendTest, RawEvalOfTheAcquireScript) {
   EXPECT_EQ(held->elements[4].str, "4242");
   EXPECT_EQ(held->elements[5].str, "sleep 5");
   EXPECT_GE(held->elements[6].integer, 0);
-  EXPECT_EQ(server.cli({"HGET", std::string(k_lock) + ":holder:" + k_token_a,
-                        "user"}),
+  EXPECT_EQ(server.cli(
+                {"HGET", std::string(k_lock) + ":holder:" + k_token_a, "user"}),
             "alice");
 
   ASSERT_EQ(server.cli({"DEL", k_lock}), "(integer) 1");
@@ -449,7 +482,9 @@ TEST_F(RedisBackendTest, RawEvalOfTheAcquireScript) {
 TEST_F(RedisBackendTest, ReconnectsOnTheCallAfterARestart) {
   auto b = open();
   ASSERT_NE(b, nullptr);
-  ASSERT_TRUE(b->acquire(k_token_a, 5000ms, ::godislock::backend::Backend::Mode::race, soon()).ok());
+  ASSERT_TRUE(b->acquire(k_token_a, 5000ms,
+                         ::godislock::backend::Backend::Mode::race, soon())
+                  .ok());
   server.restart_empty();
   ASSERT_TRUE(server.ok());
   // Observed and documented behaviour: the backend does not probe its old
@@ -457,10 +492,12 @@ TEST_F(RedisBackendTest, ReconnectsOnTheCallAfterARestart) {
   // and fails with io ("connection closed by server" / reset); it marks the
   // connection broken, and the next call reconnects (and, the script cache
   // being empty, falls back to EVAL).
-  auto first = b->acquire(k_token_a, 5000ms, ::godislock::backend::Backend::Mode::race, soon());
+  auto first = b->acquire(k_token_a, 5000ms,
+                          ::godislock::backend::Backend::Mode::race, soon());
   ASSERT_FALSE(first) << "the first call after a restart succeeded";
   EXPECT_EQ(first.error().kind, ErrorKind::io) << first.error().message;
-  auto second = b->acquire(k_token_a, 5000ms, ::godislock::backend::Backend::Mode::race, soon());
+  auto second = b->acquire(k_token_a, 5000ms,
+                           ::godislock::backend::Backend::Mode::race, soon());
   ASSERT_TRUE(second) << second.error().message;
   EXPECT_EQ(second->state, Outcome::acquired);
   EXPECT_EQ(server.cli({"GET", k_lock}), k_token_a);
@@ -514,7 +551,9 @@ TEST_F(RedisBackendTest, CloneIsIndependentAndConnectsLazily) {
   std::unique_ptr<Backend> c = b->clone();
   ASSERT_NE(c, nullptr);
   EXPECT_EQ(connected_clients(server), before);  // no connection yet
-  ASSERT_TRUE(b->acquire(k_token_a, 5000ms, ::godislock::backend::Backend::Mode::race, soon()).ok());
+  ASSERT_TRUE(b->acquire(k_token_a, 5000ms,
+                         ::godislock::backend::Backend::Mode::race, soon())
+                  .ok());
   auto r = c->refresh(k_token_a, 5000ms, soon());
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_TRUE(*r);

@@ -213,16 +213,15 @@ TEST_F(ShapesTest, AWriterQueuedBehindReadersIsNotOvertakenByNewReaders) {
   // A newcomer reader may not overtake it.
   EXPECT_NE(take(*shared, 'b', 5000ms, Mode::try_).state, State::acquired);
   ASSERT_TRUE(shared->release(token('a'), soon()).ok());
-  EXPECT_EQ(take(*exclusive, 'w', 5000ms, Mode::queue).state,
-            State::acquired);
+  EXPECT_EQ(take(*exclusive, 'w', 5000ms, Mode::queue).state, State::acquired);
 }
 
 TEST_F(ShapesTest, UsersMustAgreeOnTheShape) {
   auto counted = open(3, false);
   ASSERT_NE(counted, nullptr);
   ASSERT_EQ(take(*counted, 'a').state, State::acquired);
-  for (auto [limit, shared] : {std::pair{1u, false}, std::pair{2u, false},
-                               std::pair{1u, true}}) {
+  for (auto [limit, shared] :
+       {std::pair{1u, false}, std::pair{2u, false}, std::pair{1u, true}}) {
     auto other = open(limit, shared);
     ASSERT_NE(other, nullptr);
     auto a = take(*other, 'x');

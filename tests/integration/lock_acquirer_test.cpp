@@ -26,12 +26,12 @@ namespace godislock::lock {
 namespace {
 
 using namespace std::chrono_literals;
-using test::ResumeOnExit;
-using test::soon;
-using test::since;
-using test::wait_until;
 using backend::Attempt;
 using backend::Backend;
+using test::ResumeOnExit;
+using test::since;
+using test::soon;
+using test::wait_until;
 using util::Clock;
 using util::Deadline;
 using util::ErrorKind;

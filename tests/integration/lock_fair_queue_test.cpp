@@ -28,13 +28,13 @@ namespace godislock::lock {
 namespace {
 
 using namespace std::chrono_literals;
-using test::as_integer;
-using test::calls_of;
-using test::soon;
-using test::since;
-using test::wait_until;
 using backend::Attempt;
 using backend::Backend;
+using test::as_integer;
+using test::calls_of;
+using test::since;
+using test::soon;
+using test::wait_until;
 using util::Clock;
 using util::Deadline;
 using util::ErrorKind;
@@ -535,8 +535,7 @@ TEST_F(FairQueueTest, ReleaseHandsTheLockStraightToTheHead) {
   // The server's records match what the message said.
   const std::string holder_key = std::string(k_lock) + ":holder:" + head.token;
   EXPECT_EQ(server.cli({"GET", k_lock}), head.token);
-  EXPECT_EQ(server.cli({"GET", k_fence}),
-            std::to_string(head.result->fence));
+  EXPECT_EQ(server.cli({"GET", k_fence}), std::to_string(head.result->fence));
   EXPECT_GT(head.result->fence, std::stoull(holder_fence));
   EXPECT_EQ(server.cli({"HGET", holder_key, "fence"}),
             std::to_string(head.result->fence));

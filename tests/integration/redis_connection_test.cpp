@@ -26,8 +26,8 @@ namespace godislock::redis {
 namespace {
 
 using namespace std::chrono_literals;
-using test::soon;
 using test::since;
+using test::soon;
 using util::Clock;
 using util::Deadline;
 using util::ErrorKind;

@@ -29,12 +29,12 @@ namespace godislock::refresher {
 namespace {
 
 using namespace std::chrono_literals;
-using test::ResumeOnExit;
-using test::soon;
-using test::since;
-using test::wait_until;
 using backend::Backend;
 using lock::Millis;
+using test::ResumeOnExit;
+using test::since;
+using test::soon;
+using test::wait_until;
 using util::Clock;
 using util::Deadline;
 

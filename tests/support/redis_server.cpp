@@ -87,10 +87,11 @@ RedisServer::RedisServer(std::vector<std::string> extra_args)
 void RedisServer::start() {
   for (int attempt = 0; attempt < 5; ++attempt) {
     std::vector<std::string> args = {
-        "redis-server", "--port", std::to_string(m_port), "--bind",
-        "127.0.0.1",    "--unixsocket", m_socket,        "--save",
-        "",             "--appendonly", "no",            "--dir",
-        m_dir,          "--logfile",    m_dir + "/redis.log"};
+        "redis-server", "--port",    std::to_string(m_port),
+        "--bind",       "127.0.0.1", "--unixsocket",
+        m_socket,       "--save",    "",
+        "--appendonly", "no",        "--dir",
+        m_dir,          "--logfile", m_dir + "/redis.log"};
     if (m_tls) {
       const std::string& d = tls_certs();
       args[2] = "0";  // no plaintext port
@@ -121,10 +122,12 @@ void RedisServer::start() {
         m_pid = -1;  // exited: port taken or redis-server missing
         break;
       }
-      auto c = redis::Connection::open(admin_endpoint(),
-                                       util::Deadline::after(std::chrono::milliseconds(200)));
+      auto c = redis::Connection::open(
+          admin_endpoint(),
+          util::Deadline::after(std::chrono::milliseconds(200)));
       if (c) {
-        auto r = c->command({"PING"}, util::Deadline::after(std::chrono::seconds(1)));
+        auto r = c->command({"PING"},
+                            util::Deadline::after(std::chrono::seconds(1)));
         // A server started with --requirepass answers NOAUTH: it is up.
         if (r && (r->str == "PONG" || r->str.rfind("NOAUTH", 0) == 0)) {
           return;
@@ -213,7 +216,8 @@ const std::string& tls_certs() {
 }
 
 std::string RedisServer::cli(const std::vector<std::string>& argv) const {
-  auto c = redis::Connection::open(admin_endpoint(), util::Deadline::after(std::chrono::seconds(2)));
+  auto c = redis::Connection::open(
+      admin_endpoint(), util::Deadline::after(std::chrono::seconds(2)));
   if (!c) {
     return "(connect error) " + c.error().message;
   }

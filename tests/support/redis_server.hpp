@@ -74,12 +74,12 @@ const std::string& tls_certs();
 
 // In a gtest body: starts `server` or skips the test when redis-server is
 // not installed (a failure instead under GODISLOCK_REQUIRE_REDIS=1).
-#define GODISLOCK_REQUIRE_SERVER(server)                                  \
-  do {                                                                    \
-    if (!(server).ok()) {                                                 \
-      if (std::getenv("GODISLOCK_REQUIRE_REDIS") != nullptr) {            \
-        FAIL() << "redis-server could not be started";                    \
-      }                                                                   \
-      GTEST_SKIP() << "redis-server not available";                       \
-    }                                                                     \
+#define GODISLOCK_REQUIRE_SERVER(server)                       \
+  do {                                                         \
+    if (!(server).ok()) {                                      \
+      if (std::getenv("GODISLOCK_REQUIRE_REDIS") != nullptr) { \
+        FAIL() << "redis-server could not be started";         \
+      }                                                        \
+      GTEST_SKIP() << "redis-server not available";            \
+    }                                                          \
   } while (false)

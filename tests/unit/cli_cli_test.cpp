@@ -20,9 +20,9 @@ using Words = std::vector<std::string>;
 using namespace std::string_literals;
 
 // Parses "godislock" followed by `words`.
-Options parse_words(const Words& words,
-                    godislock::cli::Parser parser =
-                        godislock::cli::Parser::fast_when_plain) {
+Options parse_words(
+    const Words& words,
+    godislock::cli::Parser parser = godislock::cli::Parser::fast_when_plain) {
   Words all = {"godislock"};
   all.insert(all.end(), words.begin(), words.end());
   std::vector<const char*> argv;
@@ -39,24 +39,23 @@ std::string outcome(const Words& words, godislock::cli::Parser parser) {
   try {
     Options out = parse_words(words, parser);
     const auto& o = out.run;
-    std::string text =
-        "action=" + std::to_string(static_cast<int>(out.action));
-    text += " url=" + o.url + " pwfile=" + o.password_file.value_or("-") +
-            " prefix=" + o.prefix +
-            " ct=" + std::to_string(o.connect_timeout.count()) +
-            " v=" + std::to_string(o.verbose) +
-            " q=" + std::to_string(o.quiet) + " name=" + o.name.value_or("-") +
-            " ttl=" + std::to_string(o.ttl.count()) + " wait=" +
-            (o.wait ? std::to_string(o.wait->count()) : "-") +
-            " nb=" + std::to_string(o.nonblock) +
-            " nofair=" + std::to_string(o.no_fair) +
-            " tree=" + std::to_string(o.wait_tree) +
-            " limit=" + std::to_string(o.limit) +
-            " shared=" + std::to_string(o.shared) +
-            " E=" + std::to_string(o.conflict_exit_code) +
-            " sig=" + o.kill_signal + " ka=" +
-            (o.kill_after ? std::to_string(o.kill_after->count()) : "-") +
-            " c=" + o.shell_command.value_or("-") + " cmd=";
+    std::string text = "action=" + std::to_string(static_cast<int>(out.action));
+    text +=
+        " url=" + o.url + " pwfile=" + o.password_file.value_or("-") +
+        " prefix=" + o.prefix +
+        " ct=" + std::to_string(o.connect_timeout.count()) +
+        " v=" + std::to_string(o.verbose) + " q=" + std::to_string(o.quiet) +
+        " name=" + o.name.value_or("-") +
+        " ttl=" + std::to_string(o.ttl.count()) +
+        " wait=" + (o.wait ? std::to_string(o.wait->count()) : "-") +
+        " nb=" + std::to_string(o.nonblock) +
+        " nofair=" + std::to_string(o.no_fair) +
+        " tree=" + std::to_string(o.wait_tree) +
+        " limit=" + std::to_string(o.limit) +
+        " shared=" + std::to_string(o.shared) +
+        " E=" + std::to_string(o.conflict_exit_code) + " sig=" + o.kill_signal +
+        " ka=" + (o.kill_after ? std::to_string(o.kill_after->count()) : "-") +
+        " c=" + o.shell_command.value_or("-") + " cmd=";
     for (const auto& w : o.command) {
       text += "[" + w + "]";
     }
@@ -92,13 +91,17 @@ bool contains(const std::string& s, const std::string& part) {
 // Keeps the environment variables the parser reads out of the tests' way.
 class CliTest : public ::testing::Test {
  protected:
-  static constexpr const char* k_vars[] = {
-      "GODISLOCK_URL",          "GODISLOCK_PREFIX",
-      "GODISLOCK_PASSWORD_FILE", "GODISLOCK_CONNECT_TIMEOUT",
-      "GODISLOCK_VERBOSE",      "GODISLOCK_QUIET",
-      "GODISLOCK_TTL",          "GODISLOCK_WAIT",
-      "GODISLOCK_KILL_SIGNAL",  "GODISLOCK_KILL_AFTER",
-      "GODISLOCK_CONFLICT_EXIT_CODE"};
+  static constexpr const char* k_vars[] = {"GODISLOCK_URL",
+                                           "GODISLOCK_PREFIX",
+                                           "GODISLOCK_PASSWORD_FILE",
+                                           "GODISLOCK_CONNECT_TIMEOUT",
+                                           "GODISLOCK_VERBOSE",
+                                           "GODISLOCK_QUIET",
+                                           "GODISLOCK_TTL",
+                                           "GODISLOCK_WAIT",
+                                           "GODISLOCK_KILL_SIGNAL",
+                                           "GODISLOCK_KILL_AFTER",
+                                           "GODISLOCK_CONFLICT_EXIT_CODE"};
   void SetUp() override {
     for (const char* var : k_vars) {
       if (const char* v = std::getenv(var)) {
@@ -444,9 +447,9 @@ TEST_F(CliTest, TheCommandLineWinsOverTheEnvironment) {
   ::setenv("GODISLOCK_PREFIX", "ci:", 1);
   ::setenv("GODISLOCK_WAIT", "90s", 1);
   ::setenv("GODISLOCK_VERBOSE", "yes", 1);
-  auto r = parse_words({"run", "--ttl", "5s", "--prefix", "x:", "-q", "--",
-                        "true"})
-               .run;
+  auto r =
+      parse_words({"run", "--ttl", "5s", "--prefix", "x:", "-q", "--", "true"})
+          .run;
   EXPECT_EQ(r.ttl, Millis(5000));
   EXPECT_EQ(r.prefix, "x:");
   EXPECT_TRUE(r.quiet);

@@ -300,9 +300,9 @@ TEST(Resp, ReplyTypesBeyondResp2AreProtocolErrors) {
                             "*1\r\n#f\r\n"s, "(12345678901234567890\r\n"s}) {
     ReplyReader reader;
     auto fed = reader.feed(bytes.data(), bytes.size());
-    auto r = fed.ok() ? reader.next()
-                      : godislock::util::Result<std::optional<Reply>>(
-                            fed.error());
+    auto r = fed.ok()
+                 ? reader.next()
+                 : godislock::util::Result<std::optional<Reply>>(fed.error());
     ASSERT_FALSE(r.ok()) << "accepted: " << bytes;
     EXPECT_EQ(r.error().kind, ErrorKind::protocol) << bytes;
   }

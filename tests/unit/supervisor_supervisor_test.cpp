@@ -3,8 +3,8 @@
 
 #include "signals/signals.hpp"
 
-#include <atomic>
 #include <gtest/gtest.h>
+#include <atomic>
 
 #include <dirent.h>
 #include <fcntl.h>
