@@ -11,8 +11,8 @@ string(SHA1 sha "${text}")
 file(WRITE "${OUTPUT}.tmp"
   "// Generated from ${INPUT}; do not edit.\n"
   "#pragma once\n"
-  "namespace godislock::lock::scripts {\n"
+  "namespace godislock::backend::scripts {\n"
   "inline constexpr const char* k_${NAME}_source = R\"godislock_lua(${text})godislock_lua\";\n"
   "inline constexpr const char* k_${NAME}_sha1 = \"${sha}\";\n"
-  "}  // namespace godislock::lock::scripts\n")
+  "}  // namespace godislock::backend::scripts\n")
 file(RENAME "${OUTPUT}.tmp" "${OUTPUT}")

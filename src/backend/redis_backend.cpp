@@ -1,10 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "backend/redis_backend.hpp"
 
-#include "lock/scripts/acquire_lua.hpp"
-#include "lock/scripts/refresh_lua.hpp"
-#include "lock/scripts/release_lua.hpp"
-#include "lock/scripts/status_lua.hpp"
+#include "backend/redis_scripts.hpp"
 #include "redis/connection.hpp"
 #include "redis/resp.hpp"
 #include "util/log.hpp"
@@ -38,21 +35,6 @@ std::string redis_wake_channel(const RedisKeys& keys,
 }
 
 namespace {
-
-struct Script {
-  const char* name;
-  const char* source;
-  const char* sha1;
-};
-
-const Script k_acquire{"acquire", lock::scripts::k_acquire_source,
-                       lock::scripts::k_acquire_sha1};
-const Script k_refresh{"refresh", lock::scripts::k_refresh_source,
-                       lock::scripts::k_refresh_sha1};
-const Script k_release{"release", lock::scripts::k_release_source,
-                       lock::scripts::k_release_sha1};
-const Script k_status{"status", lock::scripts::k_status_source,
-                      lock::scripts::k_status_sha1};
 
 // A SCAN pattern matching `text` literally.
 std::string glob_escape(const std::string& text) {
@@ -98,17 +80,6 @@ std::optional<std::string> name_of_key(const std::string& prefix,
   return key.substr(head.size(), end - head.size());
 }
 
-long long as_integer(const Reply& r) {
-  if (r.type == Reply::Type::integer) {
-    return r.integer;
-  }
-  try {
-    return std::stoll(r.str);
-  } catch (const std::exception&) {
-    return -1;
-  }
-}
-
 ErrorKind classify_server_error(const std::string& text) {
   if (text.rfind("NOAUTH", 0) == 0 || text.rfind("WRONGPASS", 0) == 0 ||
       text.rfind("NOPERM", 0) == 0) {
@@ -119,18 +90,6 @@ ErrorKind classify_server_error(const std::string& text) {
     return ErrorKind::busy;
   }
   return ErrorKind::server;
-}
-
-// The error for a script's {-1, type, key} reply, or nullopt for any other
-// reply: a key of the lock holds another type, and nothing was written.
-std::optional<Error> foreign_key_error(const Reply& r) {
-  if (r.type != Reply::Type::array || r.elements.size() != 3 ||
-      r.elements[0].integer != -1) {
-    return std::nullopt;
-  }
-  return Error{ErrorKind::foreign,
-               fmt::format("key '{}' holds a {}, not a lock", r.elements[2].str,
-                           r.elements[1].str)};
 }
 
 // A hand-over message, "granted SEQ FENCE" (release.lua): the fence when
@@ -222,82 +181,32 @@ class RedisBackend final : public Backend {
 
   Result<Attempt> acquire(const std::string& token, Millis ttl, Mode mode,
                           Deadline deadline) override {
-    const char* mode_arg = mode == Mode::race   ? "race"
-                           : mode == Mode::try_ ? "try"
-                                                : "queue";
     if (mode == Mode::queue) {
       ++*m_queue_seq;
     }
-    const Holder& h = m_settings.holder;
-    auto r =
-        eval(k_acquire, {m_keys.lock, m_keys.fence, m_keys.queue},
-             {token, std::to_string(ttl.count()), mode_arg,
-              std::to_string(k_queue_lease.count()), limit_arg(), shared_arg(),
-              h.host, h.pid, h.user, h.command.substr(0, k_holder_cmd_cap),
-              grace_arg(), std::to_string(*m_queue_seq)},
-             deadline);
+    AcquireArgs args{token,
+                     ttl,
+                     mode,
+                     m_settings.limit,
+                     m_settings.shared,
+                     &m_settings.holder,
+                     *m_queue_seq};
+    auto r = eval(acquire_call(m_keys, args), deadline);
     if (!r) {
       return r.error();
     }
-    const auto& e = r->elements;
-    if (r->type != Reply::Type::array || e.size() < 2) {
-      return Error{ErrorKind::protocol, "acquire: malformed script reply"};
-    }
-    Attempt a;
-    switch (e[0].integer) {
-      case 1:
-        a.state = Outcome::acquired;
-        a.fence = static_cast<uint64_t>(e[1].integer);
-        a.slot = e.size() > 2 ? static_cast<unsigned>(e[2].integer) : 0;
-        break;
-      case 0:
-        if (e[1].integer == -1) {
-          a.state = Outcome::no_expiry;
-        } else if (e[1].integer == -2) {
-          a.state = Outcome::queued;
-          if (e.size() > 2 && e[2].integer >= 0) {
-            a.head_lapses = Millis(e[2].integer);
-          }
-        } else {
-          a.state = Outcome::held;
-          a.holder_ttl = Millis(std::max<long long>(e[1].integer, 0));
-          if (e.size() >= 7) {
-            a.holders = static_cast<unsigned>(e[2].integer);
-            a.holder_host = e[3].str;
-            a.holder_pid = e[4].str;
-            a.holder_cmd = e[5].str;
-            if (e[6].integer >= 0) {
-              a.holder_age = Millis(e[6].integer);
-            }
-          }
-        }
-        break;
-      case -3:
-        a.state = Outcome::mismatch;
-        a.detail = e[1].str;
-        break;
-      default:
-        a.state = Outcome::wrong_type;
-        a.detail = e[1].str;
-        a.detail_key = e.size() > 2 ? e[2].str : m_keys.lock;
-        break;
-    }
-    return a;
+    return decode_acquire(*r, m_keys);
   }
 
   Result<bool> refresh(const std::string& token, Millis ttl,
                        Deadline deadline) override {
-    auto r =
-        eval(k_refresh, {m_keys.lock, m_keys.fence},
-             {token, std::to_string(ttl.count()), limit_arg(), shared_arg()},
-             deadline);
+    auto r = eval(
+        refresh_call(m_keys, token, ttl, m_settings.limit, m_settings.shared),
+        deadline);
     if (!r) {
       return r.error();
     }
-    if (auto foreign = foreign_key_error(*r)) {
-      return *foreign;
-    }
-    return r->integer == 1;
+    return decode_token_check(*r, "refresh");
   }
 
   Result<bool> release(const std::string& token, Deadline deadline) override {
@@ -307,16 +216,13 @@ class RedisBackend final : public Backend {
     // written after the woken waiter. Otherwise our reply goes out first,
     // and on a busy machine our own wake-up and exit can keep Redis off
     // the CPU before it sends the hand-over (measured in bench/).
-    auto r = eval(k_release, {m_keys.lock, m_keys.channel, m_keys.queue},
-                  {token, limit_arg(), shared_arg(), grace_arg()}, deadline,
-                  /*ping_first=*/true);
+    auto r =
+        eval(release_call(m_keys, token, m_settings.limit, m_settings.shared),
+             deadline, /*ping_first=*/true);
     if (!r) {
       return r.error();
     }
-    if (auto foreign = foreign_key_error(*r)) {
-      return *foreign;
-    }
-    return r->integer == 1;
+    return decode_token_check(*r, "release");
   }
 
   Result<LockStatus> status(const std::string& name,
@@ -412,9 +318,11 @@ class RedisBackend final : public Backend {
   // Runs a script by EVALSHA, falling back to EVAL when the server lost it
   // (SCRIPT FLUSH, restart, failover). Reconnects first if the connection
   // broke on an earlier call. Server errors become Errors.
-  Result<Reply> eval(const Script& script, const std::vector<std::string>& keys,
-                     const std::vector<std::string>& args, Deadline deadline,
+  Result<Reply> eval(const ScriptCall& call, Deadline deadline,
                      bool ping_first = false) {
+    const Script& script = *call.script;
+    const auto& keys = call.keys;
+    const auto& args = call.args;
     if (!m_conn || m_conn->is_broken()) {
       m_conn.reset();
       GODISLOCK_TRY(connect(deadline));
@@ -468,57 +376,11 @@ class RedisBackend final : public Backend {
 
   Result<LockStatus> look(const RedisKeys& keys, const char* what,
                           Deadline deadline) {
-    auto r = eval(k_status, {keys.lock, keys.fence, keys.queue, keys.channel},
-                  {what, grace_arg()}, deadline);
+    auto r = eval(status_call(keys, what), deadline);
     if (!r) {
       return r.error();
     }
-    const auto& e = r->elements;
-    if (r->type != Reply::Type::array || e.empty()) {
-      return Error{ErrorKind::protocol, "status: malformed script reply"};
-    }
-    LockStatus st;
-    const std::string& kind = e[0].str;
-    if (kind == "foreign" && e.size() == 3) {
-      st.kind = LockStatus::Kind::foreign;
-      st.foreign_detail = e[1].str;
-      st.foreign_key = e[2].str;
-      return st;
-    }
-    if (e.size() < 4) {
-      return Error{ErrorKind::protocol, "status: malformed script reply"};
-    }
-    st.kind = kind == "exclusive" ? LockStatus::Kind::exclusive
-              : kind == "limit"   ? LockStatus::Kind::counted
-              : kind == "shared"  ? LockStatus::Kind::shared
-                                  : LockStatus::Kind::free;
-    st.limit = static_cast<unsigned>(std::max<long long>(e[1].integer, 1));
-    st.last_fence = static_cast<uint64_t>(std::max<long long>(e[2].integer, 0));
-    st.queued = static_cast<unsigned>(std::max<long long>(e[3].integer, 0));
-    for (size_t i = 4; i < e.size(); ++i) {
-      const auto& h = e[i].elements;
-      if (h.size() != 8) {
-        return Error{ErrorKind::protocol, "status: malformed holder"};
-      }
-      HolderInfo info;
-      info.ttl = Millis(std::max<long long>(as_integer(h[0]), 0));
-      info.who = Holder{h[1].str, h[2].str, h[3].str, h[4].str};
-      if (h[5].integer >= 0) {
-        info.age = Millis(h[5].integer);
-      }
-      if (h[6].integer >= 0) {
-        info.fence = static_cast<uint64_t>(h[6].integer);
-      }
-      info.slot = static_cast<unsigned>(std::max<long long>(h[7].integer, 0));
-      st.holders.push_back(std::move(info));
-    }
-    return st;
-  }
-
-  std::string limit_arg() const { return std::to_string(m_settings.limit); }
-  const char* shared_arg() const { return m_settings.shared ? "1" : "0"; }
-  static std::string grace_arg() {
-    return std::to_string(k_queue_grace.count());
+    return decode_status(*r);
   }
 
   Settings m_settings;

@@ -48,7 +48,7 @@ setup() {
   local called
   called=$( {
     grep -ohE "redis\.p?call\('[A-Za-z]+'(, *'[A-Za-z]+')?" \
-      "$ROOT"/src/lock/scripts/*.lua |
+      "$ROOT"/src/backend/scripts/*.lua |
       sed -E "s/.*\('([A-Za-z]+)'(, *'([A-Za-z]+)')?/\1 \3/" |
       tr 'A-Z' 'a-z' | sed -E 's/ $//; s/ /|/'
     printf '%s\n' eval evalsha subscribe scan ping

@@ -272,8 +272,8 @@ same_options() {
     # P{NAME}:slot:K -> ":slot:", P{NAME}:limit -> ":limit".
     suffix=$(sed -E 's/^P\{NAME\}//; s/(TOKEN|K)$//' <<<"$key")
     [[ -z $suffix ]] && continue
-    grep -qF "'$suffix" "$ROOT"/src/lock/scripts/*.lua ||
-      grep -qF "\"$suffix" "$ROOT"/src/lock/scripts/*.lua "$ROOT"/src/backend/*.cpp ||
+    grep -qF "'$suffix" "$ROOT"/src/backend/scripts/*.lua ||
+      grep -qF "\"$suffix" "$ROOT"/src/backend/scripts/*.lua "$ROOT"/src/backend/*.cpp ||
       { echo "key not in the scripts: $key ($suffix)" >&2; return 1; }
     checked=$((checked + 1))
   done

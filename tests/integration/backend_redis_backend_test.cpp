@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: MIT
-// The Redis backend and its Lua contracts (src/lock/scripts/*.lua) against a
+// The Redis backend and its Lua contracts (src/backend/scripts/*.lua) against a
 // real redis-server: acquire/refresh/release, fences, foreign keys, script
 // cache loss, release announcements and reconnection.
 #include "backend/redis_backend.hpp"
 
-#include "lock/scripts/acquire_lua.hpp"
-#include "lock/scripts/refresh_lua.hpp"
-#include "lock/scripts/release_lua.hpp"
+#include "backend/scripts/acquire_lua.hpp"
+#include "backend/scripts/refresh_lua.hpp"
+#include "backend/scripts/release_lua.hpp"
 #include "redis/connection.hpp"
 #include "support/backend_fixture.hpp"
 #include "support/time.hpp"
@@ -376,9 +376,9 @@ TEST_F(RedisBackendTest, KeyOfAnotherTypeIsReportedAndUntouched) {
 }
 
 TEST_F(RedisBackendTest, ScriptsSurviveAScriptFlush) {
-  const std::string acquire_sha = lock::scripts::k_acquire_sha1;
-  const std::string refresh_sha = lock::scripts::k_refresh_sha1;
-  const std::string release_sha = lock::scripts::k_release_sha1;
+  const std::string acquire_sha = scripts::k_acquire_sha1;
+  const std::string refresh_sha = scripts::k_refresh_sha1;
+  const std::string release_sha = scripts::k_release_sha1;
   auto b = open();
   ASSERT_NE(b, nullptr);
   auto a = b->acquire(k_token_a, 5000ms,
@@ -416,12 +416,10 @@ TEST_F(RedisBackendTest, ScriptShaMatchesTheSource) {
   // EVALSHA only works if the embedded SHA1 is the source's.
   auto c = redis::Connection::open(server.endpoint(), soon());
   ASSERT_TRUE(c) << c.error().message;
-  for (auto [source, sha] : {std::pair{lock::scripts::k_acquire_source,
-                                       lock::scripts::k_acquire_sha1},
-                             std::pair{lock::scripts::k_refresh_source,
-                                       lock::scripts::k_refresh_sha1},
-                             std::pair{lock::scripts::k_release_source,
-                                       lock::scripts::k_release_sha1}}) {
+  for (auto [source, sha] :
+       {std::pair{scripts::k_acquire_source, scripts::k_acquire_sha1},
+        std::pair{scripts::k_refresh_source, scripts::k_refresh_sha1},
+        std::pair{scripts::k_release_source, scripts::k_release_sha1}}) {
     auto r = c->command({"SCRIPT", "LOAD", source}, soon());
     ASSERT_TRUE(r) << r.error().message;
     EXPECT_EQ(r->str, sha);
@@ -432,11 +430,10 @@ TEST_F(RedisBackendTest, RawEvalOfTheAcquireScript) {
   auto c = redis::Connection::open(server.endpoint(), soon());
   ASSERT_TRUE(c) << c.error().message;
   auto eval = [&](const std::string& token) {
-    return c->command(
-        {"EVAL", lock::scripts::k_acquire_source, "3", k_lock, k_fence,
-         std::string(k_lock) + ":queue", token, "4000", "race", "60000", "1",
-         "0", "hostA", "4242", "alice", "sleep 5"},
-        soon());
+    return c->command({"EVAL", scripts::k_acquire_source, "3", k_lock, k_fence,
+                       std::string(k_lock) + ":queue", token, "4000", "race",
+                       "60000", "1", "0", "hostA", "4242", "alice", "sleep 5"},
+                      soon());
   };
   auto got = eval(k_token_a);
   ASSERT_TRUE(got) << got.error().message;

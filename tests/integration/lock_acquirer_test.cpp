@@ -6,7 +6,7 @@
 #include "lock/acquirer.hpp"
 
 #include "backend/redis_backend.hpp"
-#include "lock/scripts/acquire_lua.hpp"
+#include "backend/scripts/acquire_lua.hpp"
 #include "support/backend_fixture.hpp"
 #include "support/time.hpp"
 #include "util/fd.hpp"
@@ -295,8 +295,8 @@ TEST_F(AcquirerTest, InterruptedBeforeTheReplyAssumesTheKeyWasTaken) {
   b->set_interrupt_fd(read_end.get());
   // Cache the script, or the server would answer EVALSHA with NOSCRIPT and
   // the EVAL fallback would never be sent.
-  ASSERT_EQ(server.cli({"SCRIPT", "LOAD", scripts::k_acquire_source}),
-            scripts::k_acquire_sha1);
+  ASSERT_EQ(server.cli({"SCRIPT", "LOAD", backend::scripts::k_acquire_source}),
+            backend::scripts::k_acquire_sha1);
   bool maybe_holding = false;
   {
     // The script is sent, but the stopped server cannot answer before the

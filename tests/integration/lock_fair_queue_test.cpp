@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "backend/redis_backend.hpp"
+#include "backend/scripts/release_lua.hpp"
 #include "lock/acquirer.hpp"
-#include "lock/scripts/release_lua.hpp"
 #include "redis/connection.hpp"
 #include "support/backend_fixture.hpp"
 #include "support/time.hpp"
@@ -264,8 +264,8 @@ TEST_F(FairQueueTest, ReleaseWakesOnlyTheHead) {
   }
   // Cache the release script so that the release is one EVALSHA (not a
   // NOSCRIPT EVALSHA and an EVAL).
-  ASSERT_EQ(server.cli({"SCRIPT", "LOAD", scripts::k_release_source}),
-            scripts::k_release_sha1);
+  ASSERT_EQ(server.cli({"SCRIPT", "LOAD", backend::scripts::k_release_source}),
+            backend::scripts::k_release_sha1);
   ASSERT_EQ(server.cli({"CONFIG", "RESETSTAT"}), "OK");
   ASSERT_TRUE(release_holder());
   ASSERT_TRUE(wait_until([&] { return m_acquired.load() >= 1; }, 5000ms));
@@ -514,8 +514,8 @@ TEST_F(FairQueueTest, ReleaseHandsTheLockStraightToTheHead) {
     start_waiter();
     ASSERT_TRUE(queue_length_is(i + 1));
   }
-  ASSERT_EQ(server.cli({"SCRIPT", "LOAD", scripts::k_release_source}),
-            scripts::k_release_sha1);
+  ASSERT_EQ(server.cli({"SCRIPT", "LOAD", backend::scripts::k_release_source}),
+            backend::scripts::k_release_sha1);
   ASSERT_EQ(server.cli({"CONFIG", "RESETSTAT"}), "OK");
   auto released_at = Clock::now();
   ASSERT_TRUE(release_holder());

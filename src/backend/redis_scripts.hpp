@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+// The protocol of the Redis backend in one place: for each Lua script
+// (scripts/*.lua) the keys and arguments it is called with, in the order it
+// reads them, and its reply, decoded with every element's type checked. A
+// reply that is not what the script returns is a protocol error naming the
+// script and the element.
+
+#include "backend/backend.hpp"
+#include "backend/redis_backend.hpp"
+#include "redis/resp.hpp"
+#include "util/result.hpp"
+
+#include <string>
+#include <vector>
+
+namespace godislock::backend {
+
+struct Script {
+  const char* name;
+  const char* source;
+  const char* sha1;
+};
+
+// EVALSHA's keys and arguments for one call of a script.
+struct ScriptCall {
+  const Script* script;
+  std::vector<std::string> keys;
+  std::vector<std::string> args;
+};
+
+// acquire.lua: KEYS lock, fence, queue; ARGV token, ttl ms, mode, queue
+// lease ms, limit, shared, host, pid, user, cmd, grace ms, seq.
+struct AcquireArgs {
+  std::string token;
+  Millis ttl;
+  Backend::Mode mode;
+  unsigned limit;
+  bool shared;
+  const Holder* holder;
+  uint64_t seq;  // the number of this queue registration
+};
+ScriptCall acquire_call(const RedisKeys& keys, const AcquireArgs& a);
+// {1, fence, slot} | {0, -1} | {0, -2, head_lapses} | {0, ttl, holders,
+// host, pid, cmd, age} | {-3, shape} | {-1|other, type, key}.
+util::Result<Attempt> decode_acquire(const redis::Reply& r,
+                                     const RedisKeys& keys);
+
+// refresh.lua: KEYS lock, fence; ARGV token, ttl ms, limit, shared.
+ScriptCall refresh_call(const RedisKeys& keys, const std::string& token,
+                        Millis ttl, unsigned limit, bool shared);
+// release.lua: KEYS lock, release channel, queue; ARGV token, limit,
+// shared, grace ms.
+ScriptCall release_call(const RedisKeys& keys, const std::string& token,
+                        unsigned limit, bool shared);
+// Refresh and release: 1 (ours, done), 0 (not ours), or {-1, type, key}
+// (a key of the lock is foreign: ErrorKind::foreign, nothing written).
+util::Result<bool> decode_token_check(const redis::Reply& r,
+                                      const char* script);
+
+// status.lua: KEYS lock, fence, queue, release channel; ARGV 'look' or
+// 'break', grace ms.
+ScriptCall status_call(const RedisKeys& keys, const char* what);
+// {kind, limit, last fence, queued, {ttl, host, pid, user, cmd, age, fence,
+// slot}...} | {'foreign', detail, key}.
+util::Result<LockStatus> decode_status(const redis::Reply& r);
+
+}  // namespace godislock::backend
