@@ -127,3 +127,90 @@ TEST(DeriveName, EmptyArgvDoesNotCrash) {
 }
 
 }  // namespace
+
+// --- make_plan: options -> what run needs, or a usage error ---
+
+namespace {
+
+using godislock::app::make_plan;
+using godislock::app::RunPlan;
+using godislock::cli::RunOptions;
+using godislock::cli::UsageError;
+using std::chrono::milliseconds;
+
+RunOptions options(std::vector<std::string> command) {
+  RunOptions o;
+  o.command = std::move(command);
+  return o;
+}
+
+// The message of the UsageError make_plan throws ("" if none).
+std::string usage_error(const RunOptions& o) {
+  try {
+    make_plan(o);
+  } catch (const UsageError& e) {
+    return e.message;
+  }
+  return "";
+}
+
+TEST(MakePlan, NamesTheLockAfterTheCommandUnlessNamed) {
+  RunPlan p = make_plan(options({"/usr/bin/rsync", "-a", "src/", "dst/"}));
+  EXPECT_TRUE(p.name_derived);
+  EXPECT_EQ(p.name, derive_name({"/usr/bin/rsync", "-a", "src/", "dst/"}));
+  RunOptions o = options({"true"});
+  o.name = "deploy";
+  p = make_plan(o);
+  EXPECT_FALSE(p.name_derived);
+  EXPECT_EQ(p.name, "deploy");
+}
+
+TEST(MakePlan, ShellCommandRunsUnderBinShAndNamesLikeSh) {
+  RunOptions o;
+  o.shell_command = "echo hi";
+  RunPlan p = make_plan(o);
+  EXPECT_EQ(p.argv, (Argv{"/bin/sh", "-c", "echo hi"}));
+  EXPECT_EQ(p.name, derive_name({"sh", "-c", "echo hi"}));
+}
+
+TEST(MakePlan, LeaseTimingAndKillSignal) {
+  RunOptions o = options({"true"});
+  o.ttl = milliseconds(30000);
+  RunPlan p = make_plan(o);
+  EXPECT_EQ(p.timing.ttl, milliseconds(30000));
+  EXPECT_EQ(p.timing.kill_after, milliseconds(5000));
+  EXPECT_EQ(p.timing.give_up_after, milliseconds(24396));
+  EXPECT_EQ(p.kill_signal, 15);
+  EXPECT_FALSE(p.single_try);
+  o.nonblock = true;
+  EXPECT_TRUE(make_plan(o).single_try);
+  o.nonblock = false;
+  o.wait = milliseconds(0);
+  EXPECT_TRUE(make_plan(o).single_try);
+}
+
+TEST(MakePlan, RefusesWhatCannotBeRunSafely) {
+  RunOptions o = options({"true"});
+  o.ttl = milliseconds(2);
+  EXPECT_EQ(usage_error(o), "--ttl 2ms is below the minimum of 3ms");
+  o.ttl = milliseconds(5);
+  EXPECT_EQ(usage_error(o),
+            "--ttl 5ms is too short to stop the command before the lease "
+            "expires (use --ttl 7ms or more)");
+  o.ttl = milliseconds(3000);
+  o.kill_after = milliseconds(2500);
+  EXPECT_NE(usage_error(o).find("--kill-after 2s500ms does not fit in --ttl 3s"),
+            std::string::npos)
+      << usage_error(o);
+  o.kill_after.reset();
+  o.kill_signal = "BOGUS";
+  EXPECT_EQ(usage_error(o),
+            "invalid value 'BOGUS' for --kill-signal: unknown signal");
+  o.kill_signal = "TERM";
+  o.name = std::string(257, 'n');
+  EXPECT_EQ(usage_error(o), "--name is 257 bytes long; the limit is 256");
+  o.name = "bad\nname";
+  EXPECT_EQ(usage_error(o), "--name must not contain control characters");
+}
+
+}  // namespace
