@@ -65,67 +65,200 @@ auto resuming(const AcquireRequest& request, F&& op) -> decltype(op()) {
   }
 }
 
-}  // namespace
+// One acquisition: what it has learnt between attempts, each step a method.
+class Waiter {
+ public:
+  Waiter(backend::Backend& backend, const AcquireRequest& request,
+         bool* maybe_holding)
+      : m_backend(backend),
+        m_request(request),
+        m_maybe_holding(maybe_holding),
+        // A finite wait bounds attempts too (a hung server must not
+        // stretch --wait); the caller then releases by token.
+        m_attempt_stop(request.single_try ? Deadline::never() : request.wait),
+        m_mode(request.fair ? Mode::try_ : Mode::race) {
+    *m_maybe_holding = false;
+  }
 
-Result<AcquireResult> acquire(backend::Backend& backend,
-                              const AcquireRequest& request,
-                              bool* maybe_holding) {
-  AcquireResult result;
-  *maybe_holding = false;
+  Result<AcquireResult> run();
 
-  // One attempt, retried with the same token through a lost reply: if the
-  // first try did take the key, the script recognises our token. A finite
-  // wait bounds attempts too (a hung server must not stretch --wait); the
-  // caller then releases by token, as the key may be ours.
-  const Deadline attempt_stop =
-      request.single_try ? Deadline::never() : request.wait;
+ private:
   using Mode = backend::Backend::Mode;
-  Mode mode = request.fair ? Mode::try_ : Mode::race;
-  Clock::time_point last_started{};  // of the latest attempt
-  auto attempt = [&]() -> Result<Attempt> {
-    return resuming(request, [&] {
-      return with_retries(
-          [&](Deadline d) -> Result<Attempt> {
-            result.attempts++;
-            auto started = Clock::now();
-            last_started = started;
-            // An attempt begun just before the wait ends still gets a fair
-            // chance to complete (at most k_attempt_grace more).
-            auto bound = d.min(Deadline::at(
-                std::max(attempt_stop.when(),
-                         (Deadline::after(k_attempt_grace)).when())));
-            auto a = backend.acquire(request.token, request.ttl, mode, bound);
-            // A reply tells the whole truth: the key is ours or it is not.
-            // Without one (lost, timed out, interrupted after sending), the
-            // script may have run: assume it did until a reply says
-            // otherwise. In the queue, our token must leave it when we give
-            // up.
-            *maybe_holding = !a.ok() || mode == Mode::queue;
-            if (a && a->state == Outcome::acquired) {
-              result.acquired_at = started;
-            }
-            return a;
-          },
-          request.outage_tolerance, attempt_stop);
-    });
-  };
 
-  // The attempt's outcome is the wait's, unless it found the lock taken.
-  auto finish = [&](const Attempt& a) -> std::optional<AcquireResult> {
-    if (a.state == Outcome::held || a.state == Outcome::queued) {
-      if (request.on_blocked) {
-        request.on_blocked(a);
-      }
-      return std::nullopt;
+  Result<Attempt> attempt();
+  std::optional<AcquireResult> finish(const Attempt& a);
+  AcquireResult timed_out();
+  Result<std::optional<AcquireResult>> subscribe_and_attempt();
+  Millis sleep_time() const;
+  Result<backend::Wakeup> sleep(Deadline until);
+  std::optional<AcquireResult> take_hand_over(uint64_t fence);
+
+  backend::Backend& m_backend;
+  const AcquireRequest& m_request;
+  bool* m_maybe_holding;
+  const Deadline m_attempt_stop;
+  Mode m_mode;
+  AcquireResult m_result;
+  Attempt m_last;                      // the latest attempt's answer
+  Clock::time_point m_last_started{};  // and when it started
+  std::shared_ptr<backend::ReleaseWatch> m_watch;
+};
+
+// One attempt, retried with the same token through a lost reply: if the
+// first try did take the key, the script recognises our token.
+Result<Attempt> Waiter::attempt() {
+  auto a = resuming(m_request, [&] {
+    return with_retries(
+        [&](Deadline d) -> Result<Attempt> {
+          m_result.attempts++;
+          auto started = Clock::now();
+          m_last_started = started;
+          // An attempt begun just before the wait ends still gets a fair
+          // chance to complete (at most k_attempt_grace more).
+          auto bound = d.min(Deadline::at(std::max(
+              m_attempt_stop.when(), Deadline::after(k_attempt_grace).when())));
+          auto r =
+              m_backend.acquire(m_request.token, m_request.ttl, m_mode, bound);
+          // A reply tells the whole truth: the key is ours or it is not.
+          // Without one (lost, timed out, interrupted after sending), the
+          // script may have run: assume it did until a reply says
+          // otherwise. In the queue, our token must leave it when we give
+          // up.
+          *m_maybe_holding = !r.ok() || m_mode == Mode::queue;
+          if (r && r->state == Outcome::acquired) {
+            m_result.acquired_at = started;
+          }
+          return r;
+        },
+        m_request.outage_tolerance, m_attempt_stop);
+  });
+  if (a) {
+    m_last = *a;
+  }
+  return a;
+}
+
+// The attempt's outcome is the wait's, unless it found the lock taken.
+std::optional<AcquireResult> Waiter::finish(const Attempt& a) {
+  if (a.state == Outcome::held || a.state == Outcome::queued) {
+    if (m_request.on_blocked) {
+      m_request.on_blocked(a);
     }
-    result.outcome = a.state;
-    result.fence = a.fence;
-    result.slot = a.slot;
-    result.detail = a.detail;
-    result.detail_key = a.detail_key;
-    return result;
-  };
+    return std::nullopt;
+  }
+  m_result.outcome = a.state;
+  m_result.fence = a.fence;
+  m_result.slot = a.slot;
+  m_result.detail = a.detail;
+  m_result.detail_key = a.detail_key;
+  return m_result;
+}
 
+AcquireResult Waiter::timed_out() {
+  m_result.outcome = Outcome::timed_out;
+  return m_result;
+}
+
+// Subscribes, then tries again, joining the queue when fair: a release may
+// have happened before the subscription was confirmed, and it would never
+// be announced to us. Returns the outcome when that settles the wait.
+Result<std::optional<AcquireResult>> Waiter::subscribe_and_attempt() {
+  auto w = resuming(m_request, [&] {
+    return with_retries(
+        [&](Deadline d) {
+          return m_backend.watch(m_request.token, m_request.fair,
+                                 d.min(m_request.wait));
+        },
+        m_request.outage_tolerance, m_request.wait);
+  });
+  if (!w) {
+    // Our wait ran out while the subscription could not be restored: the
+    // lock was held all along, so that is a timeout.
+    if (is_transient(w.error()) && m_request.wait.expired()) {
+      return std::optional<AcquireResult>(timed_out());
+    }
+    return w.error();
+  }
+  m_watch = std::move(w.value());
+  m_result.watch = m_watch;
+  GODISLOCK_DEBUG("subscribed to release announcements");
+  if (m_request.fair) {
+    m_mode = Mode::queue;
+  }
+  auto a = attempt();
+  if (!a) {
+    return a.error();
+  }
+  return finish(*a);
+}
+
+// How long to sleep on the subscription: until the holder's lease runs out
+// (a crashed holder announces nothing; +1 ms so the key is surely gone),
+// the waiter ahead loses its place, or our place in the queue needs
+// renewing; a release wakes us before.
+Millis Waiter::sleep_time() const {
+  Millis sleep = backend::k_queue_lease / 3;
+  if (m_last.state == Outcome::held) {
+    GODISLOCK_DEBUG("lock held for {} ms more; waiting for its release",
+                    m_last.holder_ttl.count());
+    Millis expiry = m_last.holder_ttl + Millis(1);
+    return m_request.fair ? std::min(sleep, expiry) : expiry;
+  }
+  if (m_last.head_lapses) {
+    // The waiter ahead has no subscriber: it is resubscribing, or dead.
+    GODISLOCK_DEBUG(
+        "lock free but an earlier waiter goes first; it loses "
+        "its place in {} ms unless it comes back",
+        m_last.head_lapses->count());
+    return std::min(sleep, *m_last.head_lapses + Millis(1));
+  }
+  GODISLOCK_DEBUG("lock free but an earlier waiter goes first; waiting");
+  return sleep;
+}
+
+// Sleeps on the subscription until a message or `until`, cut into progress
+// ticks when the request asks for them.
+Result<backend::Wakeup> Waiter::sleep(Deadline until) {
+  auto slice = [&] {
+    if (!m_request.on_tick || m_request.tick <= Millis(0)) {
+      return until;
+    }
+    return Deadline::after(m_request.tick).min(until);
+  };
+  auto sleep_on = [&] {
+    return resuming(m_request, [&] { return m_watch->wait(slice()); });
+  };
+  auto woke = sleep_on();
+  while (woke && !*woke && Clock::now() < until.when()) {
+    if (m_request.on_tick) {
+      m_request.on_tick();
+    }
+    woke = sleep_on();
+  }
+  return woke;
+}
+
+// Handed to us by its releaser, after our latest attempt was processed:
+// the lease counts from that attempt's start. When that is too long ago to
+// leave the command a useful lease, one more attempt (it finds the lock
+// ours) renews it first: nullopt.
+std::optional<AcquireResult> Waiter::take_hand_over(uint64_t fence) {
+  *m_maybe_holding = true;
+  if (Clock::now() - m_last_started > m_request.handover_max_age) {
+    GODISLOCK_DEBUG(
+        "lock handed over, but our latest attempt is too old "
+        "to count the lease from; renewing it");
+    return std::nullopt;
+  }
+  m_result.outcome = Outcome::acquired;
+  m_result.fence = fence;
+  m_result.slot = 1;
+  m_result.acquired_at = m_last_started;
+  m_result.handed_over = true;
+  return m_result;
+}
+
+Result<AcquireResult> Waiter::run() {
   auto a = attempt();
   if (!a) {
     return a.error();
@@ -133,123 +266,42 @@ Result<AcquireResult> acquire(backend::Backend& backend,
   if (auto done = finish(*a)) {
     return *done;
   }
-  if (request.single_try || request.wait.expired()) {
-    result.outcome = Outcome::timed_out;
-    return result;
+  if (m_request.single_try || m_request.wait.expired()) {
+    return timed_out();
   }
-
-  // Sleeps end at `until`, or earlier for a progress tick.
-  auto next_tick = [&](Deadline until) {
-    if (!request.on_tick || request.tick <= Millis(0)) {
-      return until;
-    }
-    return Deadline::after(request.tick).min(until);
-  };
-
-  std::shared_ptr<backend::ReleaseWatch> watch;
   for (;;) {
-    if (!watch) {
-      auto w = resuming(request, [&] {
-        return with_retries(
-            [&](Deadline d) {
-              return backend.watch(request.token, request.fair,
-                                   d.min(request.wait));
-            },
-            request.outage_tolerance, request.wait);
-      });
-      if (!w) {
-        // Our wait ran out while the subscription could not be restored:
-        // the lock was held all along, so that is a timeout.
-        if (is_transient(w.error()) && request.wait.expired()) {
-          result.outcome = Outcome::timed_out;
-          return result;
-        }
-        return w.error();
+    if (!m_watch) {
+      auto settled = subscribe_and_attempt();
+      if (!settled) {
+        return settled.error();
       }
-      watch = std::move(w.value());
-      result.watch = watch;
-      GODISLOCK_DEBUG("subscribed to release announcements");
-      // Try again now, joining the queue when fair: a release may have
-      // happened before the subscription was confirmed, and it would never
-      // be announced to us.
-      if (request.fair) {
-        mode = Mode::queue;
-      }
-      a = attempt();
-      if (!a) {
-        return a.error();
-      }
-      if (auto done = finish(*a)) {
-        return *done;
+      if (*settled) {
+        return **settled;
       }
     }
-    if (request.wait.expired()) {
-      result.outcome = Outcome::timed_out;
-      return result;
+    if (m_request.wait.expired()) {
+      return timed_out();
     }
-    // Sleep until a release is announced, the holder's lease runs out (a
-    // crashed holder announces nothing; +1 ms so the key is surely gone),
-    // our place in the queue needs renewing, or our wait ends.
-    Millis sleep = backend::k_queue_lease / 3;
-    if (a->state == Outcome::held) {
-      sleep = request.fair ? std::min(sleep, a->holder_ttl + Millis(1))
-                           : a->holder_ttl + Millis(1);
-      GODISLOCK_DEBUG("lock held for {} ms more; waiting for its release",
-                      a->holder_ttl.count());
-    } else if (a->head_lapses) {
-      // The waiter ahead has no subscriber: it is resubscribing, or dead.
-      sleep = std::min(sleep, *a->head_lapses + Millis(1));
-      GODISLOCK_DEBUG(
-          "lock free but an earlier waiter goes first; it loses "
-          "its place in {} ms unless it comes back",
-          a->head_lapses->count());
-    } else {
-      GODISLOCK_DEBUG("lock free but an earlier waiter goes first; waiting");
-    }
-    auto until = Deadline::after(sleep).min(request.wait);
-    auto sleep_on = [&] {
-      return resuming(request, [&] { return watch->wait(next_tick(until)); });
-    };
-    auto woke = sleep_on();
-    while (woke && !*woke && Clock::now() < until.when()) {
-      if (request.on_tick) {
-        request.on_tick();
-      }
-      woke = sleep_on();
-    }
+    auto woke = sleep(Deadline::after(sleep_time()).min(m_request.wait));
     if (!woke) {
       if (woke.error().kind == ErrorKind::interrupted) {
         return woke.error();
       }
       GODISLOCK_DEBUG("subscription lost ({}); subscribing again",
                       woke.error().message);
-      watch.reset();
-      result.watch.reset();
+      m_watch.reset();
+      m_result.watch.reset();
       continue;  // resubscribe, then attempt
     }
-    if (*woke && woke->granted_fence) {
-      // Handed to us by its releaser, after our latest attempt was
-      // processed: the lease counts from that attempt's start. When that
-      // is too long ago to leave the command a useful lease, one more
-      // attempt (it finds the lock ours) renews it first.
-      result.wakeups++;
-      *maybe_holding = true;
-      if (Clock::now() - last_started <= request.handover_max_age) {
-        result.outcome = Outcome::acquired;
-        result.fence = *woke->granted_fence;
-        result.slot = 1;
-        result.acquired_at = last_started;
-        result.handed_over = true;
-        return result;
+    if (*woke) {
+      m_result.wakeups++;
+      if (woke->granted_fence) {
+        if (auto done = take_hand_over(*woke->granted_fence)) {
+          return *done;
+        }
       }
-      GODISLOCK_DEBUG(
-          "lock handed over, but our latest attempt is too old "
-          "to count the lease from; renewing it");
-    } else if (*woke) {
-      result.wakeups++;
-    } else if (request.wait.expired()) {
-      result.outcome = Outcome::timed_out;
-      return result;
+    } else if (m_request.wait.expired()) {
+      return timed_out();
     }
     a = attempt();
     if (!a) {
@@ -259,6 +311,14 @@ Result<AcquireResult> acquire(backend::Backend& backend,
       return *done;
     }
   }
+}
+
+}  // namespace
+
+Result<AcquireResult> acquire(backend::Backend& backend,
+                              const AcquireRequest& request,
+                              bool* maybe_holding) {
+  return Waiter(backend, request, maybe_holding).run();
 }
 
 }  // namespace godislock::lock
