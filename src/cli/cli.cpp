@@ -573,6 +573,146 @@ bool parse_run_fast(const std::vector<std::string>& words, RunInputs& in,
   return true;
 }
 
+// CLI11's parser for every subcommand, and where it puts what it reads.
+struct Cli11 {
+  CLI::App app{
+      "godislock: run a command while holding a distributed lock in "
+      "Redis",
+      "godislock"};
+  CLI::App* run = nullptr;
+  CLI::App* status = nullptr;
+  CLI::App* release = nullptr;
+  CLI::App* completion = nullptr;
+  RunInputs run_in;
+  ConnectionInputs status_in, release_in;
+  bool force = false;
+  std::string completion_shell;
+};
+
+// Each option costs CLI11 a dozen allocations and a check of its names
+// against every option already there, and building all four subcommands
+// was most of an uncontended run's user time. `run` is the hot path: when
+// it is argv[1], the other subcommands are still created (by name, for
+// CLI11's subcommand matching) but get no options. Nothing in such a
+// command line can reach them: find_command() has cut off every word that
+// is not an option or an option's value, so CLI11 never sees a positional
+// word that could name another subcommand. (The `if (!is_run)` blocks.)
+void define(Cli11& c, Options& out, bool is_run) {
+  c.app.set_version_flag("--version",
+                         std::string("godislock ") + GODISLOCK_VERSION);
+  c.app.require_subcommand(1);
+  c.app.footer(k_exit_codes_text);
+  auto formatter = std::make_shared<Formatter>();
+  c.app.formatter(formatter);
+  c.run = c.app.add_subcommand(
+      "run", "Take the lock, run COMMAND, pass its exit status on");
+  c.run->footer(k_exit_codes_text);
+  c.run->formatter(formatter);
+  add_options(c.run, c.run_in, k_run_options, std::size(k_run_options));
+  add_connection_options(c.run, c.run_in.connection);
+
+  c.status = c.app.add_subcommand(
+      "status", "Show who holds locks: exit 0 if held, 1 if free");
+  c.status->formatter(formatter);
+  c.status->footer(k_status_exit_text);
+  c.release = c.app.add_subcommand(
+      "release", "Break a lock that another process holds (needs --force)");
+  c.release->formatter(formatter);
+  c.release->footer(k_release_exit_text);
+  c.completion = c.app.add_subcommand(
+      "completion", "Print the completion script for bash, zsh or fish");
+  c.completion->formatter(formatter);
+  if (is_run) {
+    return;
+  }
+  c.status
+      ->add_option("name", out.status.names,
+                   "Locks to show (default: every lock under the prefix)")
+      ->type_name("NAME");
+  c.status->add_flag("--json", out.status.json,
+                     "Print a JSON array, one object per lock (see "
+                     "godislock(1) for the schema)");
+  add_connection_options(c.status, c.status_in);
+  c.release->add_option("name", out.release.name, "The lock to break")
+      ->type_name("NAME");
+  c.release->add_flag("--force", c.force,
+                      "Really break it: its holders lose it, and their "
+                      "commands are stopped at their next refresh");
+  add_connection_options(c.release, c.release_in);
+  c.completion->add_option("shell", c.completion_shell, "bash, zsh or fish")
+      ->type_name("SHELL");
+}
+
+// Parses `words`; false when help or version was asked for (out.action and
+// out.text say which). Throws UsageError.
+bool parse_words(Cli11& c, const std::vector<std::string>& words,
+                 Options& out) {
+  std::vector<const char*> cargv;
+  for (const auto& a : words) {
+    cargv.push_back(a.c_str());
+  }
+  try {
+    c.app.parse(static_cast<int>(cargv.size()), cargv.data());
+    return true;
+  } catch (const CLI::CallForHelp&) {
+    out.action = Options::Action::show_help;
+    auto parsed = c.app.get_subcommands();
+    CLI::App* which = parsed.empty() ? &c.app : parsed.front();
+    out.text = which->help();
+    return false;
+  } catch (const CLI::CallForVersion&) {
+    out.action = Options::Action::show_version;
+    out.text = c.app.version();
+    return false;
+  } catch (const CLI::ParseError& e) {
+    std::string msg = e.what();
+    if (msg.empty() || e.get_name() == "RequiredError") {
+      msg = "missing subcommand (try 'godislock run --help')";
+    }
+    // CLI11 writes sentences; our messages are lower case, like every
+    // other "godislock: error:" line.
+    if (msg.size() > 1 && msg[0] >= 'A' && msg[0] <= 'Z' &&
+        !(msg[1] >= 'A' && msg[1] <= 'Z')) {
+      msg[0] = static_cast<char>(msg[0] - 'A' + 'a');
+    }
+    throw UsageError{msg};
+  }
+}
+
+// The subcommand CLI11 found, with its checks. Throws UsageError.
+void finish_parsed(Cli11& c, Options& out, bool has_command_words) {
+  if (c.completion->parsed()) {
+    auto script = completion_script(c.completion_shell);
+    if (!script) {
+      throw UsageError{
+          c.completion_shell.empty()
+              ? fmt::format("completion needs a shell: {}", k_completion_shells)
+              : fmt::format("unknown shell '{}' for completion (use {})",
+                            c.completion_shell, k_completion_shells)};
+    }
+    out.action = Options::Action::show_completion;
+    out.text = std::string(*script);
+  } else if (c.status->parsed()) {
+    out.action = Options::Action::status;
+    finish_connection(given_in(c.status), out.status, c.status_in);
+  } else if (c.release->parsed()) {
+    out.action = Options::Action::release;
+    ReleaseOptions& ro = out.release;
+    finish_connection(given_in(c.release), ro, c.release_in);
+    if (ro.name.empty()) {
+      throw UsageError{"release needs the name of a lock"};
+    }
+    if (!c.force) {
+      throw UsageError{fmt::format(
+          "release breaks lock '{}' for whoever holds it: add --force to do "
+          "it",
+          ro.name)};
+    }
+  } else {
+    finish_run(given_in(c.run), out.run, c.run_in, has_command_words);
+  }
+}
+
 }  // namespace
 
 Options parse(int argc, const char* const* argv, Parser parser) {
@@ -596,7 +736,6 @@ Options parse(int argc, const char* const* argv, Parser parser) {
       has_command_words = dashdash || !o.command.empty();
     }
   }
-
   if (parser == Parser::fast_when_plain && is_run) {
     RunInputs in;
     FastGiven given;
@@ -605,144 +744,11 @@ Options parse(int argc, const char* const* argv, Parser parser) {
       return out;
     }
   }
-
-  // Each option costs CLI11 a dozen allocations and a check of its names
-  // against every option already there, and building all four subcommands
-  // was most of an uncontended run's user time. `run` is the hot path: when
-  // it is argv[1], the other subcommands are still created (by name, for
-  // CLI11's subcommand matching) but get no options. Nothing in such a
-  // command line can reach them: find_command() has cut off every word that
-  // is not an option or an option's value, so CLI11 never sees a positional
-  // word that could name another subcommand. (The `if (!is_run)` blocks.)
-  CLI::App app{
-      "godislock: run a command while holding a distributed lock "
-      "in Redis",
-      "godislock"};
-  app.set_version_flag("--version",
-                       std::string("godislock ") + GODISLOCK_VERSION);
-  app.require_subcommand(1);
-  app.footer(k_exit_codes_text);
-  CLI::App* run = app.add_subcommand(
-      "run", "Take the lock, run COMMAND, pass its exit status on");
-  run->footer(k_exit_codes_text);
-  auto formatter = std::make_shared<Formatter>();
-  app.formatter(formatter);
-  run->formatter(formatter);
-
-  RunInputs run_in;
-  add_options(run, run_in, k_run_options, std::size(k_run_options));
-  add_connection_options(run, run_in.connection);
-
-  // --- `godislock status [NAME...]` and `godislock release --force NAME`
-  StatusOptions& so = out.status;
-  CLI::App* status = app.add_subcommand(
-      "status", "Show who holds locks: exit 0 if held, 1 if free");
-  status->formatter(formatter);
-  status->footer(k_status_exit_text);
-  ConnectionInputs status_in;
-  if (!is_run) {
-    status
-        ->add_option("name", so.names,
-                     "Locks to show (default: every lock under the prefix)")
-        ->type_name("NAME");
-    status->add_flag("--json", so.json,
-                     "Print a JSON array, one object per lock (see "
-                     "godislock(1) for the schema)");
-    add_connection_options(status, status_in);
+  Cli11 c;
+  define(c, out, is_run);
+  if (parse_words(c, cli_args, out)) {
+    finish_parsed(c, out, has_command_words);
   }
-
-  ReleaseOptions& ro = out.release;
-  bool force = false;
-  CLI::App* release = app.add_subcommand(
-      "release", "Break a lock that another process holds (needs --force)");
-  release->formatter(formatter);
-  release->footer(k_release_exit_text);
-  ConnectionInputs release_in;
-  if (!is_run) {
-    release->add_option("name", ro.name, "The lock to break")
-        ->type_name("NAME");
-    release->add_flag("--force", force,
-                      "Really break it: its holders lose it, and their "
-                      "commands are stopped at their next refresh");
-    add_connection_options(release, release_in);
-  }
-
-  // --- `godislock completion SHELL` ---
-  std::string completion_shell;
-  CLI::App* completion = app.add_subcommand(
-      "completion", "Print the completion script for bash, zsh or fish");
-  completion->formatter(formatter);
-  if (!is_run) {
-    completion->add_option("shell", completion_shell, "bash, zsh or fish")
-        ->type_name("SHELL");
-  }
-
-  std::vector<const char*> cargv;
-  for (const auto& a : cli_args) {
-    cargv.push_back(a.c_str());
-  }
-  try {
-    app.parse(static_cast<int>(cargv.size()), cargv.data());
-  } catch (const CLI::CallForHelp&) {
-    out.action = Options::Action::show_help;
-    auto parsed = app.get_subcommands();
-    CLI::App* which = parsed.empty() ? &app : parsed.front();
-    out.text = which->help();
-    return out;
-  } catch (const CLI::CallForVersion&) {
-    out.action = Options::Action::show_version;
-    out.text = app.version();
-    return out;
-  } catch (const CLI::ParseError& e) {
-    std::string msg = e.what();
-    if (msg.empty() || e.get_name() == "RequiredError") {
-      msg = "missing subcommand (try 'godislock run --help')";
-    }
-    // CLI11 writes sentences; our messages are lower case, like every
-    // other "godislock: error:" line.
-    if (msg.size() > 1 && msg[0] >= 'A' && msg[0] <= 'Z' &&
-        !(msg[1] >= 'A' && msg[1] <= 'Z')) {
-      msg[0] = static_cast<char>(msg[0] - 'A' + 'a');
-    }
-    throw UsageError{msg};
-  }
-
-  // --- `godislock completion SHELL` ---
-  if (completion->parsed()) {
-    auto script = completion_script(completion_shell);
-    if (!script) {
-      throw UsageError{
-          completion_shell.empty()
-              ? fmt::format("completion needs a shell: {}", k_completion_shells)
-              : fmt::format("unknown shell '{}' for completion (use {})",
-                            completion_shell, k_completion_shells)};
-    }
-    out.action = Options::Action::show_completion;
-    out.text = std::string(*script);
-    return out;
-  }
-
-  if (status->parsed()) {
-    out.action = Options::Action::status;
-    finish_connection(given_in(status), so, status_in);
-    return out;
-  }
-  if (release->parsed()) {
-    out.action = Options::Action::release;
-    finish_connection(given_in(release), ro, release_in);
-    if (ro.name.empty()) {
-      throw UsageError{"release needs the name of a lock"};
-    }
-    if (!force) {
-      throw UsageError{fmt::format(
-          "release breaks lock '{}' for whoever holds it: add --force to do "
-          "it",
-          ro.name)};
-    }
-    return out;
-  }
-
-  finish_run(given_in(run), o, run_in, has_command_words);
   return out;
 }
 
