@@ -106,6 +106,110 @@ std::optional<Endpoint> parse_unix(std::string_view rest, std::string* why) {
   return ep;
 }
 
+// "user:password", "user", or redis-cli's bare "password" into ep.
+bool parse_userinfo(std::string_view userinfo, Endpoint* ep, std::string* why) {
+  std::string_view user = userinfo;
+  std::string_view pass;
+  bool has_pass = false;
+  if (auto colon = userinfo.find(':'); colon != std::string_view::npos) {
+    user = userinfo.substr(0, colon);
+    pass = userinfo.substr(colon + 1);
+    has_pass = true;
+  }
+  if (!percent_decode(user, &ep->user)) {
+    *why = "malformed percent-encoding in user name";
+    return false;
+  }
+  if (has_pass) {
+    if (!percent_decode(pass, &ep->password)) {
+      *why = "malformed percent-encoding in password";
+      return false;
+    }
+    ep->password_in_url = !ep->password.empty();
+  } else if (!ep->user.empty()) {
+    // redis://secret@host is redis-cli's form of a bare password.
+    ep->password = ep->user;
+    ep->user.clear();
+    ep->password_in_url = true;
+  }
+  return true;
+}
+
+// "host", "host:port", "[v6]" or "[v6]:port"; port is nullopt when absent.
+bool split_host_port(std::string_view hostport, std::string_view* host,
+                     std::optional<std::string_view>* port, std::string* why) {
+  *host = hostport;
+  if (!hostport.empty() && hostport[0] == '[') {
+    auto close = hostport.find(']');
+    if (close == std::string_view::npos) {
+      *why = "unterminated '[' in IPv6 address";
+      return false;
+    }
+    *host = hostport.substr(1, close - 1);
+    std::string_view after = hostport.substr(close + 1);
+    if (!after.empty()) {
+      if (after[0] != ':') {
+        *why = fmt::format("unexpected '{}' after IPv6 address", after);
+        return false;
+      }
+      *port = after.substr(1);
+    }
+    return true;
+  }
+  auto colon = hostport.find(':');
+  if (colon != std::string_view::npos) {
+    if (hostport.find(':', colon + 1) != std::string_view::npos) {
+      *why = "IPv6 address must be in brackets, e.g. redis://[::1]:6379";
+      return false;
+    }
+    *host = hostport.substr(0, colon);
+    *port = hostport.substr(colon + 1);
+  }
+  return true;
+}
+
+// "host[:port][/db]" into ep.
+bool parse_host_part(std::string_view rest, Endpoint* ep, std::string* why) {
+  std::string_view hostport = rest;
+  std::string_view path;
+  if (auto slash = rest.find('/'); slash != std::string_view::npos) {
+    hostport = rest.substr(0, slash);
+    path = rest.substr(slash + 1);
+  }
+  std::string_view host;
+  std::optional<std::string_view> port;
+  if (!split_host_port(hostport, &host, &port, why)) {
+    return false;
+  }
+  if (!percent_decode(host, &ep->host)) {
+    *why = "malformed percent-encoding in host";
+    return false;
+  }
+  if (ep->host.empty()) {
+    *why = "missing host";
+    return false;
+  }
+  if (has_control(ep->host) ||
+      ep->host.find_first_of(" /?#") != std::string::npos) {
+    *why = "invalid character in host";
+    return false;
+  }
+  if (port) {
+    long p = 0;
+    if (!parse_number(*port, 65535, &p) || p == 0) {
+      *why = fmt::format("port '{}' is not a number from 1 to 65535", *port);
+      return false;
+    }
+    ep->port = static_cast<uint16_t>(p);
+  }
+  if (!path.empty() && !parse_number(path, k_max_db, &ep->db)) {
+    *why = fmt::format("database index '{}' is not a number from 0 to {}", path,
+                       k_max_db);
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 std::optional<Endpoint> parse_url(std::string_view url, std::string* why) {
@@ -134,99 +238,13 @@ std::optional<Endpoint> parse_url(std::string_view url, std::string* why) {
   // Userinfo ends at the last '@' so that a password may contain '@'
   // unescaped, as redis-cli allows.
   if (auto at = rest.rfind('@'); at != std::string_view::npos) {
-    std::string_view userinfo = rest.substr(0, at);
+    if (!parse_userinfo(rest.substr(0, at), &ep, why)) {
+      return std::nullopt;
+    }
     rest = rest.substr(at + 1);
-    std::string_view user = userinfo;
-    std::string_view pass;
-    bool has_pass = false;
-    if (auto colon = userinfo.find(':'); colon != std::string_view::npos) {
-      user = userinfo.substr(0, colon);
-      pass = userinfo.substr(colon + 1);
-      has_pass = true;
-    }
-    if (!percent_decode(user, &ep.user)) {
-      *why = "malformed percent-encoding in user name";
-      return std::nullopt;
-    }
-    if (has_pass) {
-      if (!percent_decode(pass, &ep.password)) {
-        *why = "malformed percent-encoding in password";
-        return std::nullopt;
-      }
-      ep.password_in_url = !ep.password.empty();
-    } else if (!user.empty()) {
-      // redis://secret@host is redis-cli's form of a bare password.
-      ep.password = ep.user;
-      ep.user.clear();
-      ep.password_in_url = true;
-    }
   }
-  std::string_view hostport = rest;
-  std::string_view path;
-  if (auto slash = rest.find('/'); slash != std::string_view::npos) {
-    hostport = rest.substr(0, slash);
-    path = rest.substr(slash + 1);
-  }
-  std::string_view host = hostport;
-  std::string_view port;
-  bool has_port = false;
-  if (!hostport.empty() && hostport[0] == '[') {
-    auto close = hostport.find(']');
-    if (close == std::string_view::npos) {
-      *why = "unterminated '[' in IPv6 address";
-      return std::nullopt;
-    }
-    host = hostport.substr(1, close - 1);
-    std::string_view after = hostport.substr(close + 1);
-    if (!after.empty()) {
-      if (after[0] != ':') {
-        *why = fmt::format("unexpected '{}' after IPv6 address", after);
-        return std::nullopt;
-      }
-      port = after.substr(1);
-      has_port = true;
-    }
-  } else {
-    auto colon = hostport.find(':');
-    if (colon != std::string_view::npos) {
-      if (hostport.find(':', colon + 1) != std::string_view::npos) {
-        *why = "IPv6 address must be in brackets, e.g. redis://[::1]:6379";
-        return std::nullopt;
-      }
-      host = hostport.substr(0, colon);
-      port = hostport.substr(colon + 1);
-      has_port = true;
-    }
-  }
-  std::string decoded_host;
-  if (!percent_decode(host, &decoded_host)) {
-    *why = "malformed percent-encoding in host";
+  if (!parse_host_part(rest, &ep, why)) {
     return std::nullopt;
-  }
-  if (decoded_host.empty()) {
-    *why = "missing host";
-    return std::nullopt;
-  }
-  if (has_control(decoded_host) ||
-      decoded_host.find_first_of(" /?#") != std::string::npos) {
-    *why = "invalid character in host";
-    return std::nullopt;
-  }
-  ep.host = decoded_host;
-  if (has_port) {
-    long p = 0;
-    if (!parse_number(port, 65535, &p) || p == 0) {
-      *why = fmt::format("port '{}' is not a number from 1 to 65535", port);
-      return std::nullopt;
-    }
-    ep.port = static_cast<uint16_t>(p);
-  }
-  if (!path.empty()) {
-    if (!parse_number(path, k_max_db, &ep.db)) {
-      *why = fmt::format("database index '{}' is not a number from 0 to {}",
-                         path, k_max_db);
-      return std::nullopt;
-    }
   }
   return ep;
 }
