@@ -245,16 +245,87 @@ struct TlsContext::Impl {
 TlsContext::TlsContext() : m_impl(std::make_unique<Impl>()) {}
 TlsContext::~TlsContext() = default;
 
+namespace {
+
+Error config_error(std::string what) {
+  return Error{ErrorKind::config, std::move(what)};
+}
+
+// The CAs to verify the server against: a file and/or a directory, else the
+// system's (OpenSSL's default paths, which honour SSL_CERT_FILE/_DIR).
+util::Status load_trust(SSL_CTX* ctx, const TlsClientConfig& config) {
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_callback);
+  if (!config.ca_dir.empty()) {
+    struct stat st {};
+    if (::stat(config.ca_dir.c_str(), &st) != 0) {
+      return config_error(fmt::format("TLS: CA directory '{}': {}",
+                                      config.ca_dir, std::strerror(errno)));
+    }
+    if (!S_ISDIR(st.st_mode)) {
+      return config_error(fmt::format("TLS: CA directory '{}': {}",
+                                      config.ca_dir, std::strerror(ENOTDIR)));
+    }
+  }
+  if (!config.ca_file.empty() || !config.ca_dir.empty()) {
+    if (SSL_CTX_load_verify_locations(
+            ctx, config.ca_file.empty() ? nullptr : config.ca_file.c_str(),
+            config.ca_dir.empty() ? nullptr : config.ca_dir.c_str()) != 1) {
+      return config_error(fmt::format("TLS: cannot load CA file '{}': {}",
+                                      config.ca_file, take_error_text()));
+    }
+  } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+    return config_error("TLS: cannot load the system's CA certificates: " +
+                        take_error_text());
+  }
+  return util::ok_status();
+}
+
+// The client certificate and its key (from the certificate file when no
+// key file is given); an encrypted key is refused, never prompted for.
+util::Status load_client_certificate(SSL_CTX* ctx,
+                                     const TlsClientConfig& config,
+                                     const std::string& key) {
+  bool asked = false;
+  SSL_CTX_set_default_passwd_cb(ctx, refuse_passphrase);
+  SSL_CTX_set_default_passwd_cb_userdata(ctx, &asked);
+  if (SSL_CTX_use_certificate_chain_file(ctx, config.cert_file.c_str()) != 1) {
+    return config_error(
+        fmt::format("TLS: cannot load client certificate '{}': {}",
+                    config.cert_file, take_error_text()));
+  }
+  int loaded = SSL_CTX_use_PrivateKey_file(ctx, key.c_str(), SSL_FILETYPE_PEM);
+  SSL_CTX_set_default_passwd_cb_userdata(ctx, nullptr);
+  std::string mismatch = fmt::format(
+      "TLS: private key '{}' does not match client certificate '{}'", key,
+      config.cert_file);
+  if (loaded != 1) {
+    unsigned long first = 0;
+    std::string why = take_error_text(&first);
+    if (ERR_GET_LIB(first) == ERR_LIB_X509 &&
+        ERR_GET_REASON(first) == X509_R_KEY_VALUES_MISMATCH) {
+      return config_error(mismatch);
+    }
+    if (asked) {
+      why = "it is encrypted (a passphrase is not supported)";
+    }
+    return config_error(
+        fmt::format("TLS: cannot load private key '{}': {}", key, why));
+  }
+  if (SSL_CTX_check_private_key(ctx) != 1) {
+    return config_error(mismatch);
+  }
+  return util::ok_status();
+}
+
+}  // namespace
+
 util::Result<std::shared_ptr<const TlsContext>> TlsContext::create(
     const TlsClientConfig& config) {
-  auto fail = [](std::string what) {
-    return Error{ErrorKind::config, std::move(what)};
-  };
   ERR_clear_error();
   std::shared_ptr<TlsContext> out(new TlsContext());
   SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
   if (ctx == nullptr) {
-    return fail("TLS: cannot set up: " + take_error_text());
+    return config_error("TLS: cannot set up: " + take_error_text());
   }
   out->m_impl->ctx = ctx;
   out->m_impl->verify = config.verify;
@@ -265,81 +336,29 @@ util::Result<std::shared_ptr<const TlsContext>> TlsContext::create(
   SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   SSL_CTX_set_client_cert_cb(ctx, client_cert_callback);
   if (config.verify) {
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_callback);
-    if (!config.ca_dir.empty()) {
-      struct stat st {};
-      if (::stat(config.ca_dir.c_str(), &st) != 0) {
-        return fail(fmt::format("TLS: CA directory '{}': {}", config.ca_dir,
-                                std::strerror(errno)));
-      }
-      if (!S_ISDIR(st.st_mode)) {
-        return fail(fmt::format("TLS: CA directory '{}': {}", config.ca_dir,
-                                std::strerror(ENOTDIR)));
-      }
-    }
-    if (!config.ca_file.empty() || !config.ca_dir.empty()) {
-      if (SSL_CTX_load_verify_locations(
-              ctx, config.ca_file.empty() ? nullptr : config.ca_file.c_str(),
-              config.ca_dir.empty() ? nullptr : config.ca_dir.c_str()) != 1) {
-        return fail(fmt::format("TLS: cannot load CA file '{}': {}",
-                                config.ca_file, take_error_text()));
-      }
-    } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
-      return fail("TLS: cannot load the system's CA certificates: " +
-                  take_error_text());
-    }
+    GODISLOCK_TRY(load_trust(ctx, config));
   } else {
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
   }
   if (config.cert_file.empty() && !config.key_file.empty()) {
-    return fail(
+    return config_error(
         fmt::format("TLS: private key '{}' given without a client certificate",
                     config.key_file));
   }
-  if (!config.cert_file.empty()) {
-    // Without a key file the key is looked for in the certificate file.
-    const std::string& key =
-        config.key_file.empty() ? config.cert_file : config.key_file;
-    bool asked = false;
-    SSL_CTX_set_default_passwd_cb(ctx, refuse_passphrase);
-    SSL_CTX_set_default_passwd_cb_userdata(ctx, &asked);
-    if (SSL_CTX_use_certificate_chain_file(ctx, config.cert_file.c_str()) !=
-        1) {
-      return fail(fmt::format("TLS: cannot load client certificate '{}': {}",
-                              config.cert_file, take_error_text()));
-    }
-    int loaded =
-        SSL_CTX_use_PrivateKey_file(ctx, key.c_str(), SSL_FILETYPE_PEM);
-    SSL_CTX_set_default_passwd_cb_userdata(ctx, nullptr);
-    if (loaded != 1) {
-      unsigned long first = 0;
-      std::string why = take_error_text(&first);
-      if (ERR_GET_LIB(first) == ERR_LIB_X509 &&
-          ERR_GET_REASON(first) == X509_R_KEY_VALUES_MISMATCH) {
-        return fail(fmt::format(
-            "TLS: private key '{}' does not match client certificate '{}'", key,
-            config.cert_file));
-      }
-      if (asked) {
-        why = "it is encrypted (a passphrase is not supported)";
-      }
-      return fail(
-          fmt::format("TLS: cannot load private key '{}': {}", key, why));
-    }
-    if (SSL_CTX_check_private_key(ctx) != 1) {
-      return fail(fmt::format(
-          "TLS: private key '{}' does not match client certificate '{}'", key,
-          config.cert_file));
-    }
-    out->m_has_cert = true;
-    // As ssh(1) does for identity files: warn, do not refuse.
-    struct stat st {};
-    if (::stat(key.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
-      out->m_warning = fmt::format(
-          "UNPROTECTED PRIVATE KEY FILE: permissions {:04o} for '{}' are too "
-          "open; other users may read it (chmod 600 it)",
-          st.st_mode & 07777, key);
-    }
+  if (config.cert_file.empty()) {
+    return std::shared_ptr<const TlsContext>(std::move(out));
+  }
+  const std::string& key =
+      config.key_file.empty() ? config.cert_file : config.key_file;
+  GODISLOCK_TRY(load_client_certificate(ctx, config, key));
+  out->m_has_cert = true;
+  // As ssh(1) does for identity files: warn, do not refuse.
+  struct stat st {};
+  if (::stat(key.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+    out->m_warning = fmt::format(
+        "UNPROTECTED PRIVATE KEY FILE: permissions {:04o} for '{}' are too "
+        "open; other users may read it (chmod 600 it)",
+        st.st_mode & 07777, key);
   }
   return std::shared_ptr<const TlsContext>(std::move(out));
 }
