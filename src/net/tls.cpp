@@ -426,6 +426,37 @@ struct TlsSession::Impl {
 TlsSession::TlsSession(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
 TlsSession::~TlsSession() = default;
 
+namespace {
+
+// Sends SNI for a name (RFC 6066 section 3: never for an IP literal) and,
+// when verifying, has the certificate checked against the name or address.
+util::Status name_the_server(SSL* ssl, const std::string& expected,
+                             bool verify) {
+  bool is_ip = parse_ip_literal(expected, 0).has_value();
+  if (!is_ip && SSL_set_tlsext_host_name(ssl, expected.c_str()) != 1) {
+    return Error{ErrorKind::io,
+                 fmt::format("TLS: invalid server name '{}'", expected)};
+  }
+  if (!verify) {
+    return util::ok_status();
+  }
+  int set = 0;
+  if (is_ip) {
+    set = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), expected.c_str());
+  } else {
+    SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    set = SSL_set1_host(ssl, expected.c_str());
+  }
+  if (set != 1) {
+    return Error{ErrorKind::io,
+                 fmt::format("TLS: cannot check the certificate against '{}'",
+                             expected)};
+  }
+  return util::ok_status();
+}
+
+}  // namespace
+
 util::Result<std::unique_ptr<TlsSession>> TlsSession::connect(
     const TlsContext& context, int fd, const std::string& host,
     const std::string& sni, Deadline deadline) {
@@ -443,28 +474,7 @@ util::Result<std::unique_ptr<TlsSession>> TlsSession::connect(
   SSL_set_app_data(impl->ssl, &impl->seen);
 
   const std::string& expected = sni.empty() ? host : sni;
-  bool is_ip = parse_ip_literal(expected, 0).has_value();
-  // RFC 6066 (3): no IP literal in server_name.
-  if (!is_ip && SSL_set_tlsext_host_name(impl->ssl, expected.c_str()) != 1) {
-    return Error{ErrorKind::io,
-                 fmt::format("TLS: invalid server name '{}'", expected)};
-  }
-  if (context.m_impl->verify) {
-    int set = 0;
-    if (is_ip) {
-      set = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(impl->ssl),
-                                          expected.c_str());
-    } else {
-      SSL_set_hostflags(impl->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-      set = SSL_set1_host(impl->ssl, expected.c_str());
-    }
-    if (set != 1) {
-      return Error{ErrorKind::io,
-                   fmt::format("TLS: cannot check the certificate "
-                               "against '{}'",
-                               expected)};
-    }
-  }
+  GODISLOCK_TRY(name_the_server(impl->ssl, expected, context.m_impl->verify));
 
   for (;;) {
     ERR_clear_error();
