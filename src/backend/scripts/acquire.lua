@@ -157,17 +157,6 @@ local function leave_queue()
     end
   end
 end
--- The reply for the first of `keys` ({key, type[, type]}) that exists with
--- another type, or nil. One TYPE each.
-local function check(keys)
-  for _, k in ipairs(keys) do
-    local bad = alien(k[1], k[2], k[3])
-    if bad then
-      return {-1, bad, k[1]}
-    end
-  end
-  return nil
-end
 local function fence_of(t)
   local f = redis.call('HGET', holder_key(t), 'fence') or
       redis.call('GET', fence_key) or '0'
@@ -198,7 +187,7 @@ else
   end
 end
 if retry_slot then
-  local bad = check(leave_queue_keys({{holder_key(token), 'hash'},
+  local bad = first_alien(leave_queue_keys({{holder_key(token), 'hash'},
       {fence_key, 'string'}}))
   if bad then
     return bad
@@ -304,7 +293,7 @@ local function tidy_queue()
 end
 
 if slot and (not first or first == token) then
-  local bad = check(leave_queue_keys({{holder_key(token), 'hash'}}, true))
+  local bad = first_alien(leave_queue_keys({{holder_key(token), 'hash'}}, true))
   if bad then
     return bad
   end

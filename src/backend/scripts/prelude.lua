@@ -39,6 +39,19 @@ local function alien(key, want, also)
   return nil
 end
 
+-- The foreign-key reply {-1, type, key} for the first of `keys` ({key,
+-- type[, other type]}) that exists with another type, or nil. One TYPE
+-- each.
+local function first_alien(keys)
+  for _, k in ipairs(keys) do
+    local bad = alien(k[1], k[2], k[3])
+    if bad then
+      return {-1, bad, k[1]}
+    end
+  end
+  return nil
+end
+
 -- The reply of a pcall'd read of `key`; or nil and the key's type when the
 -- key holds another type (WRONGTYPE). Other errors are raised as by
 -- redis.call. Costs nothing more than the read unless the key is foreign.

@@ -17,14 +17,7 @@ local limit, shared = tonumber(ARGV[3]), ARGV[4] == '1'
 local holder_key = lock .. ':holder:' .. token
 -- The keys every extension writes besides the hold itself, checked first.
 local function check_common(more)
-  local keys = {{holder_key, 'hash'}, {KEYS[2], 'string'}, more}
-  for _, k in ipairs(keys) do
-    local bad = alien(k[1], k[2])
-    if bad then
-      return {-1, bad, k[1]}
-    end
-  end
-  return nil
+  return first_alien({{holder_key, 'hash'}, {KEYS[2], 'string'}, more})
 end
 local function extend_common()
   redis.call('PEXPIRE', holder_key, ttl)
