@@ -199,8 +199,9 @@ TEST(MakePlan, RefusesWhatCannotBeRunSafely) {
             "expires (use --ttl 7ms or more)");
   o.ttl = milliseconds(3000);
   o.kill_after = milliseconds(2500);
-  EXPECT_NE(usage_error(o).find("--kill-after 2s500ms does not fit in --ttl 3s"),
-            std::string::npos)
+  EXPECT_NE(
+      usage_error(o).find("--kill-after 2s500ms does not fit in --ttl 3s"),
+      std::string::npos)
       << usage_error(o);
   o.kill_after.reset();
   o.kill_signal = "BOGUS";
