@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: MIT
 #include "etcd/client.hpp"
 
-#include "etcd/codec.hpp"
-
 #include <curl/curl.h>
 #include <fmt/format.h>
 #include <poll.h>
 
 #include <mutex>
 #include <utility>
+
+#include "etcd/codec.hpp"
 
 namespace godislock::etcd {
 
@@ -110,9 +110,23 @@ Pump pump(CURLM* multi, CURL* easy, Deadline deadline, int interrupt_fd,
 }
 
 // Maps a curl failure to our kinds. Connection-level failures let the
-// caller move to the next endpoint.
-Failure curl_failure(CURLcode rc, const char* errbuf, const std::string& ep) {
+// caller move to the next endpoint. `fresh`: the connection was opened for
+// this request.
+Failure curl_failure(CURLcode rc, const char* errbuf, const std::string& ep,
+                     bool fresh) {
   std::string why = errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc);
+  // A server that accepts a new connection, reads the request and closes
+  // it without any reply is not an HTTP server: redis-server does this
+  // (it drops clients that send "POST" or "Host:"). On a reused connection
+  // libcurl already retries such a close itself, and an etcd that dies
+  // mid-request rarely does so on a brand-new connection.
+  if (rc == CURLE_GOT_NOTHING && fresh) {
+    return fail(ErrorKind::protocol,
+                fmt::format("etcd {}: not an etcd JSON gateway: the server "
+                            "closed the connection without an HTTP reply",
+                            ep),
+                true);
+  }
   switch (rc) {
     case CURLE_WEIRD_SERVER_REPLY:
     case CURLE_UNSUPPORTED_PROTOCOL:
@@ -180,9 +194,9 @@ Result<Endpoint> parse_endpoint(const std::string& text) {
   if (rest.rfind("http://", 0) == 0) {
     rest = rest.substr(7);
   } else if (rest.find("://") != std::string::npos) {
-    return Error{ErrorKind::config,
-                 fmt::format("etcd endpoint {}: only http:// is supported",
-                             text)};
+    return Error{
+        ErrorKind::config,
+        fmt::format("etcd endpoint {}: only http:// is supported", text)};
   }
   while (!rest.empty() && rest.back() == '/') {
     rest.pop_back();
@@ -289,14 +303,14 @@ class Watch::Impl {
       }
       if (m_done) {
         if (m_result != CURLE_OK) {
-          return curl_failure(m_result, m_errbuf, m_endpoint).error;
+          return curl_failure(m_result, m_errbuf, m_endpoint, true).error;
         }
         return Error{ErrorKind::io,
                      fmt::format("etcd {}: watch stream closed", m_endpoint)};
       }
       CURLcode rc = CURLE_OK;
-      Pump p = pump(m_multi.get(), m_easy.get(), deadline, m_interrupt_fd,
-                    &rc, [this] { return m_buf.find('\n') != std::string::npos; });
+      Pump p = pump(m_multi.get(), m_easy.get(), deadline, m_interrupt_fd, &rc,
+                    [this] { return m_buf.find('\n') != std::string::npos; });
       switch (p) {
         case Pump::done:
           if (m_buf.find('\n') == std::string::npos) {
@@ -344,9 +358,9 @@ class Watch::Impl {
       }
       return r;
     } catch (const codec::DecodeError& e) {
-      return Error{ErrorKind::protocol,
-                   fmt::format("etcd {}: bad watch message: {}", m_endpoint,
-                               e.what())};
+      return Error{
+          ErrorKind::protocol,
+          fmt::format("etcd {}: bad watch message: {}", m_endpoint, e.what())};
     }
   }
 
@@ -459,8 +473,8 @@ class Client::Impl {
           }
         }
         const Endpoint& ep = m_endpoints[idx];
-        auto impl = std::make_unique<Watch::Impl>(ep.name,
-                                                  m_options.interrupt_fd);
+        auto impl =
+            std::make_unique<Watch::Impl>(ep.name, m_options.interrupt_fd);
         impl->start(ep.url, body, m_token);
         ++m_stats.requests;
         ++m_stats.connections;
@@ -541,17 +555,16 @@ class Client::Impl {
 
   std::optional<Failure> authenticate(size_t idx, Deadline deadline) {
     Json body = {{"name", m_options.user}, {"password", m_options.password}};
-    Attempt a = post(idx, "/v3/auth/authenticate", body.dump(), false,
-                     deadline);
+    Attempt a =
+        post(idx, "/v3/auth/authenticate", body.dump(), false, deadline);
     if (a.failure) {
       if (a.failure->error.kind == ErrorKind::auth ||
           a.failure->error.kind == ErrorKind::server) {
         // Never the password; the user name helps.
-        a.failure->error.message =
-            fmt::format("etcd {}: authentication as {} failed: {}",
-                        m_endpoints[idx].name, m_options.user,
-                        a.failure->error.message.substr(
-                            m_endpoints[idx].name.size() + 7));
+        a.failure->error.message = fmt::format(
+            "etcd {}: authentication as {} failed: {}", m_endpoints[idx].name,
+            m_options.user,
+            a.failure->error.message.substr(m_endpoints[idx].name.size() + 7));
         a.failure->error.kind = ErrorKind::auth;
       }
       return a.failure;
@@ -579,8 +592,8 @@ class Client::Impl {
     if (!ep.easy) {
       ep.easy.reset(curl_easy_init());
       if (!ep.easy) {
-        return failed(fail(ErrorKind::io, "etcd: curl_easy_init failed",
-                           false));
+        return failed(
+            fail(ErrorKind::io, "etcd: curl_easy_init failed", false));
       }
       set_common(ep.easy.get(), m_errbuf);
     }
@@ -610,22 +623,21 @@ class Client::Impl {
       case Pump::done:
         break;
       case Pump::timeout:
-        return failed(fail(ErrorKind::timeout,
-                           fmt::format("etcd {}: no reply to {} in time",
-                                       ep.name, path),
-                           true));
+        return failed(
+            fail(ErrorKind::timeout,
+                 fmt::format("etcd {}: no reply to {} in time", ep.name, path),
+                 true));
       case Pump::interrupted:
-        return failed(fail(ErrorKind::interrupted,
-                           fmt::format("etcd {}: {} interrupted", ep.name,
-                                       path),
-                           false));
+        return failed(
+            fail(ErrorKind::interrupted,
+                 fmt::format("etcd {}: {} interrupted", ep.name, path), false));
       case Pump::failed:
         return failed(fail(ErrorKind::io,
                            fmt::format("etcd {}: curl multi failure", ep.name),
                            true));
     }
     if (rc != CURLE_OK) {
-      return failed(curl_failure(rc, m_errbuf, ep.name));
+      return failed(curl_failure(rc, m_errbuf, ep.name, connects > 0));
     }
     long status = 0;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);

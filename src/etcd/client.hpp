@@ -1,16 +1,16 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 
-#include "etcd/types.hpp"
-#include "util/deadline.hpp"
-#include "util/result.hpp"
-
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "etcd/types.hpp"
+#include "util/deadline.hpp"
+#include "util/result.hpp"
 
 namespace godislock::etcd {
 
@@ -74,12 +74,10 @@ class Client {
 
   util::Result<RangeResponse> range(const RangeRequest& req,
                                     util::Deadline deadline);
-  util::Result<PutResponse> put(const PutRequest& req,
-                                util::Deadline deadline);
+  util::Result<PutResponse> put(const PutRequest& req, util::Deadline deadline);
   util::Result<DeleteRangeResponse> delete_range(const DeleteRangeRequest& req,
                                                  util::Deadline deadline);
-  util::Result<TxnResponse> txn(const TxnRequest& req,
-                                util::Deadline deadline);
+  util::Result<TxnResponse> txn(const TxnRequest& req, util::Deadline deadline);
 
   util::Result<LeaseGrantResponse> lease_grant(std::chrono::seconds ttl,
                                                util::Deadline deadline);

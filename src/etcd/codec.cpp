@@ -151,8 +151,8 @@ Json encode_op(const RequestOp& op) {
   if (const auto* p = std::get_if<PutRequest>(&op)) {
     return Json{{"request_put", encode(*p)}};
   }
-  return Json{{"request_delete_range",
-               encode(std::get<DeleteRangeRequest>(op))}};
+  return Json{
+      {"request_delete_range", encode(std::get<DeleteRangeRequest>(op))}};
 }
 
 const Json& field_or_empty(const Json& obj, const char* name) {
@@ -211,11 +211,10 @@ std::string base64_encode(std::string_view bytes) {
   out.reserve((bytes.size() + 2) / 3 * 4);
   size_t i = 0;
   for (; i + 2 < bytes.size(); i += 3) {
-    uint32_t n = static_cast<uint32_t>(static_cast<unsigned char>(bytes[i]))
-                     << 16 |
-                 static_cast<uint32_t>(static_cast<unsigned char>(bytes[i + 1]))
-                     << 8 |
-                 static_cast<unsigned char>(bytes[i + 2]);
+    uint32_t n =
+        static_cast<uint32_t>(static_cast<unsigned char>(bytes[i])) << 16 |
+        static_cast<uint32_t>(static_cast<unsigned char>(bytes[i + 1])) << 8 |
+        static_cast<unsigned char>(bytes[i + 2]);
     out += k_alphabet[n >> 18 & 63];
     out += k_alphabet[n >> 12 & 63];
     out += k_alphabet[n >> 6 & 63];
@@ -229,10 +228,9 @@ std::string base64_encode(std::string_view bytes) {
     out += k_alphabet[n >> 12 & 63];
     out += "==";
   } else if (rest == 2) {
-    uint32_t n = static_cast<uint32_t>(static_cast<unsigned char>(bytes[i]))
-                     << 16 |
-                 static_cast<uint32_t>(static_cast<unsigned char>(bytes[i + 1]))
-                     << 8;
+    uint32_t n =
+        static_cast<uint32_t>(static_cast<unsigned char>(bytes[i])) << 16 |
+        static_cast<uint32_t>(static_cast<unsigned char>(bytes[i + 1])) << 8;
     out += k_alphabet[n >> 18 & 63];
     out += k_alphabet[n >> 12 & 63];
     out += k_alphabet[n >> 6 & 63];
@@ -406,8 +404,7 @@ Json encode(const TxnRequest& req) {
   for (const auto& op : req.failure) {
     failure.push_back(encode_op(op));
   }
-  return Json{
-      {"compare", compare}, {"success", success}, {"failure", failure}};
+  return Json{{"compare", compare}, {"success", success}, {"failure", failure}};
 }
 
 Json encode(const WatchRequest& req) {

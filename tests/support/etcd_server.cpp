@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "support/etcd_server.hpp"
 
-#include "etcd/client.hpp"
-
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <netinet/in.h>
@@ -16,6 +14,8 @@
 #include <filesystem>
 #include <random>
 #include <thread>
+
+#include "etcd/client.hpp"
 
 namespace godislock::test {
 
@@ -40,8 +40,8 @@ int free_port() {
 }
 
 bool on_path(const char* name) {
-  return std::system(fmt::format("command -v {} >/dev/null 2>&1", name)
-                         .c_str()) == 0;
+  return std::system(
+             fmt::format("command -v {} >/dev/null 2>&1", name).c_str()) == 0;
 }
 
 }  // namespace
@@ -111,23 +111,24 @@ void EtcdCluster::spawn(size_t i, bool initial) {
   Member& m = m_members[i];
   std::string cluster;
   for (const auto& other : m_members) {
-    cluster += fmt::format("{}{}=http://127.0.0.1:{}", cluster.empty() ? "" : ",",
-                           other.name, other.peer_port);
+    cluster +=
+        fmt::format("{}{}=http://127.0.0.1:{}", cluster.empty() ? "" : ",",
+                    other.name, other.peer_port);
   }
   std::string client = fmt::format("http://127.0.0.1:{}", m.client_port);
   std::string peer = fmt::format("http://127.0.0.1:{}", m.peer_port);
-  std::vector<std::string> args = {"etcd",
-                                   "--name=" + m.name,
-                                   "--data-dir=" + m.data_dir,
-                                   "--listen-client-urls=" + client,
-                                   "--advertise-client-urls=" + client,
-                                   "--listen-peer-urls=" + peer,
-                                   "--initial-advertise-peer-urls=" + peer,
-                                   "--initial-cluster=" + cluster,
-                                   "--initial-cluster-token=" + m_token,
-                                   std::string("--initial-cluster-state=") +
-                                       (initial ? "new" : "existing"),
-                                   "--logger=zap"};
+  std::vector<std::string> args = {
+      "etcd",
+      "--name=" + m.name,
+      "--data-dir=" + m.data_dir,
+      "--listen-client-urls=" + client,
+      "--advertise-client-urls=" + client,
+      "--listen-peer-urls=" + peer,
+      "--initial-advertise-peer-urls=" + peer,
+      "--initial-cluster=" + cluster,
+      "--initial-cluster-token=" + m_token,
+      std::string("--initial-cluster-state=") + (initial ? "new" : "existing"),
+      "--logger=zap"};
   std::string log = fmt::format("{}/{}.log", m_dir, m.name);
   pid_t parent = ::getpid();
   pid_t pid = ::fork();
@@ -172,7 +173,8 @@ bool EtcdCluster::wait_healthy(size_t i, milliseconds limit) {
       m_members[i].pid = -1;  // exited: port taken, bad flag
       return false;
     }
-    auto s = client->status(util::Deadline::after(milliseconds(500)).min(until));
+    auto s =
+        client->status(util::Deadline::after(milliseconds(500)).min(until));
     if (s.ok() && s->leader != 0) {
       return true;
     }
@@ -227,7 +229,8 @@ std::optional<size_t> EtcdCluster::leader() {
   return std::nullopt;
 }
 
-std::optional<std::string> EtcdCluster::etcdctl(const std::string& args) const {
+std::optional<std::string> EtcdCluster::etcdctl(
+    const std::string& args, const std::string& input) const {
   std::string eps;
   for (size_t i = 0; i < m_members.size(); ++i) {
     if (m_members[i].pid > 0) {
@@ -235,9 +238,10 @@ std::optional<std::string> EtcdCluster::etcdctl(const std::string& args) const {
     }
   }
   std::string cmd = fmt::format(
-      "ETCDCTL_API=3 etcdctl --endpoints={} --dial-timeout=2s "
+      "{}ETCDCTL_API=3 etcdctl --endpoints={} --dial-timeout=2s "
       "--command-timeout=5s {} {} 2>>{}/etcdctl.log",
-      eps, m_auth ? fmt::format("--user=root:{}", k_root_password) : "", args,
+      input.empty() ? "" : fmt::format("printf '%s\\n' '{}' | ", input), eps,
+      m_auth ? fmt::format("--user=root:{}", k_root_password) : "", args,
       m_dir);
   FILE* p = ::popen(cmd.c_str(), "r");
   if (p == nullptr) {

@@ -60,8 +60,10 @@ class EtcdCluster {
 
   // Runs etcdctl against every live member's endpoint with `args`
   // (space-separated, no shell quoting needed for simple words); returns
-  // its stdout, or nullopt if it failed.
-  std::optional<std::string> etcdctl(const std::string& args) const;
+  // its stdout, or nullopt if it failed. `input`, if not empty, is its
+  // standard input (one line; no single quotes).
+  std::optional<std::string> etcdctl(const std::string& args,
+                                     const std::string& input = "") const;
 
   // Waits until member i answers a status request with a leader known.
   bool wait_healthy(size_t i, std::chrono::milliseconds limit);
@@ -91,14 +93,14 @@ class EtcdCluster {
 // In a gtest body: skips the test when etcd is not installed (a failure
 // instead under GODISLOCK_REQUIRE_ETCD=1); fails when it is installed but
 // `cluster` did not start.
-#define GODISLOCK_REQUIRE_ETCD_SERVER(cluster)                               \
-  do {                                                                       \
-    if (!(cluster).ok()) {                                                   \
-      if (::godislock::test::EtcdCluster::installed() ||                     \
-          std::getenv("GODISLOCK_REQUIRE_ETCD") != nullptr) {                \
-        FAIL() << "etcd could not be started (logs in " << (cluster).dir()   \
-               << ")";                                                       \
-      }                                                                      \
+#define GODISLOCK_REQUIRE_ETCD_SERVER(cluster)                                \
+  do {                                                                        \
+    if (!(cluster).ok()) {                                                    \
+      if (::godislock::test::EtcdCluster::installed() ||                      \
+          std::getenv("GODISLOCK_REQUIRE_ETCD") != nullptr) {                 \
+        FAIL() << "etcd could not be started (logs in " << (cluster).dir()    \
+               << ")";                                                        \
+      }                                                                       \
       GTEST_SKIP() << "etcd not installed (Debian: etcd-server etcd-client)"; \
-    }                                                                        \
+    }                                                                         \
   } while (false)
