@@ -12,6 +12,8 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <thread>
 
@@ -204,7 +206,26 @@ bool EtcdCluster::restart(size_t i) {
   return wait_healthy(i, milliseconds(20000));
 }
 
-void EtcdCluster::pause(size_t i) { ::kill(m_members[i].pid, SIGSTOP); }
+// SIGSTOP is delivered asynchronously: kill(2) may return while etcd's
+// threads still run and answer one more request. Wait until /proc shows
+// the process stopped ("T"), so that a test's next call really meets a
+// stopped server.
+void EtcdCluster::pause(size_t i) {
+  pid_t pid = m_members[i].pid;
+  ::kill(pid, SIGSTOP);
+  std::string path = fmt::format("/proc/{}/stat", pid);
+  for (int k = 0; k < 400; ++k) {
+    std::ifstream in(path);
+    std::string stat((std::istreambuf_iterator<char>(in)),
+                     std::istreambuf_iterator<char>());
+    auto close = stat.rfind(')');
+    if (close != std::string::npos && close + 2 < stat.size() &&
+        stat[close + 2] == 'T') {
+      return;
+    }
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+}
 void EtcdCluster::resume(size_t i) { ::kill(m_members[i].pid, SIGCONT); }
 
 std::optional<size_t> EtcdCluster::leader() {
