@@ -11,6 +11,9 @@ packages=(
   # tests' throwaway certificates.
   libssl-dev openssl
   redis-server redis-tools
+  # The etcd backend: its client (libcurl, nlohmann-json) and the test
+  # harness (etcd members started by the tests, etcdctl for setup).
+  libcurl4-openssl-dev nlohmann-json3-dev etcd-server etcd-client curl
   bats bats-support bats-assert
   iproute2 iptables procps util-linux python3 mandoc groff-base
   gnuplot-nox libc6-dev
@@ -38,3 +41,10 @@ export DEBIAN_FRONTEND=noninteractive
 # The redis-server package may try to start a system service; our tests and
 # the demo run private servers on their own ports and never use it.
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian's etcd-server starts a system etcd on 127.0.0.1:2379 where systemd
+# runs. Nothing of ours uses it (tests start private members on free
+# ports); stop it so that it does not hold the port and the CPU.
+if [[ " ${missing[*]} " == *" etcd-server "* ]] &&
+  command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
+  "${sudo[@]}" systemctl disable --now etcd.service >/dev/null 2>&1 || true
+fi

@@ -27,7 +27,7 @@ allowed_skips=()
 require_all=${GODISLOCK_REQUIRE_ALL:-}
 [[ ${CI:-} == true ]] && require_all=1
 
-export GODISLOCK_REQUIRE_REDIS=1
+export GODISLOCK_REQUIRE_REDIS=1 GODISLOCK_REQUIRE_ETCD=1
 passed=0
 failed=0
 skipped=0
