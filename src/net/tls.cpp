@@ -455,6 +455,38 @@ util::Status name_the_server(SSL* ssl, const std::string& expected,
   return util::ok_status();
 }
 
+// Why a handshake failed, in words: the certificate's verification, a
+// client certificate the server wanted, a peer that does not speak TLS, or
+// what OpenSSL or the system said. `code` is SSL_get_error's, `saved_errno`
+// the errno right after SSL_connect.
+std::string handshake_failure(SSL* ssl, const Observed& seen, int code,
+                              int saved_errno, const std::string& expected) {
+  unsigned long first = 0;
+  std::string text = take_error_text(&first);
+  long verified = SSL_get_verify_result(ssl);
+  if (seen.verify_error != X509_V_OK || verified != X509_V_OK) {
+    return verify_failure(seen, verified, expected);
+  }
+  if (refused_for_certificate(first, seen) &&
+      (first != 0 || saved_errno == 0)) {
+    return k_needs_certificate;
+  }
+  if (is_ssl_reason(first, SSL_R_WRONG_VERSION_NUMBER) ||
+      is_ssl_reason(first, SSL_R_PACKET_LENGTH_TOO_LONG) ||
+      is_ssl_reason(first, SSL_R_RECORD_LENGTH_MISMATCH)) {
+    return fmt::format("the server does not speak TLS ({})", text);
+  }
+  if (is_ssl_reason(first, SSL_R_UNEXPECTED_EOF_WHILE_READING) ||
+      (code == SSL_ERROR_SYSCALL && first == 0 && saved_errno == 0)) {
+    return "the server does not speak TLS (it closed the connection during "
+           "the handshake)";
+  }
+  if (code == SSL_ERROR_SYSCALL && first == 0) {
+    return std::strerror(saved_errno);
+  }
+  return text.empty() ? "protocol error" : text;
+}
+
 }  // namespace
 
 util::Result<std::unique_ptr<TlsSession>> TlsSession::connect(
@@ -489,32 +521,9 @@ util::Result<std::unique_ptr<TlsSession>> TlsSession::connect(
     } else if (code == SSL_ERROR_WANT_WRITE) {
       events = POLLOUT;
     } else {
-      int saved_errno = errno;
-      unsigned long first = 0;
-      std::string text = take_error_text(&first);
-      std::string why;
-      long verified = SSL_get_verify_result(impl->ssl);
-      if (impl->seen.verify_error != X509_V_OK || verified != X509_V_OK) {
-        why = verify_failure(impl->seen, verified, expected);
-      } else if (refused_for_certificate(first, impl->seen) &&
-                 (first != 0 || saved_errno == 0)) {
-        why = k_needs_certificate;
-      } else if (is_ssl_reason(first, SSL_R_WRONG_VERSION_NUMBER) ||
-                 is_ssl_reason(first, SSL_R_PACKET_LENGTH_TOO_LONG) ||
-                 is_ssl_reason(first, SSL_R_RECORD_LENGTH_MISMATCH)) {
-        why = fmt::format("the server does not speak TLS ({})", text);
-      } else if (is_ssl_reason(first, SSL_R_UNEXPECTED_EOF_WHILE_READING) ||
-                 (code == SSL_ERROR_SYSCALL && first == 0 &&
-                  saved_errno == 0)) {
-        why =
-            "the server does not speak TLS (it closed the connection during "
-            "the handshake)";
-      } else if (code == SSL_ERROR_SYSCALL && first == 0) {
-        why = std::strerror(saved_errno);
-      } else {
-        why = text.empty() ? "protocol error" : text;
-      }
-      return Error{ErrorKind::io, "TLS handshake failed: " + why};
+      return Error{ErrorKind::io, "TLS handshake failed: " +
+                                      handshake_failure(impl->ssl, impl->seen,
+                                                        code, errno, expected)};
     }
     for (;;) {
       pollfd p{fd, events, 0};

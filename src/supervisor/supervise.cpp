@@ -114,10 +114,6 @@ util::Result<bool> reap(pid_t child, int* status, bool* stopped) {
   }
 }
 
-}  // namespace
-
-namespace {
-
 // One supervision: the state of the loop in supervise(), each step a method.
 class Supervision {
  public:
@@ -128,7 +124,8 @@ class Supervision {
 
  private:
   bool is_done();
-  int poll_timeout_ms();
+  void fire_alarm_if_due();
+  int poll_timeout_ms() const;
   void check_deadlines();
   void lose(Clock::time_point at, bool by_deadline);
   void send_kill();
@@ -155,6 +152,7 @@ Outcome Supervision::run() {
     if (is_done()) {
       break;
     }
+    fire_alarm_if_due();
     pollfd p[2] = {{signals::fd(), POLLIN, 0}, {wake_fd, POLLIN, 0}};
     int n = ::poll(p, 2, poll_timeout_ms());
     if (n < 0 && errno != EINTR) {
@@ -200,17 +198,20 @@ bool Supervision::is_done() {
   return true;
 }
 
-int Supervision::poll_timeout_ms() {
+void Supervision::fire_alarm_if_due() {
+  if (m_policy.alarm.fire && !m_exited && Clock::now() >= m_policy.alarm.at) {
+    auto fire = std::move(m_policy.alarm.fire);
+    m_policy.alarm.fire = nullptr;
+    fire();
+  }
+}
+
+// How long poll may sleep: until SIGKILL is due, the lease's give-up point
+// or the alarm; 10 ms rounds while a lost tree is being killed.
+int Supervision::poll_timeout_ms() const {
   auto now = Clock::now();
   Clock::time_point wake = Clock::time_point::max();
   if (m_exited && m_out.lost) {
-    // Lost, child gone, SIGKILL sent: wait for the rest of the tree to go.
-    // SIGKILL again each round: a grandchild being reparented to us when
-    // the tree was walked (its parent just died) was in no children list.
-    int st;
-    bool stopped;
-    (void)reap(m_child.pid, &st, &stopped);
-    signal_tree(m_child.pid, SIGKILL);
     wake = now + std::chrono::milliseconds(10);
   } else if (m_out.lost && !m_kill_sent) {
     wake = m_kill_at;
@@ -218,13 +219,7 @@ int Supervision::poll_timeout_ms() {
     wake = m_policy.lease->give_up_at();
   }
   if (m_policy.alarm.fire && !m_exited) {
-    if (now >= m_policy.alarm.at) {
-      auto fire = std::move(m_policy.alarm.fire);
-      m_policy.alarm.fire = nullptr;
-      fire();
-    } else {
-      wake = std::min(wake, m_policy.alarm.at);
-    }
+    wake = std::min(wake, m_policy.alarm.at);
   }
   if (wake == Clock::time_point::max()) {
     return -1;
@@ -250,6 +245,15 @@ void Supervision::check_deadlines() {
     // With the child gone, the rest of its tree gets no more grace than
     // the lease allows.
     send_kill();
+  } else if (m_out.lost && m_exited) {
+    // Lost, child gone, SIGKILL sent: waiting for the rest of the tree to
+    // go. SIGKILL again each round: a grandchild being reparented to us
+    // when the tree was walked (its parent just died) was in no children
+    // list.
+    int st;
+    bool stopped;
+    (void)reap(m_child.pid, &st, &stopped);
+    signal_tree(m_child.pid, SIGKILL);
   }
 }
 
