@@ -201,34 +201,50 @@ struct Slot {
   bool* flag = nullptr;
 };
 
-Slot find_run_option(std::string_view name, RunInputs& in) {
-  int id = 0;
-  for (const auto& spec : k_run_options) {
-    if (has_name(spec.names, name)) {
-      return {id, spec.text ? spec.text(in) : nullptr,
-              spec.flag ? spec.flag(in) : nullptr};
-    }
-    ++id;
-  }
-  for (const auto& spec : k_connection_options) {
-    if (has_name(spec.names, name)) {
-      return {id, spec.text ? spec.text(in.connection) : nullptr,
-              spec.flag ? spec.flag(in.connection) : nullptr};
-    }
-    ++id;
-  }
-  return {};
-}
-
+constexpr int k_run_own = static_cast<int>(std::size(k_run_options));
 constexpr size_t k_run_option_count =
     std::size(k_run_options) + std::size(k_connection_options);
+
+// The number of the option of `run` called `name` (its own options first,
+// then the connection options), or -1.
+int run_option_id(std::string_view name) {
+  for (int id = 0; id < static_cast<int>(k_run_option_count); ++id) {
+    const char* names = id < k_run_own
+                            ? k_run_options[id].names
+                            : k_connection_options[id - k_run_own].names;
+    if (has_name(names, name)) {
+      return id;
+    }
+  }
+  return -1;
+}
+
+// Whether option `id` of `run` takes a value.
+bool has_value(int id) {
+  return id < k_run_own ? k_run_options[id].text != nullptr
+                        : k_connection_options[id - k_run_own].text != nullptr;
+}
+
+Slot find_run_option(std::string_view name, RunInputs& in) {
+  int id = run_option_id(name);
+  if (id < 0) {
+    return {};
+  }
+  if (id < k_run_own) {
+    const auto& spec = k_run_options[id];
+    return {id, spec.text ? spec.text(in) : nullptr,
+            spec.flag ? spec.flag(in) : nullptr};
+  }
+  const auto& spec = k_connection_options[id - k_run_own];
+  return {id, spec.text ? spec.text(in.connection) : nullptr,
+          spec.flag ? spec.flag(in.connection) : nullptr};
+}
 
 // Whether `word` ("--wait" or "-w") names an option of `run` that takes
 // a value.
 bool takes_value(std::string_view word) {
-  RunInputs scratch;
-  Slot s = find_run_option(word, scratch);
-  return s.text != nullptr;
+  int id = run_option_id(word);
+  return id >= 0 && has_value(id);
 }
 
 template <typename Inputs>
@@ -514,9 +530,8 @@ void finish_run(const Given& given, RunOptions& o, const RunInputs& in,
 struct FastGiven {
   bool seen[k_run_option_count] = {};
   bool operator()(const char* option) const {
-    RunInputs scratch;
-    Slot s = find_run_option(option, scratch);
-    return s.id >= 0 && seen[s.id];
+    int id = run_option_id(option);
+    return id >= 0 && seen[id];
   }
 };
 
