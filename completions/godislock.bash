@@ -25,19 +25,26 @@ _godislock_value()
 			;;
 		'--url')
 			compopt -o nospace 2>/dev/null
-			mapfile -t COMPREPLY < <(compgen -W "redis:// unix://" -- "$cur")
+			mapfile -t COMPREPLY < <(compgen -W "redis:// rediss:// unix://" -- "$cur")
 			;;
 		'--kill-signal')
 			mapfile -t COMPREPLY < <(compgen -W "TERM INT HUP QUIT KILL USR1 USR2 ALRM PIPE" -- "$cur")
 			;;
-		'--password-file')
+		'--password-file'|'--cacert'|'--cert'|'--key')
 			compopt -o filenames 2>/dev/null
 			mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+			;;
+		'--cacertdir')
+			compopt -o filenames 2>/dev/null
+			mapfile -t COMPREPLY < <(compgen -d -- "$cur")
+			;;
+		'--sni')
+			mapfile -t COMPREPLY < <(compgen -A hostname -- "$cur")
 			;;
 		'-c'|'--command')
 			mapfile -t COMPREPLY < <(compgen -c -- "$cur")
 			;;
-		'--name'|'--prefix')
+		'--name'|'--prefix'|'--user')
 			;;
 		*)
 			return 1
@@ -122,6 +129,7 @@ _godislock_module()
 				;;
 			--name|--ttl|--wait|--timeout|--conflict-exit-code|--limit|\
 			--url|--password-file|--prefix|--connect-timeout|\
+			--user|--cacert|--cacertdir|--cert|--key|--sni|\
 			--kill-signal|--kill-after|--command)
 				if [[ ${COMP_WORDS[i+1]} == = ]]; then
 					i=$((i + 3))
@@ -188,6 +196,14 @@ _godislock_module()
 			OPTS="--help
 				--url
 				--password-file
+				--user
+				--tls
+				--cacert
+				--cacertdir
+				--cert
+				--key
+				--sni
+				--insecure
 				--prefix
 				--connect-timeout
 				--verbose

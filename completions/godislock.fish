@@ -31,6 +31,7 @@ function __godislock_run_command_start
                 return 0
             case --name --ttl --wait --timeout --conflict-exit-code --limit \
                 --url --password-file --prefix --connect-timeout \
+                --user --cacert --cacertdir --cert --key --sni \
                 --kill-signal --kill-after --command
                 set i (math $i + 2)
             case '--*'
@@ -87,8 +88,16 @@ complete -c godislock -n __godislock_needs_subcommand -a completion -d 'Print th
 # BEGIN connection options (run, status, release)
 set -l __godislock_conn '__godislock_run_options; or __godislock_using status release'
 complete -c godislock -n $__godislock_conn -s h -l help -d 'Show the help and exit'
-complete -c godislock -n $__godislock_conn -l url -x -a 'redis:// unix://' -d 'Redis URL (env GODISLOCK_URL)'
+complete -c godislock -n $__godislock_conn -l url -x -a 'redis:// rediss:// unix://' -d 'Redis URL (env GODISLOCK_URL)'
 complete -c godislock -n $__godislock_conn -l password-file -r -F -d 'Read the Redis password from FILE'
+complete -c godislock -n $__godislock_conn -l user -x -d 'Redis ACL user name'
+complete -c godislock -n $__godislock_conn -l tls -d 'Use TLS with a redis:// URL'
+complete -c godislock -n $__godislock_conn -l cacert -r -F -d 'Trust the CA certificates in FILE'
+complete -c godislock -n $__godislock_conn -l cacertdir -x -a '(__fish_complete_directories)' -d 'Trust the CA certificates in DIR'
+complete -c godislock -n $__godislock_conn -l cert -r -F -d 'Client certificate (PEM)'
+complete -c godislock -n $__godislock_conn -l key -r -F -d "The client certificate's private key"
+complete -c godislock -n $__godislock_conn -l sni -x -a '(__fish_print_hostnames)' -d 'TLS server name to send and check'
+complete -c godislock -n $__godislock_conn -l insecure -d "Do not verify the server's certificate (warned about)"
 complete -c godislock -n $__godislock_conn -l prefix -x -d 'Key namespace (default "godislock:")'
 complete -c godislock -n $__godislock_conn -l connect-timeout -x -a '1s 5s 30s' -d 'Deadline for connecting and each Redis call'
 complete -c godislock -n $__godislock_conn -s v -l verbose -d 'Say what happens (never prints passwords)'

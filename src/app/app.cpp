@@ -81,6 +81,52 @@ std::string read_password_file(const std::string& path) {
   return pw;
 }
 
+// The TLS options over what the URL says. Every option but --tls needs TLS
+// on: a CA or certificate given for a plaintext URL is a mistake to point
+// out, not to ignore.
+void apply_tls(const cli::ConnectionOptions& o, config::Endpoint& ep) {
+  config::TlsSettings& tls = ep.tls;
+  if (o.tls) {
+    tls.enabled = true;
+  }
+  const std::pair<const char*, const std::string*> files[] = {
+      {"--cacert", &o.cacert},
+      {"--cacertdir", &o.cacertdir},
+      {"--cert", &o.cert},
+      {"--key", &o.key},
+      {"--sni", &o.sni}};
+  for (const auto& [option, value] : files) {
+    if (!value->empty() && !tls.enabled) {
+      throw UsageError{fmt::format(
+          "{} is for TLS: use a rediss:// URL or add --tls", option)};
+    }
+  }
+  if (o.insecure && !tls.enabled) {
+    throw UsageError{"--insecure is for TLS: use a rediss:// URL or add --tls"};
+  }
+  if (o.cert.empty() != o.key.empty()) {
+    throw UsageError{o.cert.empty() ? "--key needs --cert (the certificate "
+                                      "that goes with the key)"
+                                    : "--cert needs --key (the certificate's "
+                                      "private key)"};
+  }
+  tls.ca_file = o.cacert;
+  tls.ca_dir = o.cacertdir;
+  tls.cert_file = o.cert;
+  tls.key_file = o.key;
+  tls.sni = o.sni;
+  tls.insecure = o.insecure;
+  if (auto problem = config::endpoint_problem(ep)) {
+    throw UsageError{*problem};
+  }
+  if (tls.insecure) {
+    GODISLOCK_WARN(
+        "--insecure: the server's certificate and name are not verified; "
+        "anyone on the network path can pose as {}",
+        ep.redacted());
+  }
+}
+
 }  // namespace
 
 config::Endpoint endpoint_for(const cli::ConnectionOptions& o) {
@@ -108,6 +154,10 @@ config::Endpoint endpoint_for(const cli::ConnectionOptions& o) {
       }
     }
   }
+  if (o.user) {
+    endpoint->user = *o.user;
+  }
+  apply_tls(o, *endpoint);
   return *endpoint;
 }
 

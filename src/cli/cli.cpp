@@ -65,8 +65,9 @@ const char* const k_release_exit_text =
 
 // The raw values of the options every subcommand that talks to Redis takes.
 struct ConnectionInputs {
-  std::string url, password_file, prefix, connect_timeout;
-  bool verbose = false, quiet = false;
+  std::string url, password_file, prefix, connect_timeout, user;
+  std::string cacert, cacertdir, cert, key, sni;
+  bool verbose = false, quiet = false, tls = false, insecure = false;
 };
 
 // The raw values of `run`'s options, checked and applied by finish_run().
@@ -107,6 +108,37 @@ const OptionSpec<Ci> k_connection_options[] = {
      "Read the Redis password from FILE (env GODISLOCK_PASSWORD_FILE; else "
      "env GODISLOCK_PASSWORD or REDISCLI_AUTH)",
      GODISLOCK_TEXT(password_file)},
+    {"--user", "NAME",
+     "Log in as this Redis ACL user (env GODISLOCK_USER; default: the URL's, "
+     "else the default user)",
+     GODISLOCK_TEXT(user)},
+    {"--tls", nullptr,
+     "Use TLS with a redis:// URL, as rediss:// does (env GODISLOCK_TLS)",
+     GODISLOCK_FLAG(tls)},
+    {"--cacert", "FILE",
+     "Trust the CA certificates in FILE (PEM) instead of the system's (env "
+     "GODISLOCK_CACERT)",
+     GODISLOCK_TEXT(cacert)},
+    {"--cacertdir", "DIR",
+     "Trust the CA certificates in DIR (hashed, as by openssl rehash) instead "
+     "of the system's (env GODISLOCK_CACERTDIR)",
+     GODISLOCK_TEXT(cacertdir)},
+    {"--cert", "FILE",
+     "Client certificate (PEM) for servers that ask for one; needs --key "
+     "(env GODISLOCK_CERT)",
+     GODISLOCK_TEXT(cert)},
+    {"--key", "FILE",
+     "The client certificate's private key (PEM, unencrypted, not readable "
+     "by others) (env GODISLOCK_KEY)",
+     GODISLOCK_TEXT(key)},
+    {"--sni", "NAME",
+     "Send NAME as the TLS server name and check the certificate against it "
+     "instead of the URL's host (env GODISLOCK_SNI)",
+     GODISLOCK_TEXT(sni)},
+    {"--insecure", nullptr,
+     "Do not verify the server's certificate or name: anyone on the path can "
+     "pose as the server (warned about on every run; env GODISLOCK_INSECURE)",
+     GODISLOCK_FLAG(insecure)},
     {"--prefix", "STRING",
      "Key namespace (env GODISLOCK_PREFIX; default \"godislock:\")",
      GODISLOCK_TEXT(prefix)},
@@ -402,6 +434,29 @@ void finish_connection(const Given& given, ConnectionOptions& c,
   } else if (auto env = env_value("GODISLOCK_PASSWORD_FILE")) {
     c.password_file = *env;
   }
+  auto text = [&](const char* option, const char* var, const std::string& value,
+                  std::string& out) {
+    if (given(option)) {
+      if (value.empty()) {
+        throw UsageError{fmt::format("{} must not be empty", option)};
+      }
+      out = value;
+    } else if (auto env = env_value(var)) {
+      out = *env;
+    }
+  };
+  std::string user;
+  text("--user", "GODISLOCK_USER", in.user, user);
+  if (!user.empty()) {
+    c.user = user;
+  }
+  c.tls = in.tls || env_flag("GODISLOCK_TLS");
+  c.insecure = in.insecure || env_flag("GODISLOCK_INSECURE");
+  text("--cacert", "GODISLOCK_CACERT", in.cacert, c.cacert);
+  text("--cacertdir", "GODISLOCK_CACERTDIR", in.cacertdir, c.cacertdir);
+  text("--cert", "GODISLOCK_CERT", in.cert, c.cert);
+  text("--key", "GODISLOCK_KEY", in.key, c.key);
+  text("--sni", "GODISLOCK_SNI", in.sni, c.sni);
   if (given("--prefix")) {
     c.prefix = in.prefix;
   } else if (auto env = env_value("GODISLOCK_PREFIX")) {

@@ -16,6 +16,12 @@ using Millis = std::chrono::milliseconds;
 struct ConnectionOptions {
   std::string url;  // --url, else $GODISLOCK_URL, else the default
   std::optional<std::string> password_file;
+  std::optional<std::string> user;  // --user: the ACL user, over the URL's
+  // TLS (redis-cli's option names). --tls turns it on for redis:// URLs;
+  // the rest apply only with TLS on (app checks that).
+  bool tls = false;
+  std::string cacert, cacertdir, cert, key, sni;
+  bool insecure = false;
   std::string prefix = "godislock:";
   Millis connect_timeout{5000};
   bool verbose = false;

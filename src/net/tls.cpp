@@ -204,6 +204,24 @@ bool refused_for_certificate(unsigned long e, const Observed& seen) {
            is_ssl_reason(e, SSL_R_UNEXPECTED_EOF_WHILE_READING) || e == 0));
 }
 
+// A fatal alert the server sent about our certificate (TLS 1.3 checks it
+// after the client's side of the handshake, so it arrives on the first
+// read or write): retrying with the same certificate cannot help.
+bool alert_about_our_certificate(unsigned long e) {
+  for (int reason :
+       {SSL_R_TLSV1_ALERT_UNKNOWN_CA, SSL_R_SSLV3_ALERT_BAD_CERTIFICATE,
+        SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN,
+        SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED,
+        SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED,
+        SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE,
+        SSL_R_TLSV1_ALERT_ACCESS_DENIED, SSL_R_TLSV1_ALERT_DECRYPT_ERROR}) {
+    if (is_ssl_reason(e, reason)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 constexpr const char* k_needs_certificate =
     "the server requires a client certificate";
 
@@ -406,7 +424,14 @@ struct TlsSession::Impl {
                      saved_errno == ECONNRESET));
     if (!got_data && refused_for_certificate(first, seen) &&
         (first != 0 || hung_up)) {
-      return Error{ErrorKind::io, fmt::format("TLS: {}", k_needs_certificate)};
+      return Error{ErrorKind::auth,
+                   fmt::format("TLS: {}", k_needs_certificate)};
+    }
+    if (!got_data && alert_about_our_certificate(first)) {
+      return Error{ErrorKind::auth,
+                   fmt::format("TLS: the server refused the client "
+                               "certificate ({})",
+                               text)};
     }
     if (code == SSL_ERROR_ZERO_RETURN ||
         (code == SSL_ERROR_SYSCALL && first == 0 && saved_errno == 0) ||

@@ -119,7 +119,10 @@ util::Result<Connection> Connection::open(
                       ? net::Stream(std::move(fd.value()), std::move(session))
                       : net::Stream(std::move(fd.value())),
                   peer);
-  if (!ep.password.empty()) {
+  // A named user without a password still logs in: a `nopass` user takes
+  // any password, and any other user is refused rather than the commands
+  // running as the default user.
+  if (!ep.password.empty() || !ep.user.empty()) {
     std::vector<std::string> auth{"AUTH"};
     if (!ep.user.empty()) {
       auth.push_back(ep.user);
@@ -168,9 +171,26 @@ util::Status Connection::wait_for(const net::IoStep& step, Deadline deadline,
 // server: it resets or closes the connection, or answers with a TLS record
 // (0x15 alert, 0x16 handshake) rather than RESP. Any other bytes (an HTTP
 // server's "H") are no sign of TLS.
+//
+// Over TLS 1.3 the server checks a client certificate after the client's
+// side of the handshake is done: a server that refuses it (or that wants
+// one) sends an alert and resets the connection, and the reset may discard
+// the alert before it is read. A failure before the first reply then most
+// likely means that.
 std::string Connection::hint_tls(std::string message) const {
+  if (m_replied) {
+    return message;
+  }
+  if (m_stream.is_tls()) {
+    if (message.find("certificate") == std::string::npos) {
+      message +=
+          "; the server ended the TLS connection before answering: it may "
+          "have refused the client certificate (see --cert)";
+    }
+    return message;
+  }
   bool tls_record = m_first_byte == 0x15 || m_first_byte == 0x16;
-  if (!m_replied && !m_stream.is_tls() && (m_first_byte < 0 || tls_record)) {
+  if (m_first_byte < 0 || tls_record) {
     message += "; the server may require TLS (use rediss://)";
   }
   return message;
@@ -224,7 +244,7 @@ util::Status Connection::send_encoded(const std::string& buf,
     // bytes and length, as TLS requires.
     auto step = m_stream.write(buf.data() + off, buf.size() - off);
     if (!step) {
-      return fail(ErrorKind::io, step.error().message);
+      return fail(step.error().kind, hint_tls(step.error().message));
     }
     if (step->state == net::IoStep::State::done) {
       off += step->bytes;
@@ -255,7 +275,7 @@ util::Result<Reply> Connection::read_reply(Deadline deadline, bool idle_ok) {
     char buf[16384];
     auto step = m_stream.read(buf, sizeof buf);
     if (!step) {
-      return fail(ErrorKind::io, hint_tls(step.error().message));
+      return fail(step.error().kind, hint_tls(step.error().message));
     }
     if (step->state == net::IoStep::State::done) {
       if (m_first_byte < 0 && step->bytes > 0) {

@@ -89,8 +89,9 @@ class Connection {
   util::Status wait_for(const net::IoStep& step, util::Deadline deadline,
                         bool idle_ok = false);
   util::Error fail(util::ErrorKind kind, std::string message);
-  // `message` with a hint when a plaintext connection fails before its
-  // first reply, as one to a TLS-only port does.
+  // `message` with a hint when a connection fails before its first reply:
+  // in plaintext, as one to a TLS-only port does; over TLS, as one whose
+  // client certificate the server refused does.
   std::string hint_tls(std::string message) const;
 
   net::Stream m_stream;

@@ -166,7 +166,7 @@ TEST(MakePlan, NamesTheLockAfterTheCommandUnlessNamed) {
 }
 
 TEST(MakePlan, ShellCommandRunsUnderBinShAndNamesLikeSh) {
-  RunOptions o;
+  RunOptions o = options({});
   o.shell_command = "echo hi";
   RunPlan p = make_plan(o);
   EXPECT_EQ(p.argv, (Argv{"/bin/sh", "-c", "echo hi"}));
