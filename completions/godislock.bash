@@ -91,12 +91,19 @@ _godislock_module()
 				mapfile -t COMPREPLY < <(compgen -W "--help --version" -- "$cur")
 				;;
 			*)
-				mapfile -t COMPREPLY < <(compgen -W "run status release completion" -- "$cur")
+				mapfile -t COMPREPLY < <(compgen -W "run status release completion acl-rule" -- "$cur")
 				;;
 		esac
 		return 0
 	fi
 	sub=${COMP_WORDS[1]}
+
+	if [[ $sub == acl-rule ]]; then
+		if [[ $prev != --prefix ]]; then
+			mapfile -t COMPREPLY < <(compgen -W "--help --prefix --read-only" -- "$cur")
+		fi
+		return 0
+	fi
 
 	if [[ $sub == completion ]]; then
 		case $cur in

@@ -84,6 +84,10 @@ complete -c godislock -n __godislock_needs_subcommand -a run -d 'Take the lock, 
 complete -c godislock -n __godislock_needs_subcommand -a status -d 'Show the holders and waiters of locks'
 complete -c godislock -n __godislock_needs_subcommand -a release -d 'Force the release of a lock'
 complete -c godislock -n __godislock_needs_subcommand -a completion -d 'Print the completion script for a shell'
+complete -c godislock -n __godislock_needs_subcommand -a acl-rule -d 'Print the least-privilege Redis ACL rule'
+complete -c godislock -n '__godislock_using acl-rule' -s h -l help -d 'Show the help and exit'
+complete -c godislock -n '__godislock_using acl-rule' -l prefix -x -d 'Key namespace (default "godislock:")'
+complete -c godislock -n '__godislock_using acl-rule' -l read-only -d 'The rule of a user who may only run status'
 
 # BEGIN connection options (run, status, release)
 set -l __godislock_conn '__godislock_run_options; or __godislock_using status release'

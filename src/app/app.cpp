@@ -6,6 +6,7 @@
 
 #include "app/common.hpp"
 #include "app/exit_code.hpp"
+#include "backend/redis_scripts.hpp"
 #include "cli/options.hpp"
 #include "config/duration.hpp"
 #include "config/url.hpp"
@@ -210,6 +211,21 @@ bool print_stdout(std::string text) {
 
 }  // namespace
 
+int acl_rule_command(const cli::AclRuleOptions& o) {
+  check_prefix(o.prefix);
+  std::string why;
+  auto rule = backend::acl_rule(o.prefix, o.read_only, &why);
+  if (!rule) {
+    throw UsageError{fmt::format("--prefix '{}': {}", o.prefix, why)};
+  }
+  if (!print_stdout(*rule)) {
+    GODISLOCK_ERROR("cannot write to standard output: {}",
+                    std::strerror(errno));
+    return k_exit_internal;
+  }
+  return 0;
+}
+
 int run(int argc, char** argv) {
   try {
     auto st = signals::init();
@@ -232,6 +248,8 @@ int run(int argc, char** argv) {
         return status_command(opts.status);
       case cli::Options::Action::release:
         return release_command(opts.release);
+      case cli::Options::Action::acl_rule:
+        return acl_rule_command(opts.acl_rule);
       case cli::Options::Action::run:
         break;
     }

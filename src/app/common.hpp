@@ -40,5 +40,7 @@ int run_command(const cli::RunOptions& o);
 // `godislock status` and `godislock release --force` (app/inspect.cpp).
 int status_command(const cli::StatusOptions& o);
 int release_command(const cli::ReleaseOptions& o);
+// `godislock acl-rule`: prints the rule; no Redis is needed.
+int acl_rule_command(const cli::AclRuleOptions& o);
 
 }  // namespace godislock::app

@@ -92,6 +92,32 @@ ErrorKind classify_server_error(const std::string& text) {
   return ErrorKind::server;
 }
 
+// A server error reply as an Error for `what` (a command or script). A
+// NOPERM from the server itself (for a command godislock sends, before any
+// script could check) is told in the same words as a script's own check.
+Error server_error(const std::string& what, const std::string& text) {
+  std::string message = fmt::format("{}: {}", what, text);
+  constexpr std::string_view k_run =
+      "NOPERM this user has no permissions to "
+      "run the '";
+  if (text.rfind(k_run, 0) == 0) {
+    size_t end = text.find('\'', k_run.size());
+    if (end != std::string::npos) {
+      message +=
+          fmt::format(": the ACL user lacks +{} (see godislock acl-rule)",
+                      text.substr(k_run.size(), end - k_run.size()));
+    }
+  } else if (text.rfind("NOPERM this user has no permissions to access", 0) ==
+             0) {
+    bool channels = text.find("channel") != std::string::npos;
+    message += fmt::format(
+        ": the ACL user lacks access to the lock's {} (see godislock "
+        "acl-rule)",
+        channels ? "channels" : "keys");
+  }
+  return Error{classify_server_error(text), std::move(message)};
+}
+
 // A hand-over message, "granted SEQ FENCE" (release.lua): the fence when
 // SEQ is `latest_seq`, nullopt for any other payload.
 std::optional<uint64_t> parse_grant(std::string_view payload,
@@ -249,8 +275,7 @@ class RedisBackend final : public Backend {
         return r.error();
       }
       if (r->is_error()) {
-        return Error{classify_server_error(r->str),
-                     fmt::format("SCAN: {}", r->str)};
+        return server_error("SCAN", r->str);
       }
       if (r->type != Reply::Type::array || r->elements.size() != 2) {
         return Error{ErrorKind::protocol, "SCAN: malformed reply"};
@@ -281,8 +306,7 @@ class RedisBackend final : public Backend {
       return r.error();
     }
     if (r->is_error()) {
-      return Error{classify_server_error(r->str),
-                   fmt::format("SUBSCRIBE {}: {}", channel, r->str)};
+      return server_error("SUBSCRIBE " + channel, r->str);
     }
     // The confirmation ["subscribe", channel, 1] comes before any message.
     if (r->type != Reply::Type::array || r->elements.empty() ||
@@ -368,8 +392,7 @@ class RedisBackend final : public Backend {
       if (r->str.find("Protocol error: unauthenticated") != std::string::npos) {
         r->str = "NOAUTH Authentication required.";
       }
-      return Error{classify_server_error(r->str),
-                   fmt::format("{} script: {}", script.name, r->str)};
+      return server_error(std::string(script.name) + " script", r->str);
     }
     return r;
   }

@@ -258,4 +258,84 @@ Result<LockStatus> decode_status(const Reply& r) {
   });
 }
 
+namespace {
+
+// The words of the Lua string `local NAME = '...' .. '...'` in `source`.
+std::vector<std::string> lua_words(std::string_view source,
+                                   std::string_view name) {
+  std::vector<std::string> words;
+  std::string head = fmt::format("local {} = ", name);
+  size_t at = source.find(head);
+  if (at == std::string_view::npos) {
+    return words;
+  }
+  std::string_view rest = source.substr(at + head.size());
+  std::string text;
+  // Quoted pieces joined by "..", up to the first line that ends without
+  // one.
+  for (;;) {
+    size_t open = rest.find('\'');
+    size_t close = open == std::string_view::npos ? std::string_view::npos
+                                                  : rest.find('\'', open + 1);
+    if (close == std::string_view::npos) {
+      break;
+    }
+    text.append(rest.substr(open + 1, close - open - 1));
+    rest.remove_prefix(close + 1);
+    size_t eol = rest.find('\n');
+    if (rest.substr(0, eol).find("..") == std::string_view::npos) {
+      break;
+    }
+  }
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t j = text.find(' ', i);
+    if (j == std::string::npos) {
+      j = text.size();
+    }
+    if (j > i) {
+      words.emplace_back(text.substr(i, j - i));
+    }
+    i = j + 1;
+  }
+  return words;
+}
+
+// `prefix` as a Redis glob that matches it literally.
+std::string glob_literal(const std::string& prefix) {
+  std::string out;
+  for (char c : prefix) {
+    if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\') {
+      out.push_back('\\');
+    }
+    out.push_back(c);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::optional<std::string> acl_rule(const std::string& prefix, bool read_only,
+                                    std::string* why) {
+  for (char c : prefix) {
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) {
+      *why =
+          "an ACL rule cannot hold a prefix with blanks or control "
+          "characters";
+      return std::nullopt;
+    }
+  }
+  std::vector<std::string> rights =
+      lua_words(k_status.source, read_only ? "k_read_rights" : "k_rights");
+  std::string glob = glob_literal(prefix) + "*";
+  std::string rule = "reset on ~" + glob;
+  if (!read_only) {
+    rule += " &" + glob;
+  }
+  for (const std::string& right : rights) {
+    rule += " +" + right;
+  }
+  return rule;
+}
+
 }  // namespace godislock::backend

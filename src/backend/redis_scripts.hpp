@@ -12,6 +12,7 @@
 #include "redis/resp.hpp"
 #include "util/result.hpp"
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -65,5 +66,14 @@ ScriptCall status_call(const RedisKeys& keys, const char* what);
 // {kind, limit, last fence, queued, {ttl, host, pid, user, cmd, age, fence,
 // slot}...} | {'foreign', detail, key}.
 util::Result<LockStatus> decode_status(const redis::Reply& r);
+
+// The least-privilege Redis ACL rule for godislock's keys under `prefix`:
+// the words to give `ACL SETUSER user` (before a password), from
+// "reset on". With `read_only`, only what `status` needs to look. The
+// rights are the scripts' own list (scripts/prelude.lua), which each
+// script checks before writing anything. Nullopt (and *why set) for a
+// prefix no ACL rule can hold (blanks or control characters).
+std::optional<std::string> acl_rule(const std::string& prefix, bool read_only,
+                                    std::string* why);
 
 }  // namespace godislock::backend

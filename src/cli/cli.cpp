@@ -348,6 +348,9 @@ class Formatter final : public CLI::Formatter {
     if (app->get_name() == "release") {
       return "Usage: godislock release --force [OPTIONS] NAME\n";
     }
+    if (app->get_name() == "acl-rule") {
+      return "Usage: godislock acl-rule [--prefix STRING] [--read-only]\n";
+    }
     if (app->get_name() == "completion") {
       return "Usage: godislock completion bash|zsh|fish\n";
     }
@@ -653,10 +656,12 @@ struct Cli11 {
   CLI::App* status = nullptr;
   CLI::App* release = nullptr;
   CLI::App* completion = nullptr;
+  CLI::App* acl_rule = nullptr;
   RunInputs run_in;
   ConnectionInputs status_in, release_in;
   bool force = false;
   std::string completion_shell;
+  std::string acl_prefix;
 };
 
 // Each option costs CLI11 a dozen allocations and a check of its names
@@ -692,6 +697,9 @@ void define(Cli11& c, Options& out, bool is_run) {
   c.completion = c.app.add_subcommand(
       "completion", "Print the completion script for bash, zsh or fish");
   c.completion->formatter(formatter);
+  c.acl_rule = c.app.add_subcommand(
+      "acl-rule", "Print the least-privilege Redis ACL rule for godislock");
+  c.acl_rule->formatter(formatter);
   if (is_run) {
     return;
   }
@@ -711,6 +719,13 @@ void define(Cli11& c, Options& out, bool is_run) {
   add_connection_options(c.release, c.release_in);
   c.completion->add_option("shell", c.completion_shell, "bash, zsh or fish")
       ->type_name("SHELL");
+  c.acl_rule
+      ->add_option("--prefix", c.acl_prefix,
+                   "Key namespace (env GODISLOCK_PREFIX; default "
+                   "\"godislock:\")")
+      ->type_name("STRING");
+  c.acl_rule->add_flag("--read-only", out.acl_rule.read_only,
+                       "Only what status needs to look (no run, no release)");
 }
 
 // Parses `words`; false when help or version was asked for (out.action and
@@ -762,6 +777,13 @@ void finish_parsed(Cli11& c, Options& out, bool has_command_words) {
     }
     out.action = Options::Action::show_completion;
     out.text = std::string(*script);
+  } else if (c.acl_rule->parsed()) {
+    out.action = Options::Action::acl_rule;
+    if (c.acl_rule->count("--prefix") != 0) {
+      out.acl_rule.prefix = c.acl_prefix;
+    } else if (auto env = env_value("GODISLOCK_PREFIX")) {
+      out.acl_rule.prefix = *env;
+    }
   } else if (c.status->parsed()) {
     out.action = Options::Action::status;
     finish_connection(given_in(c.status), out.status, c.status_in);

@@ -57,12 +57,19 @@ struct ReleaseOptions : ConnectionOptions {
   std::string name;
 };
 
+// `godislock acl-rule [--prefix P] [--read-only]`.
+struct AclRuleOptions {
+  std::string prefix = "godislock:";
+  bool read_only = false;
+};
+
 struct Options {
   // show_completion: `godislock completion SHELL`, text is the script.
   enum class Action {
     run,
     status,
     release,
+    acl_rule,
     show_help,
     show_version,
     show_completion
@@ -72,6 +79,7 @@ struct Options {
   RunOptions run;
   StatusOptions status;
   ReleaseOptions release;
+  AclRuleOptions acl_rule;
 };
 
 // Thrown for any usage error; the message names the option and the value.

@@ -12,37 +12,45 @@ ROOT=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
 MAN="$ROOT/man/godislock.1"
 ACL_USER=locker
 
-# The rule between the man page's `.\" acl-rule begin/end` comments: roff
-# requests dropped, "\-" turned into "-", the lines joined; the password
-# placeholder stays as "\fIpassword\fP".
+# The rule between the man page's `.\" acl-rule begin/end` comments (or
+# `acl-rule-read-only`, given "-read-only"): roff requests dropped, "\-"
+# turned into "-", the lines joined.
 man_acl_rule() {
-  sed -n '/^\.\\" acl-rule begin$/,/^\.\\" acl-rule end$/p' "$MAN" |
-    grep -v '^\.' | sed 's/\\-/-/g' | tr '\n' ' ' | sed 's/ *$//'
+  BEGIN_MARK=".\\\" acl-rule$1 begin" END_MARK=".\\\" acl-rule$1 end" awk '
+    $0 == ENVIRON["BEGIN_MARK"] { on = 1; next }
+    $0 == ENVIRON["END_MARK"] { on = 0 }
+    on' "$MAN" | grep -v '^\.' | sed 's/\\-/-/g' | tr '\n' ' ' |
+    sed 's/ *$//'
+}
+
+# set_user [WORDS...]: (re)makes the ACL user with exactly these words and
+# the test's password.
+set_user() {
+  run rcli ACL SETUSER "$ACL_USER" "$@" ">$ACL_PASSWORD"
+  assert_output OK
 }
 
 setup() {
   start_redis
-  RULE=$(man_acl_rule)
-  [[ $RULE == *'>\fIpassword\fP'* ]] || fail "no ACL rule in the man page"
+  RULE=$("$GODISLOCK" acl-rule)
   ACL_PASSWORD="acl-$RANDOM-$RANDOM"
   local -a words
-  read -ra words <<<"${RULE//'\fIpassword\fP'/$ACL_PASSWORD}"
-  run rcli ACL SETUSER "$ACL_USER" "${words[@]}"
-  assert_output OK
+  read -ra words <<<"$RULE"
+  set_user "${words[@]}"
   # Every godislock below is that user; the password comes from the
   # environment, never from the command line.
   export GODISLOCK_URL="redis://$ACL_USER:@127.0.0.1:$REDIS_PORT"
   export GODISLOCK_PASSWORD=$ACL_PASSWORD
 }
 
-@test "acl: the man page's rule is the one in force, and holds what godislock and its scripts call" {
-  # The words of the rule: reset, on, the password, keys and channels of
-  # the default prefix, then commands only.
+@test "acl: the rule is the one in force, and holds what godislock and its scripts call" {
+  # The words of the rule: reset, on, keys and channels of the default
+  # prefix, then commands only.
   local -a words
   read -ra words <<<"$RULE"
-  assert_equal "${words[*]:0:5}" 'reset on >\fIpassword\fP ~godislock:* &godislock:*'
+  assert_equal "${words[*]:0:4}" 'reset on ~godislock:* &godislock:*'
   local documented
-  documented=$(printf '%s\n' "${words[@]:5}" | sort)
+  documented=$(printf '%s\n' "${words[@]:4}" | sort)
   [[ $(grep -vc '^+' <<<"$documented") == 0 ]] || fail "not a command: $documented"
   # What the scripts call, and what godislock sends itself.
   local called
@@ -63,6 +71,150 @@ setup() {
   run rcli ACL GETUSER "$ACL_USER"
   assert_line '~godislock:*'
   assert_line '&godislock:*'
+}
+
+@test "acl: acl-rule prints the man page's rules; the prefix is escaped for globs" {
+  assert_equal "$RULE" "$(man_acl_rule)"
+  assert_equal "$("$GODISLOCK" acl-rule --read-only)" "$(man_acl_rule -read-only)"
+  run "$GODISLOCK" acl-rule --prefix 'a*b?[c]\d:'
+  assert_success
+  assert_output 'reset on ~a\*b\?\[c\]\\d:* &a\*b\?\[c\]\\d:*'"${RULE#*'&godislock:*'}"
+  GODISLOCK_PREFIX=team: run "$GODISLOCK" acl-rule --read-only
+  assert_output --regexp '^reset on ~team:\* \+eval '
+  run --separate-stderr "$GODISLOCK" acl-rule --prefix 'a b:'
+  assert_equal "$status" 64
+  assert_equal "$stderr" "godislock: error: --prefix 'a b:': an ACL rule \
+cannot hold a prefix with blanks or control characters"
+}
+
+@test "acl: a prefix with glob characters works under its own rule" {
+  local prefix='t*[x]:' words
+  read -ra words <<<"$("$GODISLOCK" acl-rule --prefix "$prefix")"
+  set_user "${words[@]}"
+  run "$GODISLOCK" run --prefix "$prefix" -n --name g -- echo ran
+  assert_success
+  assert_output ran
+  # The escaped pattern matches the prefix only, not what the glob would.
+  run --separate-stderr "$GODISLOCK" run --prefix 'tz[x]:' -n --name g -- true
+  assert_equal "$status" 69
+}
+
+@test "acl: --user and GODISLOCK_USER log in as the user; a wrong password or user is 69" {
+  export GODISLOCK_URL="redis://127.0.0.1:$REDIS_PORT"
+  run "$GODISLOCK" run --user "$ACL_USER" -n --name u -- echo ran
+  assert_success
+  assert_output ran
+  GODISLOCK_USER=$ACL_USER run "$GODISLOCK" status u
+  assert_equal "$status" 1
+  # The user is really in force: another prefix is refused.
+  run --separate-stderr "$GODISLOCK" run --user "$ACL_USER" --prefix x: -n \
+    --name u -- true
+  assert_equal "$status" 69
+  assert_regex "$stderr" "NOPERM"
+  GODISLOCK_PASSWORD=wrong run --separate-stderr "$GODISLOCK" run \
+    --user "$ACL_USER" -n --name u -- echo ran
+  assert_equal "$status" 69
+  assert_output ""
+  assert_equal "$stderr" "godislock: error: authentication to \
+redis://$ACL_USER@127.0.0.1:$REDIS_PORT failed: WRONGPASS invalid \
+username-password pair or user is disabled."
+  # A user without a password still logs in as that user, never as the
+  # default one.
+  GODISLOCK_PASSWORD= run --separate-stderr "$GODISLOCK" run \
+    --user "$ACL_USER" -n --name u -- echo ran
+  assert_equal "$status" 69
+  assert_regex "$stderr" "WRONGPASS"
+  # The option wins over the URL's user.
+  GODISLOCK_URL="redis://nobody:@127.0.0.1:$REDIS_PORT" run "$GODISLOCK" run \
+    --user "$ACL_USER" -n --name u -- echo ran
+  assert_success
+  run --separate-stderr "$GODISLOCK" run --user "" -n --name u -- true
+  assert_equal "$status" 64
+  assert_equal "$stderr" "godislock: error: --user must not be empty"
+  assert_no_lock_key
+}
+
+# The keys under the default prefix, sorted, one per line.
+prefix_keys() {
+  rcli --scan --pattern 'godislock:*' | sort
+}
+
+# without WORDS... DROP: WORDS without the word DROP, one per line.
+without() {
+  local drop=${*: -1} w
+  for w in "${@:1:$#-1}"; do
+    [[ $w == "$drop" ]] || printf '%s\n' "$w"
+  done
+}
+
+@test "acl: without any one right of the rule, run is 69 with one NOPERM line naming it, nothing written" {
+  local -a words kept
+  read -ra words <<<"$RULE"
+  local drop n=0 expect before
+  for drop in "${words[@]:2}"; do
+    n=$((n + 1))
+    mapfile -t kept < <(without "${words[@]}" "$drop")
+    set_user "${kept[@]}"
+    # A cold script cache: EVALSHA then EVAL, so both rights are needed.
+    rcli SCRIPT FLUSH >/dev/null
+    before=$(prefix_keys)
+    run --separate-stderr "$GODISLOCK" run -n --name "r$n" -- echo ran
+    case $drop in
+      '~'*) expect="NOPERM this user has no permissions to access one of \
+the keys used as arguments: the ACL user lacks access to the lock's keys" ;;
+      '&'*) expect="NOPERM the ACL user lacks access to the channel \
+godislock:{r$n}:acquired " ;;
+      +eval | +evalsha) expect="NOPERM this user has no permissions to run \
+the '${drop#+}' command: the ACL user lacks $drop " ;;
+      *) expect="NOPERM the ACL user lacks $drop " ;;
+    esac
+    [[ $status == 69 && -z $output && $stderr != *$'\n'* &&
+      $stderr == "godislock: error: acquire script: $expect"* ]] ||
+      fail "without $drop: status $status, output '$output', stderr '$stderr'"
+    assert_equal "$(prefix_keys)" "$before"
+  done
+  [[ $n -ge 30 ]]
+}
+
+@test "acl: the read-only rule: status works; run and release --force are 69, nothing touched" {
+  start_holder kept
+  local -a words kept_words
+  read -ra words <<<"$("$GODISLOCK" acl-rule --read-only)"
+  set_user "${words[@]}"
+  run --separate-stderr "$GODISLOCK" status kept
+  assert_success
+  assert_output --regexp "$(hostname):$HOLDER_PID"
+  run --separate-stderr "$GODISLOCK" status
+  assert_success
+  assert_output --partial "lock 'kept': held"
+  run --separate-stderr "$GODISLOCK" status --json kept
+  assert_success
+  local before
+  before=$(rcli GET 'godislock:{kept}')
+  run --separate-stderr "$GODISLOCK" release --force kept
+  assert_equal "$status" 69
+  assert_regex "$stderr" "status script: NOPERM the ACL user lacks access to \
+the channel godislock:\{kept\}:released, \+ping, \+del, "
+  assert_equal "$(rcli GET 'godislock:{kept}')" "$before"
+  run --separate-stderr "$GODISLOCK" run -n --name other -- echo ran
+  assert_equal "$status" 69
+  assert_output ""
+  assert_regex "$stderr" "acquire script: NOPERM the ACL user lacks "
+  # Without any one right of the read-only rule, status names it.
+  local drop
+  for drop in "${words[@]:2}"; do
+    mapfile -t kept_words < <(without "${words[@]}" "$drop")
+    set_user "${kept_words[@]}"
+    rcli SCRIPT FLUSH >/dev/null
+    run --separate-stderr "$GODISLOCK" status kept
+    [[ $status == 69 && $stderr != *$'\n'* && $stderr == *NOPERM* &&
+      ( $stderr == *"lacks $drop "* || $stderr == *"lacks $drop,"* ||
+        $stderr == *"lacks access to the lock's keys"* ) ]] ||
+      fail "without $drop: status $status, stderr '$stderr'"
+  done
+  local rc=0
+  release_holder || rc=$?
+  assert_equal "$rc" 0
 }
 
 @test "acl: the user is really limited: another prefix is refused with NOPERM (69)" {

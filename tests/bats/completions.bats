@@ -72,7 +72,7 @@ sorted() {
 
 @test "bash: subcommands and top-level options complete" {
   run bash_complete godislock ''
-  assert_output "$(sorted run status release completion)"
+  assert_output "$(sorted run status release completion acl-rule)"
   run bash_complete godislock --
   assert_output "$(sorted --help --version)"
   run bash_complete godislock completion ''
@@ -157,7 +157,7 @@ sorted() {
 
 @test "zsh: subcommands, run options and values complete" {
   run zsh_complete 'godislock '
-  assert_output "$(sorted run status release completion)"
+  assert_output "$(sorted run status release completion acl-rule)"
   run zsh_complete 'godislock run --'
   assert_line --ttl
   assert_line --limit
@@ -208,7 +208,7 @@ sorted() {
   assert_output --ttl
   run zsh -f "$BATS_TEST_DIRNAME/lib/zsh_complete.zsh" "" 'godislock ' \
     "$sourced"
-  assert_equal "$(sort <<<"$output")" "$(sorted run status release completion)"
+  assert_equal "$(sort <<<"$output")" "$(sorted run status release completion acl-rule)"
 }
 
 @test "zsh: the output of godislock completion zsh works installed in fpath as _godislock" {
@@ -249,7 +249,7 @@ sorted() {
 
 @test "fish: subcommands, values and the options of each subcommand" {
   run fish_complete 'godislock '
-  assert_output "$(sorted run status release completion)"
+  assert_output "$(sorted run status release completion acl-rule)"
   run fish_complete 'godislock run --kill-signal '
   assert_output "$(sorted TERM INT HUP QUIT KILL USR1 USR2 ALRM PIPE)"
   run fish_complete 'godislock status --'
@@ -316,4 +316,15 @@ sorted() {
   run "$GODISLOCK" completion --help
   assert_success
   assert_line "Usage: godislock completion bash|zsh|fish"
+}
+
+@test "acl-rule's options complete in bash, zsh and fish" {
+  run bash_complete godislock acl-rule --
+  assert_output "$(sorted --help --prefix --read-only)"
+  run zsh_complete "godislock acl-rule --"
+  assert_line --regexp '^--prefix'
+  assert_line --regexp '^--read-only'
+  run fish_complete "godislock acl-rule --"
+  assert_line --regexp '^--prefix'
+  assert_line --regexp '^--read-only'
 }

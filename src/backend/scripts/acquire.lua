@@ -56,6 +56,10 @@ local lock, fence_key, queue = KEYS[1], KEYS[2], KEYS[3]
 local token, ttl, mode = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local limit, shared = tonumber(ARGV[5]), ARGV[6] == '1'
 local readers, limit_key = lock .. ':readers', lock .. ':limit'
+local lacking = lacking_rights(k_rights, lock, lock .. ':acquired')
+if lacking then
+  return lacking
+end
 local lease_key = lock .. ':waiter:' .. token
 
 local function holder_key(t)

@@ -140,3 +140,96 @@ local function wake_first_subscribed(lock, queue, grace, from)
     end
   end
 end
+
+-- The rights of the least-privilege ACL rule (`godislock acl-rule` prints
+-- them from here): the commands godislock sends itself (eval, evalsha,
+-- subscribe, scan, ping) and every command a script calls; and those of
+-- the read-only rule (`--read-only`: status without --force).
+local k_rights = 'eval evalsha subscribe scan ping del exists get hget ' ..
+    'hmget hset lindex llen lpop lpos lrem pexpire pttl publish ' ..
+    'pubsub|numsub rename rpush set time type zadd zcount zrange zrem ' ..
+    'zremrangebyscore zscore'
+local k_read_rights = 'eval evalsha scan exists get hmget llen pttl time ' ..
+    'type zrange'
+
+-- How to ask redis.acl_check_cmd about each right: the arguments of a
+-- real call, K standing for the lock key and C for a channel of the lock
+-- (PUBSUB NUMSUB is not checked against channel rules).
+-- Every argument is given: Redis 7.0 reads past the end of a call with
+-- fewer than its keys need (EVAL or EVALSHA alone crash the server).
+local k_right_args = {
+  eval = {'return 1', '1', 'K'}, evalsha = {string.rep('0', 40), '1', 'K'},
+  subscribe = {'C'}, scan = {'0'}, ping = {}, time = {},
+  del = {'K'}, exists = {'K'}, get = {'K'}, llen = {'K'}, lpop = {'K'},
+  pttl = {'K'}, type = {'K'}, hget = {'K', 'f'}, hmget = {'K', 'f'},
+  hset = {'K', 'f', 'v'}, lindex = {'K', '0'}, lpos = {'K', 'v'},
+  lrem = {'K', '0', 'v'}, pexpire = {'K', '1'}, publish = {'C', '1'},
+  ['pubsub|numsub'] = {'numsub', 'x'}, rename = {'K', 'K'},
+  rpush = {'K', 'v'}, set = {'K', 'v'}, zadd = {'K', '1', 'm'},
+  zcount = {'K', '0', '1'}, zrange = {'K', '0', '1'}, zrem = {'K', 'm'},
+  zremrangebyscore = {'K', '0', '1'}, zscore = {'K', 'm'},
+}
+
+-- Redis checks each command a script calls against the user's ACL when it
+-- is called, so a right missing half-way would leave a step half done.
+-- Where the server can tell in advance (redis.acl_check_cmd, Redis 7),
+-- each script first checks every right of its rule, on the lock's own key
+-- and channel, and a user who lacks any gets one NOPERM error naming them
+-- all, with nothing written. When every right on the key (or channel)
+-- fails, the key (channel) pattern is what is missing, and that is named
+-- instead. About 30 checks: some 25 microseconds of server time.
+local function lacking_rights(rights, key, channel)
+  if not redis.acl_check_cmd then
+    return nil
+  end
+  local lacking = {}
+  local on_key, key_ok, on_channel, channel_ok = {}, false, {}, false
+  for right in string.gmatch(rights, '%S+') do
+    local args, uses_key, uses_channel = {}, false, false
+    for i, a in ipairs(k_right_args[right]) do
+      if a == 'K' then
+        args[i], uses_key = key, true
+      elseif a == 'C' then
+        args[i], uses_channel = channel or key, true
+      else
+        args[i] = a
+      end
+    end
+    local cmd = string.gsub(right, '|.*', '')
+    if redis.acl_check_cmd(cmd, unpack(args)) then
+      key_ok = key_ok or uses_key
+      channel_ok = channel_ok or uses_channel
+    else
+      lacking[#lacking + 1] = right
+      if uses_key then
+        on_key[#on_key + 1] = right
+      end
+      if uses_channel then
+        on_channel[#on_channel + 1] = right
+      end
+    end
+  end
+  if #lacking == 0 then
+    return nil
+  end
+  local named, skip = {}, {}
+  if not key_ok and #on_key > 0 then
+    named[#named + 1] = 'access to the key ' .. key
+    for _, r in ipairs(on_key) do
+      skip[r] = true
+    end
+  end
+  if channel and not channel_ok and #on_channel > 0 then
+    named[#named + 1] = 'access to the channel ' .. channel
+    for _, r in ipairs(on_channel) do
+      skip[r] = true
+    end
+  end
+  for _, r in ipairs(lacking) do
+    if not skip[r] then
+      named[#named + 1] = '+' .. r
+    end
+  end
+  return redis.error_reply('NOPERM the ACL user lacks ' ..
+      table.concat(named, ', ') .. ' (see godislock acl-rule)')
+end

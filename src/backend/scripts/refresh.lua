@@ -15,6 +15,10 @@
 local lock, token, ttl = KEYS[1], ARGV[1], tonumber(ARGV[2])
 local limit, shared = tonumber(ARGV[3]), ARGV[4] == '1'
 local holder_key = lock .. ':holder:' .. token
+local lacking = lacking_rights(k_rights, lock, lock .. ':released')
+if lacking then
+  return lacking
+end
 -- The keys every extension writes besides the hold itself, checked first.
 local function check_common(more)
   return first_alien({{holder_key, 'hash'}, {KEYS[2], 'string'}, more})

@@ -28,6 +28,10 @@ local limit, shared = tonumber(ARGV[2]), ARGV[3] == '1'
 local queue = KEYS[3]
 local holder_key = lock .. ':holder:' .. token
 local lease_key = lock .. ':waiter:' .. token
+local lacking = lacking_rights(k_rights, lock, KEYS[2])
+if lacking then
+  return lacking
+end
 -- Every redis.call costs a few microseconds more than its command, and
 -- this script is on the handoff's path: calls are merged where they can be,
 -- and it reads (checking each key read or written) before its first write.

@@ -16,6 +16,16 @@
 -- by 'break', which then writes nothing at all.
 local lock = KEYS[1]
 local readers, limit_key = lock .. ':readers', lock .. ':limit'
+-- A look needs only the read-only rule; breaking needs the whole one.
+local lacking
+if ARGV[1] == 'break' then
+  lacking = lacking_rights(k_rights, lock, KEYS[4])
+else
+  lacking = lacking_rights(k_read_rights, lock)
+end
+if lacking then
+  return lacking
+end
 local t = redis.call('TIME')
 local now = ms_of(t)
 
