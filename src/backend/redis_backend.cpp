@@ -195,8 +195,9 @@ class RedisBackend final : public Backend {
         m_tls(std::move(tls)) {}
 
   util::Status connect(Deadline deadline) {
-    auto c =
-        Connection::open(m_settings.endpoint, *m_addresses, m_tls, deadline);
+    // AUTH and SELECT go out with the first command (see eval).
+    auto c = Connection::open(m_settings.endpoint, *m_addresses, m_tls,
+                              deadline, Connection::Login::later);
     if (!c) {
       return c.error();
     }
@@ -217,8 +218,12 @@ class RedisBackend final : public Backend {
                      m_settings.shared,
                      &m_settings.holder,
                      *m_queue_seq};
-    auto r = eval(acquire_call(m_keys, args), deadline);
+    auto r = eval(acquire_call(m_keys, args), deadline, /*ping_first=*/false,
+                  /*carry_login=*/true);
     if (!r) {
+      if (m_conn && m_conn->ran_despite_failed_login()) {
+        give_back_after_failed_login(token, deadline);
+      }
       return r.error();
     }
     return decode_acquire(*r, m_keys);
@@ -293,8 +298,9 @@ class RedisBackend final : public Backend {
   Result<std::unique_ptr<ReleaseWatch>> watch(const std::string& token,
                                               bool fair,
                                               Deadline deadline) override {
-    auto c =
-        Connection::open(m_settings.endpoint, *m_addresses, m_tls, deadline);
+    // AUTH and SELECT go out with the first command (see eval).
+    auto c = Connection::open(m_settings.endpoint, *m_addresses, m_tls,
+                              deadline, Connection::Login::later);
     if (!c) {
       return c.error();
     }
@@ -339,17 +345,42 @@ class RedisBackend final : public Backend {
  private:
   using Status = util::Status;
 
+  // The acquire script went out with a login the server refused, and ran
+  // anyway (as the default user, or in database 0): what it took (the lock,
+  // a place in the queue) is released on the same connection, which still
+  // runs as that user in that database, and the connection is dropped. The
+  // caller reports the login's error. Should the release fail too, what it
+  // took lapses with its TTL.
+  void give_back_after_failed_login(const std::string& token,
+                                    Deadline deadline) {
+    auto r =
+        eval(release_call(m_keys, token, m_settings.limit, m_settings.shared),
+             deadline);
+    GODISLOCK_DEBUG("login refused but the acquire script ran: released {}",
+                    r ? "what it took" : "nothing: " + r.error().message);
+    m_conn.reset();
+  }
+
   // Runs a script by EVALSHA, falling back to EVAL when the server lost it
   // (SCRIPT FLUSH, restart, failover). Reconnects first if the connection
   // broke on an earlier call. Server errors become Errors.
+  //
+  // A new connection's AUTH and SELECT go out in the same write as the
+  // script when `carry_login` (acquire: a refused login is then undone by
+  // give_back_after_failed_login), and on their own, a round trip earlier,
+  // for every other script: a refresh, a release or a break must never run
+  // as another user or in another database.
   Result<Reply> eval(const ScriptCall& call, Deadline deadline,
-                     bool ping_first = false) {
+                     bool ping_first = false, bool carry_login = false) {
     const Script& script = *call.script;
     const auto& keys = call.keys;
     const auto& args = call.args;
     if (!m_conn || m_conn->is_broken()) {
       m_conn.reset();
       GODISLOCK_TRY(connect(deadline));
+    }
+    if (!carry_login) {
+      GODISLOCK_TRY(m_conn->finish_login(deadline));
     }
     std::vector<std::string> argv;
     argv.reserve(3 + keys.size() + args.size());

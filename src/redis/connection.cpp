@@ -90,7 +90,8 @@ util::Result<Connection> Connection::open(
 
 util::Result<Connection> Connection::open(
     const config::Endpoint& ep, const std::vector<net::Address>& addresses,
-    const std::shared_ptr<const net::TlsContext>& tls, Deadline deadline) {
+    const std::shared_ptr<const net::TlsContext>& tls, Deadline deadline,
+    Login login) {
   std::string peer = ep.redacted();
   if (auto problem = config::endpoint_problem(ep)) {
     return Error{ErrorKind::config, *problem};
@@ -128,31 +129,61 @@ util::Result<Connection> Connection::open(
       auth.push_back(ep.user);
     }
     auth.push_back(ep.password);
-    auto r = conn.command(auth, deadline);
-    if (!r) {
-      return r.error();
-    }
-    if (r->is_error()) {
-      // The server's text names the problem ("WRONGPASS ...") and never
-      // echoes the password.
-      return Error{
-          ErrorKind::auth,
-          fmt::format("authentication to {} failed: {}", peer, r->str)};
-    }
+    conn.m_login += encode_command(auth);
+    conn.m_login_steps.push_back(LoginStep::auth);
   }
   if (ep.db != 0) {
-    auto r = conn.command({"SELECT", std::to_string(ep.db)}, deadline);
-    if (!r) {
-      return r.error();
-    }
-    if (r->is_error()) {
-      ErrorKind kind =
-          r->str.rfind("NOAUTH", 0) == 0 ? ErrorKind::auth : ErrorKind::config;
-      return Error{kind, fmt::format("cannot select database {} on {}: {}",
-                                     ep.db, peer, r->str)};
-    }
+    conn.m_login += encode_command({"SELECT", std::to_string(ep.db)});
+    conn.m_login_steps.push_back(LoginStep::select);
+  }
+  conn.m_db = ep.db;
+  if (login == Login::now) {
+    GODISLOCK_TRY(conn.finish_login(deadline));
   }
   return conn;
+}
+
+util::Status Connection::finish_login(Deadline deadline) {
+  if (m_login.empty()) {
+    return util::ok_status();
+  }
+  std::string login = std::move(m_login);
+  m_login.clear();
+  GODISLOCK_TRY(send_raw(login, deadline));
+  return read_login_replies(deadline);
+}
+
+// Reads the replies to AUTH and SELECT, in order; the first refusal is the
+// error (the server's text names the problem, "WRONGPASS ...", and never
+// echoes the password).
+util::Status Connection::read_login_replies(Deadline deadline) {
+  std::optional<Error> refused;
+  for (LoginStep step : m_login_steps) {
+    auto r = read_one(deadline, false);
+    if (!r) {
+      return refused ? *refused : r.error();
+    }
+    if (!r->is_error() || refused) {
+      continue;
+    }
+    if (step == LoginStep::auth) {
+      refused = Error{ErrorKind::auth, fmt::format("authentication to {} "
+                                                   "failed: {}",
+                                                   m_peer, r->str)};
+    } else {
+      // Refused for want of rights: 69; an index out of range: 64.
+      bool rights =
+          r->str.rfind("NOAUTH", 0) == 0 || r->str.rfind("NOPERM", 0) == 0;
+      ErrorKind kind = rights ? ErrorKind::auth : ErrorKind::config;
+      refused = Error{kind, fmt::format("cannot select database {} on {}: {}",
+                                        m_db, m_peer, r->str)};
+    }
+  }
+  m_login_steps.clear();
+  if (refused) {
+    return *refused;
+  }
+  return util::ok_status();
 }
 
 Error Connection::fail(ErrorKind kind, std::string message) {
@@ -235,6 +266,18 @@ util::Status Connection::send(const std::vector<std::string>& argv,
 
 util::Status Connection::send_encoded(const std::string& buf,
                                       Deadline deadline) {
+  if (!m_login.empty()) {
+    // The login kept back by open() goes in the same write; read_reply
+    // reads its replies first.
+    std::string both = std::move(m_login) + buf;
+    m_login.clear();
+    m_login_in_flight = true;
+    return send_raw(both, deadline);
+  }
+  return send_raw(buf, deadline);
+}
+
+util::Status Connection::send_raw(const std::string& buf, Deadline deadline) {
   if (m_broken) {
     return Error{ErrorKind::io, m_peer + ": connection is broken"};
   }
@@ -256,6 +299,22 @@ util::Status Connection::send_encoded(const std::string& buf,
 }
 
 util::Result<Reply> Connection::read_reply(Deadline deadline, bool idle_ok) {
+  if (!m_login_in_flight) {
+    return read_one(deadline, idle_ok);
+  }
+  m_login_in_flight = false;
+  auto login = read_login_replies(deadline);
+  auto r = read_one(deadline, false);
+  if (!login) {
+    // The command was read by a server that refused the login: it ran as
+    // the default user, or in database 0, if the server let it.
+    m_ran_despite_failed_login = r && !r->is_error();
+    return login.error();
+  }
+  return r;
+}
+
+util::Result<Reply> Connection::read_one(Deadline deadline, bool idle_ok) {
   if (m_broken) {
     return Error{ErrorKind::io, m_peer + ": connection is broken"};
   }

@@ -41,16 +41,26 @@ util::Result<std::shared_ptr<const net::TlsContext>> tls_context(
 // and must be replaced. Not thread-safe; move-only.
 class Connection {
  public:
+  // When open() logs in (AUTH, SELECT).
+  enum class Login {
+    now,    // before open() returns
+    later,  // in the same write as the first command (send or
+            // send_encoded), saving a round trip each; read_reply reads
+            // and checks their replies, in order, before that command's
+  };
+
   // Connects to the first of `addresses` (from resolve(ep)) that accepts,
   // runs the TLS handshake when `ep` uses TLS (with `tls`, from
   // tls_context(ep)), then sends AUTH and SELECT as the endpoint asks.
   // Errors: io/timeout (unreachable; TLS handshake failed or timed out),
   // auth (AUTH refused), protocol (the peer does not speak RESP), config
   // (SELECT refused; TLS settings unusable).
+  // With Login::later, a refused login is the error of the first
+  // read_reply (see ran_despite_failed_login).
   static util::Result<Connection> open(
       const config::Endpoint& ep, const std::vector<net::Address>& addresses,
       const std::shared_ptr<const net::TlsContext>& tls,
-      util::Deadline deadline);
+      util::Deadline deadline, Login login = Login::now);
   // As above, with a TLS context of its own when `ep` uses TLS.
   static util::Result<Connection> open(
       const config::Endpoint& ep, const std::vector<net::Address>& addresses,
@@ -80,6 +90,16 @@ class Connection {
 
   bool is_broken() const { return m_broken; }
 
+  // Sends the login that open() kept back (Login::later) on its own and
+  // checks its replies; a no-op when there is none. For a first command
+  // that must not run unless the login succeeded.
+  util::Status finish_login(util::Deadline deadline);
+  // True when the login sent with the first command was refused but that
+  // command still got an answer other than an error: the server ran it as
+  // the default user (one without a password), or in database 0. The
+  // caller undoes what it did; the connection stays usable for that.
+  bool ran_despite_failed_login() const { return m_ran_despite_failed_login; }
+
  private:
   Connection(net::Stream stream, std::string peer)
       : m_stream(std::move(stream)), m_peer(std::move(peer)) {}
@@ -89,6 +109,9 @@ class Connection {
   util::Status wait_for(const net::IoStep& step, util::Deadline deadline,
                         bool idle_ok = false);
   util::Error fail(util::ErrorKind kind, std::string message);
+  util::Status send_raw(const std::string& bytes, util::Deadline deadline);
+  util::Result<Reply> read_one(util::Deadline deadline, bool idle_ok);
+  util::Status read_login_replies(util::Deadline deadline);
   // `message` with a hint when a connection fails before its first reply:
   // in plaintext, as one to a TLS-only port does; over TLS, as one whose
   // client certificate the server refused does.
@@ -102,6 +125,14 @@ class Connection {
   bool m_partial = false;  // bytes of an unfinished reply are buffered
   bool m_replied = false;  // a whole reply arrived: the peer speaks RESP
   int m_first_byte = -1;   // the first byte the peer sent (-1: none yet)
+  // The login kept back (Login::later): AUTH and SELECT encoded, and which
+  // replies to expect; in flight once sent with a command.
+  enum class LoginStep { auth, select };
+  std::string m_login;
+  std::vector<LoginStep> m_login_steps;
+  long m_db = 0;
+  bool m_login_in_flight = false;
+  bool m_ran_despite_failed_login = false;
 };
 
 }  // namespace godislock::redis

@@ -325,3 +325,38 @@ test_queue_len() {
   assert_equal "$status" 1
   assert_no_lock_key
 }
+
+@test "acl: AUTH and SELECT go with the first script; when refused, what that script took as the default user is given back" {
+  # Warm the script cache, so that the acquire script really runs after
+  # the refused AUTH (as the default user, who has no password here).
+  run "$GODISLOCK" run -n --name warm -- true
+  assert_success
+  GODISLOCK_PASSWORD=wrong run --separate-stderr "$GODISLOCK" run -v -n \
+    --name given -- echo ran
+  assert_equal "$status" 69
+  assert_output ""
+  [[ $stderr == *"login refused but the acquire script ran: released what it took"* ]]
+  [[ $stderr == *"godislock: error: authentication to redis://$ACL_USER@127.0.0.1:$REDIS_PORT failed: WRONGPASS"* ]]
+  assert_equal "$(rcli EXISTS 'godislock:{given}')" 0
+  assert_equal "$(rcli LLEN 'godislock:{given}:queue')" 0
+  # A database the server refuses: the script ran in database 0, and gave
+  # back what it took there.
+  GODISLOCK_URL="redis://$ACL_USER:@127.0.0.1:$REDIS_PORT/99999" \
+    run --separate-stderr "$GODISLOCK" run -n --name given -- echo ran
+  assert_equal "$status" 69
+  assert_output ""
+  assert_equal "$stderr" "godislock: error: cannot select database 99999 on \
+redis://$ACL_USER@127.0.0.1:$REDIS_PORT/99999: NOPERM this user has no \
+permissions to run the 'select' command"
+  assert_equal "$(rcli EXISTS 'godislock:{given}')" 0
+  # With +select the user gets its database; the lock lives there.
+  local -a words
+  read -ra words <<<"$RULE"
+  set_user "${words[@]}" +select
+  GODISLOCK_URL="redis://$ACL_USER:@127.0.0.1:$REDIS_PORT/3" run \
+    "$GODISLOCK" run -n --name db3 -- sh -c \
+    'redis-cli -p "$1" -n 3 exists "godislock:{db3}"' sh "$REDIS_PORT"
+  assert_success
+  assert_output 1
+  assert_equal "$(rcli EXISTS 'godislock:{db3}')" 0
+}

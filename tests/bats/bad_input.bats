@@ -461,7 +461,8 @@ pair or user is disabled." \
 @test "bad input: ACL user without EVAL/EVALSHA: 69" {
   rcli acl setuser noeval on '>pw' '~*' '&*' '+@all' -eval -evalsha >/dev/null
   GODISLOCK_PASSWORD=pw refused 69 "acquire script: NOPERM this user has \
-no permissions to run the 'evalsha' command" \
+no permissions to run the 'evalsha' command: the ACL user lacks +evalsha \
+(see godislock acl-rule)" \
     run --name bi --url "redis://noeval:@127.0.0.1:$REDIS_PORT" -- touch "$MARK"
   assert_db_empty
 }
