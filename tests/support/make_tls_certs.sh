@@ -61,7 +61,7 @@ keyUsage = critical, digitalSignature
 extendedKeyUsage = clientAuth
 CNF
 if [ -n "${TLS_EXTRA_SAN:-}" ]; then
-  sed -i "s/^subjectAltName = DNS:localhost, IP:127.0.0.1, IP:::1\$/&, $TLS_EXTRA_SAN/" \
+  sed -i "/^\[ server_ext \]/,/^\[/ s/^subjectAltName = .*/&, $TLS_EXTRA_SAN/" \
     ca.cnf
 fi
 
