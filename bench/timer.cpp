@@ -8,6 +8,12 @@
 // around the three; the child's stdout goes to /dev/null. Prints one line
 // per timed run: "round index ns status". The fork/exec/wait cost of this
 // helper is in every number alike; a bare `true` shows how large it is.
+//
+// TIMER_ENV_<index> (index of the command, from 0), if set, holds
+// NAME=VALUE lines put into that command's environment only, so that a
+// password reaches a command through its environment, never argv. The
+// TIMER_ENV_* variables themselves are removed from every command's
+// environment.
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,7 +34,39 @@ long long now_ns() {
   return static_cast<long long>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
 }
 
-int run_once(const std::vector<char*>& argv, int devnull) {
+// The command's own environment: TIMER_ENV_<index>'s lines added, every
+// TIMER_ENV_* removed (in the child, before exec).
+void set_command_env(size_t index) {
+  std::string own;
+  if (const char* e =
+          std::getenv(("TIMER_ENV_" + std::to_string(index)).c_str())) {
+    own = e;
+  }
+  std::vector<std::string> ours;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::strncmp(*e, "TIMER_ENV_", 10) == 0) {
+      ours.emplace_back(*e, std::strcspn(*e, "="));
+    }
+  }
+  for (const auto& name : ours) {
+    unsetenv(name.c_str());
+  }
+  size_t pos = 0;
+  while (pos < own.size()) {
+    size_t end = own.find('\n', pos);
+    if (end == std::string::npos) {
+      end = own.size();
+    }
+    std::string line = own.substr(pos, end - pos);
+    size_t eq = line.find('=');
+    if (eq != std::string::npos && eq > 0) {
+      setenv(line.substr(0, eq).c_str(), line.substr(eq + 1).c_str(), 1);
+    }
+    pos = end + 1;
+  }
+}
+
+int run_once(const std::vector<char*>& argv, size_t index, int devnull) {
   pid_t pid = fork();
   if (pid < 0) {
     std::perror("timer: fork");
@@ -36,6 +74,7 @@ int run_once(const std::vector<char*>& argv, int devnull) {
   }
   if (pid == 0) {
     dup2(devnull, STDOUT_FILENO);
+    set_command_env(index);
     execvp(argv[0], argv.data());
     std::fprintf(stderr, "timer: exec %s: %s\n", argv[0], std::strerror(errno));
     _exit(127);
@@ -74,7 +113,7 @@ int main(int argc, char** argv) {
   for (int r = -warmup; r < runs; ++r) {
     for (size_t i = 0; i < cmds.size(); ++i) {
       long long t0 = now_ns();
-      int status = run_once(cmds[i], devnull);
+      int status = run_once(cmds[i], i, devnull);
       long long t1 = now_ns();
       if (r >= 0) {
         std::printf("%d %zu %lld %d\n", r, i, t1 - t0, status);

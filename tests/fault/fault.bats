@@ -10,9 +10,9 @@ load ../bats/helpers
 
 FAULT="$BATS_TEST_DIRNAME/run"
 
-# fault_scenario NAME: runs one scenario and asserts it passed.
+# fault_scenario NAME [OPTION...]: runs one scenario and asserts it passed.
 fault_scenario() {
-  run --separate-stderr with_std_fds_only "$FAULT" --short --scenario "$1"
+  run --separate-stderr with_std_fds_only "$FAULT" --short --scenario "$@"
   local line
   while IFS= read -r line; do
     echo "# $line" >&3
@@ -177,4 +177,19 @@ B's ended: two holders at once" >&2
 
 @test "fault: fair-shared-row (a dead waiter inside a row of shared ones)" {
   fault_scenario fair-shared-row
+}
+
+@test "fault: tls-redis-restart (TLS only: kill -9 redis, restart empty)" {
+  tls_certs  # made once for this file
+  fault_scenario tls-redis-restart --tls-dir "$TLS_DIR"
+}
+
+@test "fault: tls-redis-pause (TLS only: SIGSTOP redis longer than the TTL)" {
+  tls_certs  # made once for this file
+  fault_scenario tls-redis-pause --tls-dir "$TLS_DIR"
+}
+
+@test "fault: tls-proxy (TLS through the TCP proxy: blackhole, reset, held)" {
+  tls_certs  # made once for this file
+  fault_scenario tls-proxy --tls-dir "$TLS_DIR"
 }

@@ -12,6 +12,8 @@
 # Dates are set with `openssl ca -startdate/-enddate`: `openssl x509
 # -not_before` needs OpenSSL 3.2. Keys are P-256 (quick to make), mode 0600.
 # Usage: make_tls_certs.sh DIR
+# TLS_EXTRA_SAN (e.g. IP:10.77.0.2) adds names to server.crt (bench/run's
+# round-trip mode serves TLS on such an address).
 set -eu
 dir=${1:?usage: make_tls_certs.sh DIR}
 mkdir -p "$dir"
@@ -58,6 +60,10 @@ basicConstraints = CA:FALSE
 keyUsage = critical, digitalSignature
 extendedKeyUsage = clientAuth
 CNF
+if [ -n "${TLS_EXTRA_SAN:-}" ]; then
+  sed -i "/^\[ server_ext \]/,/^\[/ s/^subjectAltName = .*/&, $TLS_EXTRA_SAN/" \
+    ca.cnf
+fi
 
 newkey() {
   openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.key"
