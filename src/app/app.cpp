@@ -40,9 +40,10 @@ bool has_control(const std::string& s) {
   return false;
 }
 
-std::string read_password_file(const std::string& path) {
+std::string read_password_file(const std::string& path,
+                               const char* option = "--password-file") {
   auto fail = [&](int err) {
-    return UsageError{fmt::format("cannot read --password-file '{}': {}", path,
+    return UsageError{fmt::format("cannot read {} '{}': {}", option, path,
                                   std::strerror(err))};
   };
   util::Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -64,8 +65,8 @@ std::string read_password_file(const std::string& path) {
     }
     pw.append(buf, static_cast<size_t>(n));
     if (pw.size() > 65536) {
-      throw UsageError{fmt::format(
-          "--password-file '{}' is too large for a password", path)};
+      throw UsageError{
+          fmt::format("{} '{}' is too large for a password", option, path)};
     }
   }
   // One trailing newline is the file's, not the password's.
@@ -76,9 +77,31 @@ std::string read_password_file(const std::string& path) {
     }
   }
   if (pw.empty()) {
-    throw UsageError{fmt::format("--password-file '{}' is empty", path)};
+    throw UsageError{fmt::format("{} '{}' is empty", option, path)};
   }
   return pw;
+}
+
+// The sentinels' login (redis-sentinel://): their own options only; the
+// URL's user and password are the master's.
+void add_sentinel_login(const cli::ConnectionOptions& o,
+                        config::Endpoint* endpoint) {
+  if (!endpoint->sentinel) {
+    if (o.sentinel_user || o.sentinel_password_file) {
+      throw UsageError{
+          fmt::format("--sentinel-{} needs a redis-sentinel:// URL",
+                      o.sentinel_user ? "user" : "password-file")};
+    }
+    return;
+  }
+  endpoint->sentinel->user = o.sentinel_user.value_or("");
+  if (o.sentinel_password_file) {
+    endpoint->sentinel->password = read_password_file(
+        *o.sentinel_password_file, "--sentinel-password-file");
+  } else if (const char* v = std::getenv("GODISLOCK_SENTINEL_PASSWORD");
+             v != nullptr) {
+    endpoint->sentinel->password = v;
+  }
 }
 
 }  // namespace
@@ -108,6 +131,7 @@ config::Endpoint endpoint_for(const cli::ConnectionOptions& o) {
       }
     }
   }
+  add_sentinel_login(o, &*endpoint);
   return *endpoint;
 }
 
