@@ -9,7 +9,6 @@
 #include <poll.h>
 
 #include <algorithm>
-#include <map>
 #include <string_view>
 #include <utility>
 
@@ -132,30 +131,71 @@ Result<Connection> SentinelGroup::open_sentinel(const Sentinel& s,
   return c;
 }
 
+// What sentinel `s` names as the master: its address, nullopt when it does
+// not know the name. Errors: as Connection's, and server (an error reply,
+// a malformed one).
+Result<std::optional<SentinelGroup::Named>> SentinelGroup::ask_one(
+    const Sentinel& s, int interrupt_fd, Deadline deadline) const {
+  std::string who = "sentinel " + host_port(s.endpoint.host, s.endpoint.port);
+  auto c = open_sentinel(s, interrupt_fd, deadline);
+  if (!c) {
+    return c.error();
+  }
+  auto r =
+      c->command({"SENTINEL", "get-master-addr-by-name", m_master}, deadline);
+  if (!r) {
+    return r.error();
+  }
+  if (r->type == Reply::Type::nil) {
+    return std::optional<Named>();
+  }
+  if (r->is_error()) {
+    return Error{ErrorKind::server, fmt::format("{}: {}", who, r->str)};
+  }
+  auto port = r->type == Reply::Type::array && r->elements.size() == 2
+                  ? util::parse_unsigned(r->elements[1].str)
+                  : std::nullopt;
+  if (!port || *port == 0 || *port > 65535) {
+    return Error{ErrorKind::server, fmt::format("{}: malformed reply", who)};
+  }
+  return std::optional<Named>(
+      Named{r->elements[0].str, static_cast<uint16_t>(*port), who});
+}
+
+// Whether most of the sentinels (of all configured, not only of those that
+// answer) name `address` as the master now.
+bool SentinelGroup::majority_names(const std::string& address, int interrupt_fd,
+                                   Deadline deadline) const {
+  auto order = sentinels_in_order();
+  size_t yes = 0;
+  for (size_t i = 0; i < order.size(); ++i) {
+    Deadline each = Deadline::after(deadline.remaining() / (order.size() - i))
+                        .min(deadline);
+    auto m = ask_one(order[i], interrupt_fd, each);
+    if (m && *m && (*m)->address() == address) {
+      yes++;
+    }
+  }
+  return yes * 2 > m_endpoint.sentinel->sentinels.size();
+}
+
 // Asks each sentinel in turn, each within its share of the time left, for
-// the master's address; the first trusted answer wins.
+// the master's address. The first answer wins, unless it names another
+// master than the one in use (a failover not noticed yet) or one replaced
+// during this run (a failover back to it): a stale sentinel could name
+// either, so such an answer counts only once most sentinels give it.
 Result<SentinelGroup::Named> SentinelGroup::ask_sentinels(int interrupt_fd,
                                                           Deadline deadline) {
   auto order = sentinels_in_order();
   std::vector<std::string> failures;
   bool unknown = false;
   bool named = false;
-  std::map<std::string, size_t> votes;  // for masters not trusted
   for (size_t i = 0; i < order.size(); ++i) {
     const Sentinel& s = order[i];
     std::string who = "sentinel " + host_port(s.endpoint.host, s.endpoint.port);
     Deadline each = Deadline::after(deadline.remaining() / (order.size() - i))
                         .min(deadline);
-    auto c = open_sentinel(s, interrupt_fd, each);
-    if (!c) {
-      if (c.error().kind == ErrorKind::interrupted) {
-        return c.error();
-      }
-      failures.push_back(c.error().message);
-      continue;
-    }
-    auto r =
-        c->command({"SENTINEL", "get-master-addr-by-name", m_master}, each);
+    auto r = ask_one(s, interrupt_fd, each);
     if (!r) {
       if (r.error().kind == ErrorKind::interrupted) {
         return r.error();
@@ -163,39 +203,30 @@ Result<SentinelGroup::Named> SentinelGroup::ask_sentinels(int interrupt_fd,
       failures.push_back(r.error().message);
       continue;
     }
-    if (r->type == Reply::Type::nil) {
+    if (!*r) {
       unknown = true;
       failures.push_back(fmt::format("{} does not know it", who));
       continue;
     }
-    if (r->is_error()) {
-      failures.push_back(fmt::format("{}: {}", who, r->str));
-      continue;
-    }
-    auto port = r->type == Reply::Type::array && r->elements.size() == 2
-                    ? util::parse_unsigned(r->elements[1].str)
-                    : std::nullopt;
-    if (!port || *port == 0 || *port > 65535) {
-      failures.push_back(fmt::format("{}: malformed reply", who));
-      continue;
-    }
     named = true;
     answered(s.endpoint.redacted());
-    Named m{r->elements[0].str, static_cast<uint16_t>(*port), who};
-    if (is_trusted(m)) {
+    Named m = **r;
+    std::string current = current_master();
+    bool trusted = is_trusted(m);
+    if (trusted && (current.empty() || current == m.address())) {
       return m;
     }
-    // A failover back to an old master is real once most sentinels agree.
-    if (++votes[m.address()] * 2 > order.size()) {
-      GODISLOCK_DEBUG("most sentinels name {} as master '{}' again; trusted",
-                      m.address(), m_master);
+    if (majority_names(m.address(), interrupt_fd, deadline)) {
+      GODISLOCK_DEBUG("most sentinels name {} as master '{}'", m.address(),
+                      m_master);
       std::lock_guard<std::mutex> lock(m_mutex);
       m_distrusted.erase(m.address());
       return m;
     }
     failures.push_back(fmt::format(
-        "{} names {}, replaced as master in a failover during this run", who,
-        m.address()));
+        "{} names {}, {}, and most sentinels do not (yet)", who, m.address(),
+        trusted ? "not the master in use"
+                : "replaced as master in a failover during this run"));
   }
   if (unknown && !named) {
     return Error{ErrorKind::config,
@@ -384,7 +415,8 @@ Result<SwitchWatch> SentinelGroup::watch_switches(int interrupt_fd,
         std::lock_guard<std::mutex> lock(m_mutex);
         stale = m_distrusted.count(named) != 0;
       }
-      if (!current.empty() && named != current && !stale) {
+      if (!current.empty() && named != current && !stale &&
+          majority_names(named, interrupt_fd, deadline)) {
         pending = fmt::format("{} names {} as master '{}', not {}", who, named,
                               m_master, current);
         distrust(current, pending);

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -32,7 +33,9 @@ class SwitchWatch;
 // trusted again in this run, since it may go on answering as a master, and
 // accepting writes that are later discarded, for seconds after it was
 // replaced. It becomes trusted again only when a majority of the sentinels
-// name it (a later failover back to it). Connections made before the latest
+// name it (a later failover back to it); likewise a sentinel naming another
+// master than the one in use is believed only once most sentinels do (it
+// may be one that missed the failover). Connections made before the latest
 // failover signal are stale (generation()).
 //
 // Shared by every connection of a run (the backend, its clones on other
@@ -94,6 +97,11 @@ class SentinelGroup : public std::enable_shared_from_this<SentinelGroup> {
   void answered(const std::string& sentinel);
   util::Result<Connection> open_sentinel(const Sentinel& s, int interrupt_fd,
                                          util::Deadline deadline) const;
+  util::Result<std::optional<Named>> ask_one(const Sentinel& s,
+                                             int interrupt_fd,
+                                             util::Deadline deadline) const;
+  bool majority_names(const std::string& address, int interrupt_fd,
+                      util::Deadline deadline) const;
   util::Result<Named> ask_sentinels(int interrupt_fd, util::Deadline deadline);
   util::Result<Connection> open_master(const Named& m, int interrupt_fd,
                                        util::Deadline deadline);

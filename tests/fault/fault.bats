@@ -178,3 +178,11 @@ B's ended: two holders at once" >&2
 @test "fault: fair-shared-row (a dead waiter inside a row of shared ones)" {
   fault_scenario fair-shared-row
 }
+
+@test "fault: sentinel-failover (SENTINEL FAILOVER under contention)" {
+  fault_scenario sentinel-failover
+}
+
+@test "fault: master-kill (kill -9 the master; Sentinel promotes the replica)" {
+  fault_scenario master-kill
+}
