@@ -11,7 +11,7 @@ _godislock_value()
 {
 	local opt=$1 cur=$2
 	case $opt in
-		'--ttl'|'--connect-timeout'|'--kill-after')
+		'--ttl'|'--connect-timeout'|'--kill-after'|'--replica-timeout')
 			mapfile -t COMPREPLY < <(compgen -W "5s 30s 1m 5m" -- "$cur")
 			;;
 		'-w'|'--wait'|'--timeout')
@@ -19,6 +19,9 @@ _godislock_value()
 			;;
 		'-E'|'--conflict-exit-code')
 			mapfile -t COMPREPLY < <(compgen -W "0 1 75" -- "$cur")
+			;;
+		'--replicas')
+			mapfile -t COMPREPLY < <(compgen -W "1 2" -- "$cur")
 			;;
 		'--limit')
 			mapfile -t COMPREPLY < <(compgen -W "2 3 4 8" -- "$cur")
@@ -30,7 +33,7 @@ _godislock_value()
 		'--kill-signal')
 			mapfile -t COMPREPLY < <(compgen -W "TERM INT HUP QUIT KILL USR1 USR2 ALRM PIPE" -- "$cur")
 			;;
-		'--password-file'|'--cacert'|'--cert'|'--key')
+		'--password-file'|'--sentinel-password-file'|'--cacert'|'--cert'|'--key')
 			compopt -o filenames 2>/dev/null
 			mapfile -t COMPREPLY < <(compgen -f -- "$cur")
 			;;
@@ -44,7 +47,7 @@ _godislock_value()
 		'-c'|'--command')
 			mapfile -t COMPREPLY < <(compgen -c -- "$cur")
 			;;
-		'--name'|'--prefix'|'--user')
+		'--name'|'--prefix'|'--user'|'--sentinel-user')
 			;;
 		*)
 			return 1
@@ -137,7 +140,9 @@ _godislock_module()
 			--name|--ttl|--wait|--timeout|--conflict-exit-code|--limit|\
 			--url|--password-file|--prefix|--connect-timeout|\
 			--user|--cacert|--cacertdir|--cert|--key|--sni|\
-			--kill-signal|--kill-after|--command)
+			--kill-signal|--kill-after|--command|\
+			--sentinel-user|--sentinel-password-file|--replicas|\
+			--replica-timeout)
 				if [[ ${COMP_WORDS[i+1]} == = ]]; then
 					i=$((i + 3))
 				else
@@ -214,7 +219,9 @@ _godislock_module()
 				--prefix
 				--connect-timeout
 				--verbose
-				--quiet"
+				--quiet
+				--sentinel-user
+				--sentinel-password-file"
 			case $sub in
 				run)
 					OPTS+="
@@ -234,7 +241,9 @@ _godislock_module()
 						--kill-signal
 						--kill-after
 						--command
-						--close"
+						--close
+						--replicas
+						--replica-timeout"
 					;;
 				status)
 					OPTS+=" --json"

@@ -32,7 +32,9 @@ function __godislock_run_command_start
             case --name --ttl --wait --timeout --conflict-exit-code --limit \
                 --url --password-file --prefix --connect-timeout \
                 --user --cacert --cacertdir --cert --key --sni \
-                --kill-signal --kill-after --command
+                --kill-signal --kill-after --command \
+                --sentinel-user --sentinel-password-file --replicas \
+                --replica-timeout
                 set i (math $i + 2)
             case '--*'
                 set i (math $i + 1)
@@ -106,6 +108,8 @@ complete -c godislock -n $__godislock_conn -l prefix -x -d 'Key namespace (defau
 complete -c godislock -n $__godislock_conn -l connect-timeout -x -a '1s 5s 30s' -d 'Deadline for connecting and each Redis call'
 complete -c godislock -n $__godislock_conn -s v -l verbose -d 'Say what happens (never prints passwords)'
 complete -c godislock -n $__godislock_conn -s q -l quiet -d 'Print errors only'
+complete -c godislock -n $__godislock_conn -l sentinel-user -x -d 'User name for the sentinels of a redis-sentinel:// URL'
+complete -c godislock -n $__godislock_conn -l sentinel-password-file -r -F -d 'Read the sentinels\' password from FILE'
 # END connection options
 
 # BEGIN run options
@@ -126,6 +130,8 @@ complete -c godislock -n __godislock_run_options -l kill-signal -x -a 'TERM INT 
 complete -c godislock -n __godislock_run_options -l kill-after -x -a '1s 5s 10s' -d 'Then SIGKILL after DURATION'
 complete -c godislock -n __godislock_run_options -s c -l command -x -a '(__fish_complete_command)' -d 'Run SHELL COMMAND with /bin/sh -c'
 complete -c godislock -n __godislock_run_options -s o -l close -d 'Accepted for flock(1) compatibility'
+complete -c godislock -n __godislock_run_options -l replicas -x -a '1 2' -d 'Count a hold only once N replicas acknowledged it'
+complete -c godislock -n __godislock_run_options -l replica-timeout -x -a '100ms 1s 5s' -d 'How long to wait for --replicas each time'
 # END run options
 # The command and its arguments, with or without "--" before them.
 complete -c godislock -n '__godislock_using run' -a '(__godislock_complete_command)'

@@ -41,9 +41,10 @@ bool has_control(const std::string& s) {
   return false;
 }
 
-std::string read_password_file(const std::string& path) {
+std::string read_password_file(const std::string& path,
+                               const char* option = "--password-file") {
   auto fail = [&](int err) {
-    return UsageError{fmt::format("cannot read --password-file '{}': {}", path,
+    return UsageError{fmt::format("cannot read {} '{}': {}", option, path,
                                   std::strerror(err))};
   };
   util::Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -65,8 +66,8 @@ std::string read_password_file(const std::string& path) {
     }
     pw.append(buf, static_cast<size_t>(n));
     if (pw.size() > 65536) {
-      throw UsageError{fmt::format(
-          "--password-file '{}' is too large for a password", path)};
+      throw UsageError{
+          fmt::format("{} '{}' is too large for a password", option, path)};
     }
   }
   // One trailing newline is the file's, not the password's.
@@ -77,7 +78,7 @@ std::string read_password_file(const std::string& path) {
     }
   }
   if (pw.empty()) {
-    throw UsageError{fmt::format("--password-file '{}' is empty", path)};
+    throw UsageError{fmt::format("{} '{}' is empty", option, path)};
   }
   return pw;
 }
@@ -128,6 +129,28 @@ void apply_tls(const cli::ConnectionOptions& o, config::Endpoint& ep) {
   }
 }
 
+// The sentinels' login (redis-sentinel://): their own options only; the
+// URL's user and password are the master's.
+void add_sentinel_login(const cli::ConnectionOptions& o,
+                        config::Endpoint* endpoint) {
+  if (!endpoint->sentinel) {
+    if (o.sentinel_user || o.sentinel_password_file) {
+      throw UsageError{
+          fmt::format("--sentinel-{} needs a redis-sentinel:// URL",
+                      o.sentinel_user ? "user" : "password-file")};
+    }
+    return;
+  }
+  endpoint->sentinel->user = o.sentinel_user.value_or("");
+  if (o.sentinel_password_file) {
+    endpoint->sentinel->password = read_password_file(
+        *o.sentinel_password_file, "--sentinel-password-file");
+  } else if (const char* v = std::getenv("GODISLOCK_SENTINEL_PASSWORD");
+             v != nullptr) {
+    endpoint->sentinel->password = v;
+  }
+}
+
 }  // namespace
 
 config::Endpoint endpoint_for(const cli::ConnectionOptions& o) {
@@ -159,6 +182,7 @@ config::Endpoint endpoint_for(const cli::ConnectionOptions& o) {
     endpoint->user = *o.user;
   }
   apply_tls(o, *endpoint);
+  add_sentinel_login(o, &*endpoint);
   return *endpoint;
 }
 

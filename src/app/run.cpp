@@ -46,8 +46,8 @@ std::vector<std::string> child_environment(const std::string& name,
     std::string_view kv(*e);
     auto key = kv.substr(0, kv.find('='));
     if (key == "REDISCLI_AUTH" || key == "GODISLOCK_PASSWORD" ||
-        key == "GODISLOCK_NAME" || key == "GODISLOCK_FENCE" ||
-        key == "GODISLOCK_SLOT" ||
+        key == "GODISLOCK_SENTINEL_PASSWORD" || key == "GODISLOCK_NAME" ||
+        key == "GODISLOCK_FENCE" || key == "GODISLOCK_SLOT" ||
         (key == "GODISLOCK_URL" && url_env_has_password)) {
       continue;
     }
@@ -280,6 +280,8 @@ Session open_session(const cli::RunOptions& o, const RunPlan& plan,
   settings.limit = o.limit;
   settings.shared = o.shared;
   settings.holder = holder_identity(plan.argv);
+  settings.replicas = o.replicas;
+  settings.replica_timeout = o.replica_timeout;
   GODISLOCK_DEBUG("lock '{}'{} on {}, prefix '{}', ttl {}, wait {}", plan.name,
                   plan.name_derived ? " (derived from the command)" : "",
                   endpoint.redacted(), o.prefix, config::format_duration(o.ttl),
@@ -344,6 +346,12 @@ lock::AcquireRequest make_request(const cli::RunOptions& o, const RunPlan& plan,
   // acquire_lock()'s check of a late reply needs.
   req.handover_max_age =
       (plan.timing.give_up_after - plan.timing.refresh_interval) / 2;
+  // With --replicas a lock handed over is taken by one more attempt of our
+  // own: its WAIT is what counts the replicas (the hand-over was written
+  // on the releaser's connection).
+  if (o.replicas > 0) {
+    req.handover_max_age = Millis(0);
+  }
   req.on_blocked = [&w](const backend::Attempt& a) {
     std::string who = describe_holder(a, true);
     if (!who.empty()) {
@@ -408,6 +416,11 @@ int not_acquired(const cli::RunOptions& o, const RunPlan& plan,
                               "users must ask for the same kind",
                               plan.name, describe_shape(got.detail),
                               describe_shape(o))};
+  }
+  if (!got.detail.empty()) {
+    // --replicas: taken, but given back each time.
+    GODISLOCK_WARN("lock '{}' not acquired: {}", plan.name, got.detail);
+    return o.conflict_exit_code;
   }
   GODISLOCK_DEBUG("lock '{}' not acquired: {}", plan.name,
                   plan.single_try ? "it is held" : "wait time ran out");

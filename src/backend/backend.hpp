@@ -112,6 +112,18 @@ class ReleaseWatch {
   virtual util::Result<Wakeup> wait(util::Deadline until) = 0;
 };
 
+// Tells when the server a lock lives on was replaced (a Redis Sentinel
+// failover), on a connection of its own. Not thread-safe.
+class FailoverWatch {
+ public:
+  virtual ~FailoverWatch() = default;
+  // Waits for a failover signal or `until`: what happened, for messages,
+  // or "" when `until` came first. An error means the watch is gone (the
+  // caller opens a new one) or `interrupt_fd` (see watch_failover) became
+  // readable.
+  virtual util::Result<std::string> wait(util::Deadline until) = 0;
+};
+
 // The lock protocol of one store. Each method is one atomic step on the
 // server. An instance owns one connection and reconnects on the next call
 // after a failure; it is not thread-safe (give each thread its own).
@@ -171,6 +183,19 @@ class Backend {
       util::Deadline deadline) = 0;
   // Where the lock lives, safe to print (no password).
   virtual std::string describe() const = 0;
+
+  // Whether the server can be replaced under a holder (a Redis Sentinel
+  // failover): then a holder watches for that from its command's start.
+  virtual bool can_fail_over() const { return false; }
+  // A watch on failovers, on a new connection; its waits end with
+  // ErrorKind::interrupted while `interrupt_fd` is readable. Null when the
+  // server cannot fail over.
+  virtual util::Result<std::unique_ptr<FailoverWatch>> watch_failover(
+      int /*interrupt_fd*/, util::Deadline /*deadline*/) {
+    return std::unique_ptr<FailoverWatch>();
+  }
+  // The latest failover this process noticed, for messages ("" when none).
+  virtual std::string last_failover() const { return std::string(); }
 };
 
 // How to reach a lock.
@@ -184,6 +209,10 @@ struct Settings {
   unsigned limit = 1;
   bool shared = false;
   Holder holder;
+  // --replicas N: each acquisition and refresh counts only once N replicas
+  // acknowledged it (WAIT N, within replica_timeout).
+  unsigned replicas = 0;
+  Millis replica_timeout{1000};
 };
 
 // Largest --limit: each attempt on a counted lock looks at every slot.

@@ -4,11 +4,15 @@
 #include "backend/redis_scripts.hpp"
 #include "redis/connection.hpp"
 #include "redis/resp.hpp"
+#include "redis/sentinel.hpp"
 #include "util/log.hpp"
 #include "util/number.hpp"
 
 #include <fmt/format.h>
 
+#include <poll.h>
+
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <set>
@@ -80,6 +84,14 @@ std::optional<std::string> name_of_key(const std::string& prefix,
   return key.substr(head.size(), end - head.size());
 }
 
+// READONLY (a replica) or MASTERDOWN (a replica cut off from its master),
+// also inside a script's error text.
+bool is_not_master(const std::string& text) {
+  return text.rfind("READONLY", 0) == 0 || text.rfind("MASTERDOWN", 0) == 0 ||
+         text.find("-READONLY") != std::string::npos ||
+         text.find("-MASTERDOWN") != std::string::npos;
+}
+
 ErrorKind classify_server_error(const std::string& text) {
   if (text.rfind("NOAUTH", 0) == 0 || text.rfind("WRONGPASS", 0) == 0 ||
       text.rfind("NOPERM", 0) == 0) {
@@ -147,7 +159,48 @@ class RedisWatch final : public ReleaseWatch {
   RedisWatch(Connection conn, std::shared_ptr<const uint64_t> latest_seq)
       : m_conn(std::move(conn)), m_latest_seq(std::move(latest_seq)) {}
 
+  // Through Sentinel, the watch also listens for failovers (on a sentinel
+  // connection) and ends with an error when one is announced, so that the
+  // waiter subscribes again on the new master: the old one may go on
+  // answering for seconds, but releases are published on the new one.
+  void listen_for_failovers(redis::SwitchWatch switches, int interrupt_fd) {
+    m_switches.emplace(std::move(switches));
+    m_interrupt_fd = interrupt_fd;
+  }
+
   Result<Wakeup> wait(Deadline until) override {
+    if (!m_switches) {
+      return wait_release(until);
+    }
+    for (;;) {
+      // A look at each without waiting first: over TLS, bytes may wait
+      // inside the session, where poll(2) does not see them.
+      auto sw = m_switches->wait(Deadline::at(util::Clock::now()));
+      if (!sw) {
+        return Error{sw.error().kind == ErrorKind::interrupted
+                         ? ErrorKind::interrupted
+                         : ErrorKind::io,
+                     "sentinel subscription lost: " + sw.error().message};
+      }
+      if (!sw->empty()) {
+        return Error{ErrorKind::io, *sw};
+      }
+      auto w = wait_release(Deadline::at(util::Clock::now()));
+      if (!w || *w || until.expired()) {
+        return w;
+      }
+      pollfd p[3] = {{m_conn.fd(), POLLIN, 0},
+                     {m_switches->fd(), POLLIN, 0},
+                     {m_interrupt_fd, POLLIN, 0}};
+      int n = ::poll(p, m_interrupt_fd >= 0 ? 3 : 2, until.poll_timeout_ms());
+      if (n > 0 && (p[2].revents & POLLIN) != 0) {
+        return Error{ErrorKind::interrupted, "interrupted by a signal"};
+      }
+    }
+  }
+
+ private:
+  Result<Wakeup> wait_release(Deadline until) {
     auto reply = m_conn.read_reply(until, /*idle_ok=*/true);
     if (!reply) {
       if (reply.error().kind == ErrorKind::timeout && !m_conn.is_broken()) {
@@ -173,10 +226,32 @@ class RedisWatch final : public ReleaseWatch {
     return Error{ErrorKind::protocol, "unexpected message on subscription"};
   }
 
- private:
   Connection m_conn;
   std::shared_ptr<const uint64_t> m_latest_seq;
+  std::optional<redis::SwitchWatch> m_switches;
+  int m_interrupt_fd = -1;
 };
+
+// A holder's watch on failovers: one sentinel's +switch-master.
+class SentinelFailoverWatch final : public FailoverWatch {
+ public:
+  explicit SentinelFailoverWatch(redis::SwitchWatch w)
+      : m_watch(std::move(w)) {}
+  Result<std::string> wait(Deadline until) override {
+    return m_watch.wait(until);
+  }
+
+ private:
+  redis::SwitchWatch m_watch;
+};
+
+// "only 0 of 1 replicas acknowledged the acquisition within 1s"
+std::string shortfall(long long got, unsigned wanted, const char* what,
+                      Millis timeout) {
+  return fmt::format("only {} of {} replica{} acknowledged the {} within {} ms",
+                     got, wanted, wanted == 1 ? "" : "s", what,
+                     timeout.count());
+}
 
 class RedisBackend final : public Backend {
  public:
@@ -186,23 +261,28 @@ class RedisBackend final : public Backend {
   // refresh past the lease).
   // `tls`: the endpoint's TLS context (null without TLS), likewise made
   // once and shared, so that the trust store is read once per process.
+  // `sentinel`: for a redis-sentinel:// endpoint (else null), shared by
+  // every clone likewise: it finds the master on each (re)connection.
   RedisBackend(Settings settings,
                std::shared_ptr<const std::vector<net::Address>> addresses,
-               std::shared_ptr<const net::TlsContext> tls)
+               std::shared_ptr<const net::TlsContext> tls,
+               std::shared_ptr<redis::SentinelGroup> sentinel = nullptr)
       : m_settings(std::move(settings)),
         m_keys(redis_keys(m_settings.prefix, m_settings.name)),
         m_addresses(std::move(addresses)),
-        m_tls(std::move(tls)) {}
+        m_tls(std::move(tls)),
+        m_sentinel(std::move(sentinel)) {}
 
   util::Status connect(Deadline deadline) {
-    // AUTH and SELECT go out with the first command (see eval).
-    auto c = Connection::open(m_settings.endpoint, *m_addresses, m_tls,
-                              deadline, Connection::Login::later);
+    auto c = open_connection(deadline);
     if (!c) {
       return c.error();
     }
     m_conn.emplace(std::move(c.value()));
-    m_conn->set_interrupt_fd(m_interrupt_fd);
+    if (m_sentinel) {
+      m_conn_generation = m_sentinel->generation();
+      m_conn_master = m_sentinel->current_master();
+    }
     return util::ok_status();
   }
 
@@ -226,7 +306,11 @@ class RedisBackend final : public Backend {
       }
       return r.error();
     }
-    return decode_acquire(*r, m_keys);
+    auto a = decode_acquire(*r, m_keys);
+    if (!a || a->state != Outcome::acquired || m_settings.replicas == 0) {
+      return a;
+    }
+    return replicated_or_given_back(token, std::move(a.value()), deadline);
   }
 
   Result<bool> refresh(const std::string& token, Millis ttl,
@@ -237,7 +321,22 @@ class RedisBackend final : public Backend {
     if (!r) {
       return r.error();
     }
-    return decode_token_check(*r, "refresh");
+    auto ours = decode_token_check(*r, "refresh");
+    if (!ours || !*ours || m_settings.replicas == 0) {
+      return ours;
+    }
+    // Not acknowledged by enough replicas: a failed refresh, so that the
+    // lease is not extended on our side (the master's TTL was).
+    auto acked = wait_replicas(deadline);
+    if (!acked) {
+      return acked.error();
+    }
+    if (*acked < m_settings.replicas) {
+      return Error{ErrorKind::busy,
+                   shortfall(*acked, m_settings.replicas, "refresh",
+                             m_settings.replica_timeout)};
+    }
+    return true;
   }
 
   Result<bool> release(const std::string& token, Deadline deadline) override {
@@ -266,7 +365,7 @@ class RedisBackend final : public Backend {
   }
 
   Result<std::vector<std::string>> list_names(Deadline deadline) override {
-    if (!m_conn || m_conn->is_broken()) {
+    if (is_stale()) {
       m_conn.reset();
       GODISLOCK_TRY(connect(deadline));
     }
@@ -298,13 +397,10 @@ class RedisBackend final : public Backend {
   Result<std::unique_ptr<ReleaseWatch>> watch(const std::string& token,
                                               bool fair,
                                               Deadline deadline) override {
-    // AUTH and SELECT go out with the first command (see eval).
-    auto c = Connection::open(m_settings.endpoint, *m_addresses, m_tls,
-                              deadline, Connection::Login::later);
+    auto c = open_connection(deadline);
     if (!c) {
       return c.error();
     }
-    c->set_interrupt_fd(m_interrupt_fd);
     std::string channel =
         fair ? redis_wake_channel(m_keys, token) : m_keys.channel;
     auto r = c->command({"SUBSCRIBE", channel}, deadline);
@@ -319,12 +415,20 @@ class RedisBackend final : public Backend {
         r->elements[0].str != "subscribe") {
       return Error{ErrorKind::protocol, "SUBSCRIBE: unexpected reply"};
     }
-    return std::unique_ptr<ReleaseWatch>(std::make_unique<RedisWatch>(
+    auto w = std::make_unique<RedisWatch>(
         std::move(c.value()),
         // Only a fair waiter for the exclusive lock is ever handed it.
         fair && m_settings.limit == 1 && !m_settings.shared
             ? std::shared_ptr<const uint64_t>(m_queue_seq)
-            : nullptr));
+            : nullptr);
+    if (m_sentinel) {
+      auto switches = m_sentinel->watch_switches(m_interrupt_fd, deadline);
+      if (!switches) {
+        return switches.error();
+      }
+      w->listen_for_failovers(std::move(switches.value()), m_interrupt_fd);
+    }
+    return std::unique_ptr<ReleaseWatch>(std::move(w));
   }
 
   void set_interrupt_fd(int fd) override {
@@ -335,11 +439,31 @@ class RedisBackend final : public Backend {
   }
 
   std::unique_ptr<Backend> clone() const override {
-    return std::make_unique<RedisBackend>(m_settings, m_addresses, m_tls);
+    return std::make_unique<RedisBackend>(m_settings, m_addresses, m_tls,
+                                          m_sentinel);
   }
 
   std::string describe() const override {
     return m_settings.endpoint.redacted();
+  }
+
+  bool can_fail_over() const override { return m_sentinel != nullptr; }
+
+  Result<std::unique_ptr<FailoverWatch>> watch_failover(
+      int interrupt_fd, Deadline deadline) override {
+    if (!m_sentinel) {
+      return std::unique_ptr<FailoverWatch>();
+    }
+    auto w = m_sentinel->watch_switches(interrupt_fd, deadline);
+    if (!w) {
+      return w.error();
+    }
+    return std::unique_ptr<FailoverWatch>(
+        std::make_unique<SentinelFailoverWatch>(std::move(w.value())));
+  }
+
+  std::string last_failover() const override {
+    return m_sentinel ? m_sentinel->last_failover() : std::string();
   }
 
  private:
@@ -361,6 +485,76 @@ class RedisBackend final : public Backend {
     m_conn.reset();
   }
 
+  // A new connection to the server: the endpoint's, or the master the
+  // sentinels name now (found again on every reconnect).
+  Result<Connection> open_connection(Deadline deadline) {
+    if (m_sentinel) {
+      return m_sentinel->connect_master(m_interrupt_fd, deadline);
+    }
+    // AUTH and SELECT go out with the first command (see eval).
+    auto c = Connection::open(m_settings.endpoint, *m_addresses, m_tls,
+                              deadline, Connection::Login::later);
+    if (c) {
+      c->set_interrupt_fd(m_interrupt_fd);
+    }
+    return c;
+  }
+
+  // The connection must be replaced: none yet, broken, or made before the
+  // latest failover signal (it may lead to the old master).
+  bool is_stale() const {
+    return !m_conn || m_conn->is_broken() ||
+           (m_sentinel && m_conn_generation != m_sentinel->generation());
+  }
+
+  // WAIT for --replicas on the connection that wrote: the number of
+  // replicas that acknowledged its writes. Bounded by `deadline`, with
+  // room left for the reply (WAIT 0 would wait forever).
+  Result<long long> wait_replicas(Deadline deadline) {
+    auto left =
+        std::chrono::duration_cast<Millis>(deadline.remaining() * 3 / 4);
+    Millis timeout =
+        std::max(Millis(1), std::min(m_settings.replica_timeout, left));
+    auto r = m_conn->command({"WAIT", std::to_string(m_settings.replicas),
+                              std::to_string(timeout.count())},
+                             deadline);
+    if (!r) {
+      return r.error();
+    }
+    if (r->type != Reply::Type::integer) {
+      return Error{
+          r->is_error() ? classify_server_error(r->str) : ErrorKind::protocol,
+          fmt::format("WAIT: {}", r->is_error() ? r->str : "malformed reply")};
+    }
+    return r->integer;
+  }
+
+  // An acquisition that too few replicas acknowledged is given back (and
+  // the token leaves the queue): it is reported as held for
+  // replica_timeout, after which the waiter tries again.
+  Result<Attempt> replicated_or_given_back(const std::string& token, Attempt a,
+                                           Deadline deadline) {
+    auto acked = wait_replicas(deadline);
+    if (!acked) {
+      return acked.error();
+    }
+    if (*acked >= m_settings.replicas) {
+      return a;
+    }
+    std::string why = shortfall(*acked, m_settings.replicas, "acquisition",
+                                m_settings.replica_timeout);
+    GODISLOCK_DEBUG("{}; giving the lock back", why);
+    auto released = release(token, deadline);
+    if (!released) {
+      return released.error();
+    }
+    Attempt held;
+    held.state = Outcome::held;
+    held.holder_ttl = m_settings.replica_timeout;
+    held.detail = why;
+    return held;
+  }
+
   // Runs a script by EVALSHA, falling back to EVAL when the server lost it
   // (SCRIPT FLUSH, restart, failover). Reconnects first if the connection
   // broke on an earlier call. Server errors become Errors.
@@ -375,7 +569,7 @@ class RedisBackend final : public Backend {
     const Script& script = *call.script;
     const auto& keys = call.keys;
     const auto& args = call.args;
-    if (!m_conn || m_conn->is_broken()) {
+    if (is_stale()) {
       m_conn.reset();
       GODISLOCK_TRY(connect(deadline));
     }
@@ -417,6 +611,17 @@ class RedisBackend final : public Backend {
     if (!r) {
       return r.error();
     }
+    if (r->is_error() && m_sentinel && is_not_master(r->str)) {
+      // The master became a replica (a failover we had not heard of): a
+      // failover signal. Found again on the next call, which the waiter
+      // makes at once (busy is transient).
+      m_sentinel->distrust(m_conn_master,
+                           fmt::format("{} answered {}", m_conn_master,
+                                       r->str.substr(0, r->str.find(' '))));
+      m_conn.reset();
+      return Error{ErrorKind::busy,
+                   fmt::format("{} script: {}", script.name, r->str)};
+    }
     if (r->is_error()) {
       // Before AUTH, Redis refuses requests of more than a few words with
       // a protocol error instead of NOAUTH (and closes the connection).
@@ -441,7 +646,10 @@ class RedisBackend final : public Backend {
   RedisKeys m_keys;
   std::shared_ptr<const std::vector<net::Address>> m_addresses;
   std::shared_ptr<const net::TlsContext> m_tls;
+  std::shared_ptr<redis::SentinelGroup> m_sentinel;
   std::optional<Connection> m_conn;
+  uint64_t m_conn_generation = 0;  // m_sentinel's, when m_conn was made
+  std::string m_conn_master;       // where m_conn leads (with m_sentinel)
   int m_interrupt_fd = -1;
   // The number of the latest queue-mode attempt (see RedisWatch).
   std::shared_ptr<uint64_t> m_queue_seq = std::make_shared<uint64_t>(0);
@@ -457,6 +665,18 @@ Result<std::unique_ptr<Backend>> open_redis(const Settings& settings,
   }
   if (tls.value() && !tls.value()->warning().empty()) {
     GODISLOCK_WARN("{}", tls.value()->warning());
+  }
+  if (settings.endpoint.sentinel) {
+    auto group =
+        redis::SentinelGroup::create(settings.endpoint, tls.value(), deadline);
+    if (!group) {
+      return group.error();
+    }
+    auto b = std::make_unique<RedisBackend>(
+        settings, std::make_shared<const std::vector<net::Address>>(),
+        std::move(tls.value()), std::move(group.value()));
+    GODISLOCK_TRY(b->connect(deadline));
+    return std::unique_ptr<Backend>(std::move(b));
   }
   auto addresses = redis::resolve(settings.endpoint, deadline);
   if (!addresses) {

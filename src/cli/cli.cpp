@@ -67,6 +67,7 @@ const char* const k_release_exit_text =
 struct ConnectionInputs {
   std::string url, password_file, prefix, connect_timeout, user;
   std::string cacert, cacertdir, cert, key, sni;
+  std::string sentinel_user, sentinel_password_file;
   bool verbose = false, quiet = false, tls = false, insecure = false;
 };
 
@@ -74,6 +75,7 @@ struct ConnectionInputs {
 struct RunInputs {
   std::string name, ttl, wait, conflict_code, kill_signal, kill_after;
   std::string shell, limit;
+  std::string replicas, replica_timeout;
   bool nonblock = false, no_fair = false, wait_tree = false;
   bool shared = false, exclusive = false, close_fd = false;
   ConnectionInputs connection;
@@ -100,8 +102,9 @@ using Ri = RunInputs;
 
 const OptionSpec<Ci> k_connection_options[] = {
     {"--url", "URL",
-     "redis://[user[:password]@]host[:port][/db], rediss://... (TLS) or "
-     "unix:///path.sock[?db=N] (env GODISLOCK_URL; default "
+     "redis://[user[:password]@]host[:port][/db], rediss://... (TLS), "
+     "unix:///path.sock[?db=N] or redis-sentinel://[user[:password]@]"
+     "host[:port][,host[:port]...]/MASTER[/db] (env GODISLOCK_URL; default "
      "redis://127.0.0.1:6379)",
      GODISLOCK_TEXT(url)},
     {"--password-file", "FILE",
@@ -152,6 +155,15 @@ const OptionSpec<Ci> k_connection_options[] = {
      GODISLOCK_FLAG(verbose)},
     {"-q,--quiet", nullptr, "Print errors only (env GODISLOCK_QUIET)",
      GODISLOCK_FLAG(quiet)},
+    {"--sentinel-user", "USER",
+     "User name for the sentinels of a redis-sentinel:// URL, when they "
+     "have one of their own (env GODISLOCK_SENTINEL_USER)",
+     GODISLOCK_TEXT(sentinel_user)},
+    {"--sentinel-password-file", "FILE",
+     "Read the sentinels' password from FILE (env "
+     "GODISLOCK_SENTINEL_PASSWORD_FILE, else GODISLOCK_SENTINEL_PASSWORD; "
+     "default: none)",
+     GODISLOCK_TEXT(sentinel_password_file)},
 };
 
 const OptionSpec<Ri> k_run_options[] = {
@@ -205,6 +217,15 @@ const OptionSpec<Ri> k_run_options[] = {
      "Accepted for flock(1) compatibility (no lock fd is ever passed to the "
      "command)",
      GODISLOCK_FLAG(close_fd)},
+    {"--replicas", "N",
+     "Count an acquisition or refresh only once N replicas acknowledged it "
+     "(Redis WAIT; env GODISLOCK_REPLICAS; default 0). Narrows the window "
+     "for losing the lock in a failover; does not close it",
+     GODISLOCK_TEXT(replicas)},
+    {"--replica-timeout", "DURATION",
+     "How long to wait for --replicas each time (env "
+     "GODISLOCK_REPLICA_TIMEOUT; default 1s)",
+     GODISLOCK_TEXT(replica_timeout)},
 };
 
 #undef GODISLOCK_TEXT
@@ -420,6 +441,27 @@ auto given_in(const CLI::App* sub) {
   return [sub](const char* option) { return sub->count(option) != 0; };
 }
 
+// The sentinels' login. The environment counts for a redis-sentinel:// URL
+// only (it may be set for every use); an option is checked against the
+// URL later, where the URL is parsed.
+template <typename Given>
+void finish_sentinel_login(const Given& given, ConnectionOptions& c,
+                           const ConnectionInputs& in) {
+  bool via_sentinel = c.url.rfind("redis-sentinel://", 0) == 0 ||
+                      c.url.rfind("rediss-sentinel://", 0) == 0;
+  if (given("--sentinel-user")) {
+    c.sentinel_user = in.sentinel_user;
+  } else if (auto env = env_value("GODISLOCK_SENTINEL_USER"); via_sentinel) {
+    c.sentinel_user = env;
+  }
+  if (given("--sentinel-password-file")) {
+    c.sentinel_password_file = in.sentinel_password_file;
+  } else if (auto env = env_value("GODISLOCK_SENTINEL_PASSWORD_FILE");
+             via_sentinel) {
+    c.sentinel_password_file = env;
+  }
+}
+
 // Applies the environment where an option was not given, then checks.
 // `given(long_name)` says whether the option was on the command line.
 template <typename Given>
@@ -474,6 +516,7 @@ void finish_connection(const Given& given, ConnectionOptions& c,
   if (c.connect_timeout.count() <= 0) {
     throw UsageError{"--connect-timeout must be greater than 0"};
   }
+  finish_sentinel_login(given, c, in);
   if (in.verbose && in.quiet) {
     throw UsageError{"--verbose and --quiet conflict: use one of them"};
   }
@@ -502,6 +545,47 @@ unsigned limit_option(const std::string& value) {
         value, backend::k_max_limit)};
   }
   return static_cast<unsigned>(n);
+}
+
+// Largest --replicas: more than any deployment has.
+constexpr unsigned long k_max_replicas = 1000;
+
+// --replicas and --replica-timeout (or their environment variables).
+template <typename Given>
+void finish_replicas(const Given& given, RunOptions& o, const RunInputs& in) {
+  auto count = [](const char* option, const std::string& value) {
+    unsigned long n = 0;
+    size_t used = 0;
+    try {
+      n = std::stoul(value, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != value.size() || value[0] == '-' ||
+        n > k_max_replicas) {
+      throw UsageError{fmt::format(
+          "invalid value '{}' for {}: a number of replicas from 0 to {}", value,
+          option, k_max_replicas)};
+    }
+    return static_cast<unsigned>(n);
+  };
+  if (given("--replicas")) {
+    o.replicas = count("--replicas", in.replicas);
+  } else if (auto env = env_value("GODISLOCK_REPLICAS")) {
+    o.replicas = count("GODISLOCK_REPLICAS", *env);
+  }
+  if (given("--replica-timeout")) {
+    o.replica_timeout =
+        duration_option("--replica-timeout", in.replica_timeout);
+  } else if (auto env = env_value("GODISLOCK_REPLICA_TIMEOUT")) {
+    o.replica_timeout = duration_option("GODISLOCK_REPLICA_TIMEOUT", *env);
+  }
+  if (o.replica_timeout.count() <= 0) {
+    throw UsageError{"--replica-timeout must be greater than 0"};
+  }
+  if (given("--replica-timeout") && o.replicas == 0) {
+    throw UsageError{"--replica-timeout needs --replicas N"};
+  }
 }
 
 // `run`: each option, else its environment variable, else the default; then
@@ -547,6 +631,7 @@ void finish_run(const Given& given, RunOptions& o, const RunInputs& in,
   if (given("--limit")) {
     o.limit = limit_option(in.limit);
   }
+  finish_replicas(given, o, in);
   if (o.nonblock && o.wait && o.wait->count() != 0) {
     throw UsageError{"--nonblock and --wait conflict: use one of them"};
   }

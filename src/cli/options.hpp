@@ -24,6 +24,10 @@ struct ConnectionOptions {
   bool insecure = false;
   std::string prefix = "godislock:";
   Millis connect_timeout{5000};
+  // The sentinels' login, for a redis-sentinel:// URL (the URL's is the
+  // master's).
+  std::optional<std::string> sentinel_user;
+  std::optional<std::string> sentinel_password_file;
   bool verbose = false;
   bool quiet = false;
 };
@@ -42,6 +46,8 @@ struct RunOptions : ConnectionOptions {
   std::string kill_signal = "TERM";
   std::optional<Millis> kill_after;
   bool wait_tree = false;  // hold the lock until every descendant exited
+  unsigned replicas = 0;   // --replicas: WAIT for N replicas
+  Millis replica_timeout{1000};
   std::optional<std::string> shell_command;  // -c
   std::vector<std::string> command;          // after --
 };

@@ -210,6 +210,111 @@ bool parse_host_part(std::string_view rest, Endpoint* ep, std::string* why) {
   return true;
 }
 
+// "host[:port][,host[:port]...]" into the sentinels' addresses.
+bool parse_sentinel_hosts(std::string_view list, SentinelSettings* s,
+                          std::string* why) {
+  if (list.empty()) {
+    *why = "no sentinel given (redis-sentinel://host:port,.../MASTER)";
+    return false;
+  }
+  for (;;) {
+    size_t comma = list.find(',');
+    std::string_view item = list.substr(0, comma);
+    std::string_view host;
+    std::optional<std::string_view> port;
+    if (!split_host_port(item, &host, &port, why)) {
+      return false;
+    }
+    SentinelSettings::Address a;
+    if (!percent_decode(host, &a.host)) {
+      *why = "malformed percent-encoding in sentinel host";
+      return false;
+    }
+    if (a.host.empty()) {
+      *why = fmt::format("missing sentinel host in '{}'", item);
+      return false;
+    }
+    if (has_control(a.host) ||
+        a.host.find_first_of(" /?#@") != std::string::npos) {
+      *why = "invalid character in sentinel host";
+      return false;
+    }
+    if (port) {
+      long p = 0;
+      if (!parse_number(*port, 65535, &p) || p == 0) {
+        *why = fmt::format("sentinel port '{}' is not a number from 1 to 65535",
+                           *port);
+        return false;
+      }
+      a.port = static_cast<uint16_t>(p);
+    }
+    s->sentinels.push_back(std::move(a));
+    if (comma == std::string_view::npos) {
+      return true;
+    }
+    list.remove_prefix(comma + 1);
+  }
+}
+
+// "MASTER[/db]" into the master's name and ep->db.
+bool parse_sentinel_path(std::string_view path, Endpoint* ep,
+                         std::string* why) {
+  std::string_view name = path;
+  std::optional<std::string_view> db;
+  if (auto slash = path.find('/'); slash != std::string_view::npos) {
+    name = path.substr(0, slash);
+    db = path.substr(slash + 1);
+  }
+  if (!percent_decode(name, &ep->sentinel->master)) {
+    *why = "malformed percent-encoding in master name";
+    return false;
+  }
+  if (ep->sentinel->master.empty()) {
+    *why = "missing master name (redis-sentinel://host:port,.../MASTER)";
+    return false;
+  }
+  if (has_control(ep->sentinel->master) ||
+      ep->sentinel->master.find(' ') != std::string::npos) {
+    *why = "invalid character in master name";
+    return false;
+  }
+  if (db && !parse_number(*db, k_max_db, &ep->db)) {
+    *why = fmt::format("database index '{}' is not a number from 0 to {}", *db,
+                       k_max_db);
+    return false;
+  }
+  return true;
+}
+
+// What follows "redis-sentinel://".
+std::optional<Endpoint> parse_sentinel(std::string_view rest, bool tls,
+                                       std::string* why) {
+  Endpoint ep;
+  ep.tls.enabled = tls;
+  ep.sentinel.emplace();
+  size_t slash = rest.find('/');
+  // Userinfo ends at the last '@' before the path, so that a password may
+  // contain '@' unescaped, as redis-cli allows.
+  std::string_view authority = rest.substr(0, slash);
+  if (auto at = authority.rfind('@'); at != std::string_view::npos) {
+    if (!parse_userinfo(authority.substr(0, at), &ep, why)) {
+      return std::nullopt;
+    }
+    authority = authority.substr(at + 1);
+  }
+  if (!parse_sentinel_hosts(authority, &*ep.sentinel, why)) {
+    return std::nullopt;
+  }
+  if (slash == std::string_view::npos) {
+    *why = "missing master name (redis-sentinel://host:port,.../MASTER)";
+    return std::nullopt;
+  }
+  if (!parse_sentinel_path(rest.substr(slash + 1), &ep, why)) {
+    return std::nullopt;
+  }
+  return ep;
+}
+
 }  // namespace
 
 std::optional<Endpoint> parse_url(std::string_view url, std::string* why) {
@@ -219,7 +324,9 @@ std::optional<Endpoint> parse_url(std::string_view url, std::string* why) {
   }
   auto sep = url.find("://");
   if (sep == std::string_view::npos) {
-    *why = "missing scheme (expected redis://, rediss:// or unix://)";
+    *why =
+        "missing scheme (expected redis://, rediss://, redis-sentinel:// or "
+        "unix://)";
     return std::nullopt;
   }
   std::string_view scheme = url.substr(0, sep);
@@ -227,9 +334,13 @@ std::optional<Endpoint> parse_url(std::string_view url, std::string* why) {
   if (scheme == "unix") {
     return parse_unix(rest, why);
   }
+  if (scheme == "redis-sentinel" || scheme == "rediss-sentinel") {
+    return parse_sentinel(rest, scheme == "rediss-sentinel", why);
+  }
   if (scheme != "redis" && scheme != "rediss") {
     *why = fmt::format(
-        "unknown scheme '{}' (expected redis://, rediss:// or unix://)",
+        "unknown scheme '{}' (expected redis://, rediss://, redis-sentinel:// "
+        "or unix://)",
         scheme);
     return std::nullopt;
   }
@@ -262,10 +373,23 @@ std::string Endpoint::redacted() const {
     return db == 0 ? fmt::format("unix://{}", path)
                    : fmt::format("unix://{}?db={}", path, db);
   }
-  std::string h =
-      host.find(':') != std::string::npos ? fmt::format("[{}]", host) : host;
-  std::string out = fmt::format(
-      "{}://{}{}:{}", tls.enabled ? "rediss" : "redis", auth, h, port);
+  auto bracketed = [](const std::string& h) {
+    return h.find(':') != std::string::npos ? fmt::format("[{}]", h) : h;
+  };
+  std::string out;
+  if (sentinel) {
+    out = fmt::format("{}://{}",
+                      tls.enabled ? "rediss-sentinel" : "redis-sentinel", auth);
+    for (size_t i = 0; i < sentinel->sentinels.size(); ++i) {
+      const auto& a = sentinel->sentinels[i];
+      out +=
+          fmt::format("{}{}:{}", i == 0 ? "" : ",", bracketed(a.host), a.port);
+    }
+    out += "/" + sentinel->master;
+  } else {
+    out = fmt::format("{}://{}{}:{}", tls.enabled ? "rediss" : "redis", auth,
+                      bracketed(host), port);
+  }
   if (db != 0) {
     out += fmt::format("/{}", db);
   }

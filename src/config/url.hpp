@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace godislock::config {
 
@@ -20,6 +21,21 @@ struct TlsSettings {
   bool insecure = false;  // skip certificate and host name verification
 };
 
+// A master found through Redis Sentinel (redis-sentinel://): the sentinels
+// to ask, the name they know the master by, and how to log in to them
+// (--sentinel-user, --sentinel-password-file; none by default, as Sentinel
+// runs without a password unless configured with one). A plain value type.
+struct SentinelSettings {
+  struct Address {
+    std::string host;  // name or address, no brackets
+    uint16_t port = 26379;
+  };
+  std::vector<Address> sentinels;  // in the URL's order; at least one
+  std::string master;              // the name in "sentinel monitor NAME ..."
+  std::string user;                // empty: default user
+  std::string password;            // empty: no AUTH
+};
+
 // Where the Redis server is and how to log in. A plain value type.
 struct Endpoint {
   enum class Kind { tcp, unix_socket };
@@ -32,6 +48,10 @@ struct Endpoint {
   std::string password;  // empty: no AUTH
   bool password_in_url = false;
   TlsSettings tls;  // rediss:// turns it on
+  // redis-sentinel://: the master is found through these sentinels (host
+  // and port above are unused; user, password, db and TLS are the
+  // master's, and TLS applies to the sentinels as well).
+  std::optional<SentinelSettings> sentinel;
 
   // The URL with any password shown as "***"; safe to print. rediss://
   // when TLS is on.
@@ -42,7 +62,11 @@ constexpr long k_max_db = 1000000;  // Redis accepts any int; larger is a typo
 
 // Parses "redis://[user[:password]@]host[:port][/db]" (IPv6 hosts in
 // brackets), the same with "rediss://" (TLS on) and
-// "unix:///path/to.sock[?db=N]". Returns nullopt and sets *why (which never
+// "unix:///path/to.sock[?db=N]", and
+// "redis-sentinel://[user[:password]@]host[:port][,host[:port]...]/MASTER[/db]"
+// (sentinel port 26379 by default; "rediss-sentinel://" speaks TLS to the
+// sentinels and the master; '@' or '/' in MASTER percent-encoded).
+// Returns nullopt and sets *why (which never
 // contains the password) on any malformed part.
 std::optional<Endpoint> parse_url(std::string_view url, std::string* why);
 

@@ -156,6 +156,9 @@ std::optional<AcquireResult> Waiter::finish(const Attempt& a) {
 
 AcquireResult Waiter::timed_out() {
   m_result.outcome = Outcome::timed_out;
+  // Why the latest attempt did not take it, when the backend said (a
+  // lock given back for want of replicas).
+  m_result.detail = m_last.detail;
   return m_result;
 }
 

@@ -51,7 +51,8 @@ struct AcquireResult {
   // because the server may have set the key's TTL at any moment after it.
   util::Clock::time_point acquired_at{};
   // wrong_type: the key's type (detail) and name (detail_key); mismatch:
-  // the shape the lock is in use as (see backend::Attempt).
+  // the shape the lock is in use as (see backend::Attempt); timed_out: why
+  // the latest attempt did not take it, when the backend said.
   std::string detail;
   std::string detail_key;
   int attempts = 0;

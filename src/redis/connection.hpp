@@ -89,6 +89,10 @@ class Connection {
   util::Result<Reply> read_reply(util::Deadline deadline, bool idle_ok = false);
 
   bool is_broken() const { return m_broken; }
+  // The socket, for a caller that polls several connections (read_reply
+  // with an expired deadline first: over TLS, bytes may wait inside the
+  // session where poll(2) does not see them).
+  int fd() const { return m_stream.fd(); }
 
   // Sends the login that open() kept back (Login::later) on its own and
   // checks its replies; a no-op when there is none. For a first command

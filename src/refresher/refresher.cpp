@@ -4,9 +4,12 @@
 #include "config/duration.hpp"
 #include "util/log.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <system_error>
 
 namespace godislock::refresher {
@@ -33,10 +36,40 @@ void Refresher::start() {
     // Without the thread nobody keeps the lease: the command must stop.
     declare_lost(
         fmt::format("cannot start the refresher thread: {}", e.what()));
+    return;
+  }
+  if (m_backend->can_fail_over()) {
+    start_listener();
+  }
+}
+
+void Refresher::start_listener() {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0) {
+    GODISLOCK_WARN(
+        "cannot listen for failovers (pipe: {}); the lease is checked "
+        "at each refresh only",
+        std::strerror(errno));
+    return;
+  }
+  m_stop_rd.reset(p[0]);
+  m_stop_wr.reset(p[1]);
+  m_listen_backend = m_backend->clone();
+  try {
+    m_listener = std::thread([this] { listen(); });
+  } catch (const std::system_error& e) {
+    GODISLOCK_WARN(
+        "cannot listen for failovers ({}); the lease is checked at each "
+        "refresh only",
+        e.what());
   }
 }
 
 Clock::time_point Refresher::start_by() const {
+  // A server that can fail over is watched from the command's start.
+  if (m_backend->can_fail_over()) {
+    return m_lease.last_start();
+  }
   return m_lease.last_start() + m_timing.refresh_interval / 2;
 }
 
@@ -46,6 +79,10 @@ void Refresher::request_stop() {
     m_stop = true;
   }
   m_cv.notify_all();
+  if (m_stop_wr.valid()) {
+    char byte = 'S';
+    [[maybe_unused]] ssize_t n = ::write(m_stop_wr.get(), &byte, 1);
+  }
 }
 
 void Refresher::stop() {
@@ -53,6 +90,68 @@ void Refresher::stop() {
   if (m_thread.joinable()) {
     m_thread.join();
   }
+  if (m_listener.joinable()) {
+    m_listener.join();
+  }
+}
+
+// Listens for failovers until stopped, on a connection it reopens when it
+// breaks; each announcement wakes run() to verify the lease.
+void Refresher::listen() {
+  try {
+    std::unique_ptr<backend::FailoverWatch> watch;
+    Millis backoff{100};
+    while (!is_stop_requested()) {
+      if (!watch) {
+        auto w = m_listen_backend->watch_failover(
+            m_stop_rd.get(), Deadline::after(m_timing.refresh_interval));
+        if (!w || !w.value()) {
+          if (!w && w.error().kind != ErrorKind::interrupted) {
+            GODISLOCK_DEBUG("cannot listen for failovers: {}",
+                            w.error().message);
+            std::unique_lock<std::mutex> lock(m_mutex);
+            m_cv.wait_for(lock, backoff, [this] { return m_stop; });
+            backoff = std::min(backoff * 2, Millis(2000));
+            continue;
+          }
+          return;  // stopped, or nothing can fail over
+        }
+        watch = std::move(w.value());
+        backoff = Millis(100);
+      }
+      auto r = watch->wait(Deadline::never());
+      if (!r) {
+        if (r.error().kind != ErrorKind::interrupted) {
+          GODISLOCK_DEBUG("failover watch lost: {}", r.error().message);
+        }
+        watch.reset();
+        continue;
+      }
+      if (!r->empty()) {
+        GODISLOCK_DEBUG("{}; verifying the lease on the new master", *r);
+        {
+          std::lock_guard<std::mutex> lock(m_mutex);
+          m_failover = *r;
+          m_failover_pending = true;
+        }
+        m_cv.notify_all();
+      }
+    }
+  } catch (const std::exception& e) {
+    GODISLOCK_WARN("failover listener failed: {}", e.what());
+  }
+}
+
+std::string Refresher::gone_reason(const std::string& failover) const {
+  std::string what = failover.empty() ? m_backend->last_failover() : failover;
+  if (what.empty()) {
+    return "the lock key no longer holds our token "
+           "(expired, deleted or taken over)";
+  }
+  return fmt::format(
+      "the lock did not survive a failover ({}): the master now serving it "
+      "does not hold our token",
+      what);
 }
 
 bool Refresher::is_lost() const {
@@ -103,6 +202,7 @@ void Refresher::run() {
   try {
     Clock::time_point next = m_lease.last_start() + m_timing.refresh_interval;
     std::string last_error;
+    std::string failover;  // being verified
     const Millis retry_delay =
         std::clamp(m_timing.refresh_interval / 4, Millis(5), Millis(1000));
     for (;;) {
@@ -110,10 +210,14 @@ void Refresher::run() {
       {
         std::unique_lock<std::mutex> lock(m_mutex);
         m_cv.wait_until(lock, std::min(next, give_up),
-                        [this] { return m_stop; });
+                        [this] { return m_stop || m_failover_pending; });
         if (m_stop) {
           return;
         }
+        // After a failover the lease is verified at once, by a refresh on
+        // the new master.
+        failover = m_failover_pending ? m_failover : std::string();
+        m_failover_pending = false;
       }
       auto started = Clock::now();
       // Checked before refreshing: after a pause (SIGSTOP, suspend) longer
@@ -132,6 +236,9 @@ void Refresher::run() {
       }
       auto r = m_backend->refresh(m_token, m_timing.ttl, Deadline::at(give_up));
       if (r && *r) {
+        if (!failover.empty()) {
+          GODISLOCK_DEBUG("the lock survived the failover ({})", failover);
+        }
         std::lock_guard<std::mutex> lock(m_mutex);
         if (m_stop) {
           return;
@@ -147,9 +254,7 @@ void Refresher::run() {
         return;  // released meanwhile: the token is gone on purpose
       }
       if (r) {
-        declare_lost(
-            "the lock key no longer holds our token "
-            "(expired, deleted or taken over)");
+        declare_lost(gone_reason(failover));
         return;
       }
       if (r.error().kind == ErrorKind::foreign) {

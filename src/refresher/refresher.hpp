@@ -4,6 +4,7 @@
 #include "backend/backend.hpp"
 #include "lock/validity.hpp"
 #include "util/deadline.hpp"
+#include "util/fd.hpp"
 
 #include <condition_variable>
 #include <memory>
@@ -20,6 +21,11 @@ namespace godislock::refresher {
 // loss once by writing a byte to `wake_fd` (the supervisor polls it). Public
 // methods are thread-safe; the destructor stops and joins the thread.
 // `lease` must outlive the refresher.
+//
+// When the backend's server can fail over (Redis Sentinel), a second thread
+// listens for failovers from the command's start, on a connection of its
+// own, and has the lease verified at once on the new master: a refresh
+// there that finds the token gone is a loss, reported naming the failover.
 class Refresher {
  public:
   Refresher(std::unique_ptr<backend::Backend> backend, std::string token,
@@ -55,10 +61,15 @@ class Refresher {
 
  private:
   void run();
+  void listen();
   bool is_stop_requested() const;
   void declare_lost(std::string reason);
+  void start_listener();
+  // Why the lease is lost when a refresh found the token gone.
+  std::string gone_reason(const std::string& failover) const;
 
   std::unique_ptr<backend::Backend> m_backend;
+  std::unique_ptr<backend::Backend> m_listen_backend;
   const std::string m_token;
   lock::LeaseClock& m_lease;
   const lock::LeaseTiming m_timing;
@@ -72,7 +83,13 @@ class Refresher {
   std::string m_last_error;
   util::Clock::time_point m_lost_at{};
   int m_refreshes = 0;
+  // A failover was announced and the lease not verified since.
+  bool m_failover_pending = false;
+  std::string m_failover;
   std::thread m_thread;
+  std::thread m_listener;
+  // Readable once stop is requested: ends the listener's wait.
+  util::Fd m_stop_rd, m_stop_wr;
 };
 
 }  // namespace godislock::refresher

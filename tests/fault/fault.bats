@@ -193,3 +193,11 @@ B's ended: two holders at once" >&2
   tls_certs  # made once for this file
   fault_scenario tls-proxy --tls-dir "$TLS_DIR"
 }
+
+@test "fault: sentinel-failover (SENTINEL FAILOVER under contention)" {
+  fault_scenario sentinel-failover
+}
+
+@test "fault: master-kill (kill -9 the master; Sentinel promotes the replica)" {
+  fault_scenario master-kill
+}

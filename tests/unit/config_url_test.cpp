@@ -346,3 +346,77 @@ TEST(Url, ReasonNeverContainsPassword) {
 }
 
 }  // namespace
+
+namespace {
+
+using godislock::config::SentinelSettings;
+
+std::string hosts_of(const Endpoint& ep) {
+  std::string out;
+  for (const auto& a : ep.sentinel->sentinels) {
+    out += (out.empty() ? "" : ",") + a.host + ":" + std::to_string(a.port);
+  }
+  return out;
+}
+
+TEST(SentinelUrl, SeveralSentinelsAndMaster) {
+  Endpoint ep = parse_ok("redis-sentinel://10.0.0.1:26379,s2:26380/mymaster");
+  ASSERT_TRUE(ep.sentinel.has_value());
+  EXPECT_EQ(hosts_of(ep), "10.0.0.1:26379,s2:26380");
+  EXPECT_EQ(ep.sentinel->master, "mymaster");
+  EXPECT_EQ(ep.db, 0);
+  EXPECT_FALSE(ep.tls.enabled);
+  EXPECT_EQ(ep.redacted(), "redis-sentinel://10.0.0.1:26379,s2:26380/mymaster");
+}
+
+TEST(SentinelUrl, DefaultPortDbAndIpv6) {
+  Endpoint ep = parse_ok("redis-sentinel://s1,[::1]:5000/m/3");
+  EXPECT_EQ(hosts_of(ep), "s1:26379,::1:5000");
+  EXPECT_EQ(ep.sentinel->master, "m");
+  EXPECT_EQ(ep.db, 3);
+  EXPECT_EQ(ep.redacted(), "redis-sentinel://s1:26379,[::1]:5000/m/3");
+}
+
+TEST(SentinelUrl, CredentialsAreTheMastersAndRedacted) {
+  Endpoint ep = parse_ok("redis-sentinel://alice:p%40ss@h:1/grp");
+  EXPECT_EQ(ep.user, "alice");
+  EXPECT_EQ(ep.password, "p@ss");
+  EXPECT_TRUE(ep.password_in_url);
+  EXPECT_EQ(ep.sentinel->user, "");
+  EXPECT_EQ(ep.sentinel->password, "");
+  EXPECT_EQ(ep.redacted(), "redis-sentinel://alice:***@h:1/grp");
+  EXPECT_FALSE(contains(ep.redacted(), "p@ss"));
+}
+
+TEST(SentinelUrl, PercentEncodedMasterName) {
+  EXPECT_EQ(parse_ok("redis-sentinel://h/a%40b%2Fc").sentinel->master, "a@b/c");
+}
+
+TEST(SentinelUrl, TlsScheme) {
+  Endpoint ep = parse_ok("rediss-sentinel://h:1/m");
+  EXPECT_TRUE(ep.tls.enabled);
+  EXPECT_EQ(ep.redacted(), "rediss-sentinel://h:1/m");
+}
+
+TEST(SentinelUrl, Malformed) {
+  EXPECT_TRUE(contains(parse_bad("redis-sentinel://h:1"), "missing master"));
+  EXPECT_TRUE(contains(parse_bad("redis-sentinel://h:1/"), "missing master"));
+  EXPECT_TRUE(contains(parse_bad("redis-sentinel:///m"), "no sentinel"));
+  EXPECT_TRUE(
+      contains(parse_bad("redis-sentinel://h:1,/m"), "missing sentinel"));
+  EXPECT_TRUE(
+      contains(parse_bad("redis-sentinel://,h:1/m"), "missing sentinel"));
+  EXPECT_TRUE(
+      contains(parse_bad("redis-sentinel://h:0/m"), "sentinel port '0'"));
+  EXPECT_TRUE(
+      contains(parse_bad("redis-sentinel://h:x/m"), "sentinel port 'x'"));
+  EXPECT_TRUE(
+      contains(parse_bad("redis-sentinel://h:1/m/x"), "database index 'x'"));
+  EXPECT_TRUE(
+      contains(parse_bad("redis-sentinel://h:1/m%ZZ"), "percent-encoding"));
+  EXPECT_TRUE(contains(parse_bad("redis-sentinel://h:1/a b"), "master name"));
+  EXPECT_TRUE(contains(parse_bad("redis-sentinel://::1/m"), "brackets"));
+  EXPECT_TRUE(contains(parse_bad("redis+sentinel://h/m"), "redis-sentinel://"));
+}
+
+}  // namespace

@@ -1,0 +1,177 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# Redis Sentinel (redis-sentinel:// URLs): discovery, status and release
+# through the sentinels, a failover under a holder and its waiters, and bad
+# input. A master, a replica and three sentinels per test
+# (sentinel_helpers.bash).
+bats_require_minimum_version 1.5.0
+load helpers
+load sentinel_helpers
+
+setup() { start_sentinel_topology; }
+
+teardown() {
+  terminate_all_children
+  stop_sentinel_topology
+}
+
+# refused CODE MESSAGE ARGS...: godislock ARGS exits CODE with MESSAGE as
+# its one line on stderr, and the command never ran.
+refused() {
+  local code=$1 want=$2
+  shift 2
+  run --separate-stderr "$GODISLOCK" "$@"
+  assert_equal "$status" "$code"
+  assert_equal "$stderr" "godislock: error: $want"
+  assert_equal "$output" ""
+  [[ ! -e "$BATS_TEST_TMPDIR/ran" ]]
+}
+
+# has_key PORT KEY: the server on PORT has KEY.
+has_key() { [[ "$(redis-cli -p "$1" exists "$2")" == 1 ]]; }
+
+# queue_is PORT NAME N: lock NAME has N queued waiters on the server on PORT.
+queue_is() { [[ "$(redis-cli -p "$1" llen "godislock:{$2}:queue")" == "$3" ]]; }
+
+@test "a lock through Sentinel lives on the master the sentinels name (GODISLOCK_URL)" {
+  run --separate-stderr "$GODISLOCK" run -v --name disc -- \
+    sh -c 'redis-cli -p "$1" get "godislock:{disc}"' sh "$MASTER_PORT"
+  assert_equal "$status" 0
+  [[ "$output" =~ ^[0-9a-f]{32}$ ]] # the token, on the master itself
+  assert_regex "$stderr" "names 127\.0\.0\.1:$MASTER_PORT as master 'mymaster'"
+  assert_equal "$(rcli exists 'godislock:{disc}')" 0
+}
+
+@test "--url redis-sentinel:// with one sentinel down: the next one answers" {
+  kill -KILL "${SENTINEL_PIDS[0]}"
+  run --separate-stderr "$GODISLOCK" run --url "$SENTINEL_URL" --name one -- \
+    true
+  assert_equal "$status" 0
+}
+
+@test "status and release --force through Sentinel" {
+  "$GODISLOCK" run --name held -- sleep 30 3>&- &
+  local holder=$!
+  wait_for 10 has_key "$MASTER_PORT" 'godislock:{held}'
+  run --separate-stderr "$GODISLOCK" status held
+  assert_equal "$status" 0
+  assert_line --index 0 "lock 'held': held (exclusive)"
+  run --separate-stderr "$GODISLOCK" status
+  assert_equal "$status" 0
+  assert_output --partial "lock 'held': held"
+  run --separate-stderr "$GODISLOCK" release --force held
+  assert_equal "$status" 0
+  run "$GODISLOCK" status held
+  assert_equal "$status" 1
+  kill -TERM "$holder"
+  wait "$holder" || true
+}
+
+@test "a failover under a holder whose key survived: the command finishes, waiters follow to the new master" {
+  local out=$BATS_TEST_TMPDIR/order
+  "$GODISLOCK" run -v --ttl 20s --name fo -- sh -c 'sleep 3; echo holder >>"$1"' \
+    sh "$out" 2>"$BATS_TEST_TMPDIR/holder.err" 3>&- &
+  local holder=$!
+  wait_for 10 has_key "$MASTER_PORT" 'godislock:{fo}'
+  wait_for 10 has_key "$REPLICA_PORT" 'godislock:{fo}'
+  "$GODISLOCK" run -v --name fo -- sh -c 'echo waiter >>"$1"' sh "$out" \
+    2>"$BATS_TEST_TMPDIR/waiter.err" 3>&- &
+  local waiter=$!
+  wait_for 10 queue_is "$MASTER_PORT" fo 1
+  failover_to_replica
+  local rc=0
+  wait "$holder" || rc=$?
+  assert_equal "$rc" 0
+  rc=0
+  wait "$waiter" || rc=$?
+  assert_equal "$rc" 0
+  assert_equal "$(cat "$out")" "$(printf 'holder\nwaiter')"
+  grep -q "survived the failover" "$BATS_TEST_TMPDIR/holder.err"
+  # Both ended on the new master: nothing of the lock is left there.
+  assert_equal "$(rcli exists 'godislock:{fo}')" 0
+}
+
+@test "a failover that loses the holder's key: the command is stopped, exit 79 naming the failover" {
+  "$GODISLOCK" run --ttl 30s --name lost -- sleep 30 \
+    2>"$BATS_TEST_TMPDIR/err" 3>&- &
+  local holder=$!
+  wait_for 10 has_key "$REPLICA_PORT" 'godislock:{lost}'
+  # The replica forgets the key behind the master's back: what a failover
+  # before the write reached it would leave.
+  redis-cli -p "$REPLICA_PORT" config set replica-read-only no >/dev/null
+  redis-cli -p "$REPLICA_PORT" del 'godislock:{lost}' >/dev/null
+  failover_to_replica
+  local rc=0
+  wait "$holder" || rc=$?
+  assert_equal "$rc" 79
+  grep -q "did not survive a failover" "$BATS_TEST_TMPDIR/err"
+  grep -q "from 127.0.0.1:$REPLICA_PORT to 127.0.0.1:$MASTER_PORT" \
+    "$BATS_TEST_TMPDIR/err"
+}
+
+@test "the master SIGKILLed: the next run finds the promoted replica" {
+  kill_master
+  run --separate-stderr "$GODISLOCK" run --name after -- true
+  assert_equal "$status" 0
+}
+
+@test "--replicas 1: taken with the replica up; never started with it stopped (exit 75)" {
+  run --separate-stderr "$GODISLOCK" run --replicas 1 --replica-timeout 10s \
+    --name rep -- true
+  assert_equal "$status" 0
+  kill -STOP "$REPLICA_PID"
+  run --separate-stderr "$GODISLOCK" run --replicas 1 --replica-timeout 200ms \
+    --wait 1s --name rep -- touch "$BATS_TEST_TMPDIR/ran"
+  kill -CONT "$REPLICA_PID"
+  assert_equal "$status" 75
+  assert_equal "$stderr" "godislock: warning: lock 'rep' not acquired: only 0 of 1 replica acknowledged the acquisition within 200 ms"
+  [[ ! -e "$BATS_TEST_TMPDIR/ran" ]]
+  assert_equal "$(rcli exists 'godislock:{rep}')" 0 # given back
+}
+
+@test "--replicas 1 on a plain master: the replica stopped under a holder stops the command (exit 79)" {
+  GODISLOCK_URL=redis://127.0.0.1:$MASTER_PORT "$GODISLOCK" run --replicas 1 \
+    --replica-timeout 100ms --ttl 2s --name rep2 -- sleep 30 \
+    2>"$BATS_TEST_TMPDIR/err" 3>&- &
+  local holder=$!
+  wait_for 10 has_key "$MASTER_PORT" 'godislock:{rep2}'
+  kill -STOP "$REPLICA_PID"
+  local rc=0
+  wait "$holder" || rc=$?
+  kill -CONT "$REPLICA_PID"
+  assert_equal "$rc" 79
+  grep -q "only 0 of 1 replica acknowledged the refresh within 100 ms" \
+    "$BATS_TEST_TMPDIR/err"
+}
+
+@test "bad input through Sentinel: one line each, documented exit code" {
+  refused 64 "no sentinel knows master 'nosuch' (sentinel 127.0.0.1:${SENTINEL_PORTS[0]} does not know it)" \
+    run --url "redis-sentinel://127.0.0.1:${SENTINEL_PORTS[0]}/nosuch" -- \
+    touch "$BATS_TEST_TMPDIR/ran"
+  local dead
+  dead=$(free_port)
+  refused 69 "no sentinel of master 'mymaster' answered: cannot connect to redis://127.0.0.1:$dead: Connection refused" \
+    run --url "redis-sentinel://127.0.0.1:$dead/mymaster" -- \
+    touch "$BATS_TEST_TMPDIR/ran"
+  # A master that sentinels monitor but that does not run.
+  redis-cli -p "${SENTINEL_PORTS[0]}" sentinel monitor gone 127.0.0.1 "$dead" 2 \
+    >/dev/null
+  refused 69 "master 'gone' named by sentinel 127.0.0.1:${SENTINEL_PORTS[0]}: cannot connect to redis://127.0.0.1:$dead: Connection refused" \
+    run --connect-timeout 300ms \
+    --url "redis-sentinel://127.0.0.1:${SENTINEL_PORTS[0]}/gone" -- \
+    touch "$BATS_TEST_TMPDIR/ran"
+  refused 64 "invalid Redis URL: missing master name (redis-sentinel://host:port,.../MASTER)" \
+    run --url "redis-sentinel://127.0.0.1:1" -- true
+  refused 64 "invalid Redis URL: missing sentinel host in ''" \
+    run --url "redis-sentinel://127.0.0.1:1,/m" -- true
+  refused 64 "invalid Redis URL: sentinel port '0' is not a number from 1 to 65535" \
+    run --url "redis-sentinel://127.0.0.1:0/m" -- true
+  refused 64 "invalid Redis URL: database index 'x' is not a number from 0 to 1000000" \
+    run --url "redis-sentinel://127.0.0.1:1/m/x" -- true
+  refused 64 "--sentinel-user needs a redis-sentinel:// URL" \
+    run --url "redis://127.0.0.1:1" --sentinel-user u -- true
+  refused 64 "--replica-timeout needs --replicas N" \
+    run --replica-timeout 1s -- true
+  refused 64 "invalid value 'x' for --replicas: a number of replicas from 0 to 1000" \
+    run --replicas x -- true
+}
