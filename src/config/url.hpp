@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace godislock::config {
 
@@ -22,7 +23,7 @@ struct TlsSettings {
 
 // Where the Redis server is and how to log in. A plain value type.
 struct Endpoint {
-  enum class Kind { tcp, unix_socket };
+  enum class Kind { tcp, unix_socket, etcd };
   Kind kind = Kind::tcp;
   std::string host = "127.0.0.1";  // tcp: name or address, no brackets
   uint16_t port = 6379;            // tcp
@@ -32,6 +33,12 @@ struct Endpoint {
   std::string password;  // empty: no AUTH
   bool password_in_url = false;
   TlsSettings tls;  // rediss:// turns it on
+  // etcd: every member given, in order (host and port above are the first).
+  struct Member {
+    std::string host;
+    uint16_t port = 2379;
+  };
+  std::vector<Member> members;
 
   // The URL with any password shown as "***"; safe to print. rediss://
   // when TLS is on.
@@ -42,7 +49,9 @@ constexpr long k_max_db = 1000000;  // Redis accepts any int; larger is a typo
 
 // Parses "redis://[user[:password]@]host[:port][/db]" (IPv6 hosts in
 // brackets), the same with "rediss://" (TLS on) and
-// "unix:///path/to.sock[?db=N]". Returns nullopt and sets *why (which never
+// "unix:///path/to.sock[?db=N]", and
+// "etcd://[user[:password]@]host[:port][,host[:port]...]" (port 2379 by
+// default; a trailing '/' allowed). Returns nullopt and sets *why (which never
 // contains the password) on any malformed part.
 std::optional<Endpoint> parse_url(std::string_view url, std::string* why);
 

@@ -1,14 +1,13 @@
 // SPDX-License-Identifier: MIT
 #include "etcd/client.hpp"
 
-#include <curl/curl.h>
 #include <fmt/format.h>
 #include <poll.h>
 
-#include <mutex>
 #include <utility>
 
 #include "etcd/codec.hpp"
+#include "etcd/curl_api.hpp"
 
 namespace godislock::etcd {
 
@@ -20,20 +19,14 @@ using Json = codec::Json;
 
 namespace {
 
-// curl_global_init is not thread-safe in libcurl 7.88; once per process.
-void global_init() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
 struct EasyDeleter {
-  void operator()(CURL* e) const { curl_easy_cleanup(e); }
+  void operator()(CURL* e) const { curl_api().easy_cleanup(e); }
 };
 struct MultiDeleter {
-  void operator()(CURLM* m) const { curl_multi_cleanup(m); }
+  void operator()(CURLM* m) const { curl_api().multi_cleanup(m); }
 };
 struct SlistDeleter {
-  void operator()(curl_slist* s) const { curl_slist_free_all(s); }
+  void operator()(curl_slist* s) const { curl_api().slist_free_all(s); }
 };
 using Easy = std::unique_ptr<CURL, EasyDeleter>;
 using Multi = std::unique_ptr<CURLM, MultiDeleter>;
@@ -67,19 +60,19 @@ bool is_readable(int fd) {
 
 // Drives `multi` until `easy` finishes, the deadline passes or the
 // interrupt fd turns readable. One curl_multi_poll per round waits on
-// curl's sockets and the interrupt fd together (curl_multi_poll(3): "extra
-// file descriptors"), at most until the deadline or curl's own timer.
+// curl's sockets and the interrupt fd together (curl_api().multi_poll(3):
+// "extra file descriptors"), at most until the deadline or curl's own timer.
 // `stop_early` lets a streaming caller return as soon as data arrived.
 template <typename StopEarly>
 Pump pump(CURLM* multi, CURL* easy, Deadline deadline, int interrupt_fd,
           CURLcode* result, StopEarly stop_early) {
   for (;;) {
     int running = 0;
-    if (curl_multi_perform(multi, &running) != CURLM_OK) {
+    if (curl_api().multi_perform(multi, &running) != CURLM_OK) {
       return Pump::failed;
     }
     int left = 0;
-    while (CURLMsg* msg = curl_multi_info_read(multi, &left)) {
+    while (CURLMsg* msg = curl_api().multi_info_read(multi, &left)) {
       if (msg->msg == CURLMSG_DONE && msg->easy_handle == easy) {
         *result = msg->data.result;
         return Pump::done;
@@ -101,9 +94,9 @@ Pump pump(CURLM* multi, CURL* easy, Deadline deadline, int interrupt_fd,
     if (timeout_ms < 0) {
       timeout_ms = 3600 * 1000;
     }
-    if (curl_multi_poll(multi, interrupt_fd >= 0 ? &extra : nullptr,
-                        interrupt_fd >= 0 ? 1 : 0, timeout_ms,
-                        nullptr) != CURLM_OK) {
+    if (curl_api().multi_poll(multi, interrupt_fd >= 0 ? &extra : nullptr,
+                              interrupt_fd >= 0 ? 1 : 0, timeout_ms,
+                              nullptr) != CURLM_OK) {
       return Pump::failed;
     }
   }
@@ -114,7 +107,7 @@ Pump pump(CURLM* multi, CURL* easy, Deadline deadline, int interrupt_fd,
 // this request.
 Failure curl_failure(CURLcode rc, const char* errbuf, const std::string& ep,
                      bool fresh) {
-  std::string why = errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc);
+  std::string why = errbuf[0] != '\0' ? errbuf : curl_api().easy_strerror(rc);
   // A server that accepts a new connection, reads the request and closes
   // it without any reply is not an HTTP server: redis-server does this
   // (it drops clients that send "POST" or "Host:"). On a reused connection
@@ -213,25 +206,25 @@ Result<Endpoint> parse_endpoint(const std::string& text) {
 // round trip), Nagle off, TCP keep-alive probes so that a dead peer of a
 // long watch is noticed.
 void set_common(CURL* e, char* errbuf) {
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
-  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http");
-  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
-  curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-  curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 10L);
-  curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 5L);
-  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, append_body);
+  curl_api().easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_api().easy_setopt(e, CURLOPT_NOPROXY, "*");
+  curl_api().easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http");
+  curl_api().easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_api().easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
+  curl_api().easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+  curl_api().easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_api().easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 10L);
+  curl_api().easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 5L);
+  curl_api().easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+  curl_api().easy_setopt(e, CURLOPT_WRITEFUNCTION, append_body);
 }
 
 Slist make_headers(const std::string& token) {
   curl_slist* h = nullptr;
-  h = curl_slist_append(h, "Content-Type: application/json");
-  h = curl_slist_append(h, "Expect:");
+  h = curl_api().slist_append(h, "Content-Type: application/json");
+  h = curl_api().slist_append(h, "Expect:");
   if (!token.empty()) {
-    h = curl_slist_append(h, ("Authorization: " + token).c_str());
+    h = curl_api().slist_append(h, ("Authorization: " + token).c_str());
   }
   return Slist(h);
 }
@@ -263,23 +256,23 @@ class Watch::Impl {
   }
   ~Impl() {
     if (m_easy && m_multi && m_added) {
-      curl_multi_remove_handle(m_multi.get(), m_easy.get());
+      curl_api().multi_remove_handle(m_multi.get(), m_easy.get());
     }
   }
 
   // Starts the POST; nothing is waited for yet.
   void start(const std::string& url, const std::string& body,
              const std::string& token) {
-    m_multi.reset(curl_multi_init());
-    m_easy.reset(curl_easy_init());
+    m_multi.reset(curl_api().multi_init());
+    m_easy.reset(curl_api().easy_init());
     CURL* e = m_easy.get();
     set_common(e, m_errbuf);
     m_headers = make_headers(token);
-    curl_easy_setopt(e, CURLOPT_URL, (url + "/v3/watch").c_str());
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, m_headers.get());
-    curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body.c_str());
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &m_buf);
-    curl_multi_add_handle(m_multi.get(), e);
+    curl_api().easy_setopt(e, CURLOPT_URL, (url + "/v3/watch").c_str());
+    curl_api().easy_setopt(e, CURLOPT_HTTPHEADER, m_headers.get());
+    curl_api().easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body.c_str());
+    curl_api().easy_setopt(e, CURLOPT_WRITEDATA, &m_buf);
+    curl_api().multi_add_handle(m_multi.get(), e);
     m_added = true;
   }
 
@@ -296,7 +289,8 @@ class Watch::Impl {
         Json j = Json::parse(line, nullptr, false);
         if (j.is_discarded() || !j.is_object()) {
           long status = 0;
-          curl_easy_getinfo(m_easy.get(), CURLINFO_RESPONSE_CODE, &status);
+          curl_api().easy_getinfo(m_easy.get(), CURLINFO_RESPONSE_CODE,
+                                  &status);
           return protocol_failure(m_endpoint, status, line).error;
         }
         return j;
@@ -422,8 +416,10 @@ class Client::Impl {
       }
       m_endpoints.push_back(std::move(*ep));
     }
-    global_init();
-    m_multi.reset(curl_multi_init());
+    if (auto api = load_curl(); !api.ok()) {
+      return api.error();
+    }
+    m_multi.reset(curl_api().multi_init());
     if (!m_multi) {
       return Error{ErrorKind::io, "etcd: curl_multi_init failed"};
     }
@@ -516,6 +512,7 @@ class Client::Impl {
   const std::string& current_endpoint() const {
     return m_endpoints[m_current].name;
   }
+  void set_interrupt_fd(int fd) { m_options.interrupt_fd = fd; }
   ClientStats stats() const { return m_stats; }
 
  private:
@@ -590,7 +587,7 @@ class Client::Impl {
                bool with_token, Deadline deadline) {
     Endpoint& ep = m_endpoints[idx];
     if (!ep.easy) {
-      ep.easy.reset(curl_easy_init());
+      ep.easy.reset(curl_api().easy_init());
       if (!ep.easy) {
         return failed(
             fail(ErrorKind::io, "etcd: curl_easy_init failed", false));
@@ -601,24 +598,24 @@ class Client::Impl {
     std::string reply;
     m_errbuf[0] = '\0';
     Slist headers = make_headers(with_token ? m_token : std::string());
-    curl_easy_setopt(e, CURLOPT_URL, (ep.url + path).c_str());
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers.get());
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
-                     static_cast<curl_off_t>(body.size()));
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body.data());
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &reply);
-    curl_multi_add_handle(m_multi.get(), e);
+    curl_api().easy_setopt(e, CURLOPT_URL, (ep.url + path).c_str());
+    curl_api().easy_setopt(e, CURLOPT_HTTPHEADER, headers.get());
+    curl_api().easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+                           static_cast<curl_off_t>(body.size()));
+    curl_api().easy_setopt(e, CURLOPT_POSTFIELDS, body.data());
+    curl_api().easy_setopt(e, CURLOPT_WRITEDATA, &reply);
+    curl_api().multi_add_handle(m_multi.get(), e);
     ++m_stats.requests;
     CURLcode rc = CURLE_OK;
     Pump p = pump(m_multi.get(), e, deadline, m_options.interrupt_fd, &rc,
                   [] { return false; });
-    curl_multi_remove_handle(m_multi.get(), e);
+    curl_api().multi_remove_handle(m_multi.get(), e);
     long connects = 0;
-    curl_easy_getinfo(e, CURLINFO_NUM_CONNECTS, &connects);
+    curl_api().easy_getinfo(e, CURLINFO_NUM_CONNECTS, &connects);
     m_stats.connections += static_cast<uint64_t>(connects);
     // The handle keeps pointers to these until the next request.
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, nullptr);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, nullptr);
+    curl_api().easy_setopt(e, CURLOPT_HTTPHEADER, nullptr);
+    curl_api().easy_setopt(e, CURLOPT_POSTFIELDS, nullptr);
     switch (p) {
       case Pump::done:
         break;
@@ -640,7 +637,7 @@ class Client::Impl {
       return failed(curl_failure(rc, m_errbuf, ep.name, connects > 0));
     }
     long status = 0;
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    curl_api().easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
     Json j = Json::parse(reply, nullptr, false);
     if (j.is_discarded() || !j.is_object()) {
       return failed(protocol_failure(ep.name, status, reply));
@@ -773,6 +770,8 @@ Result<StatusResponse> Client::status(Deadline deadline) {
 Result<Watch> Client::watch(const WatchRequest& req, Deadline deadline) {
   return m_impl->watch(req, deadline);
 }
+
+void Client::set_interrupt_fd(int fd) { m_impl->set_interrupt_fd(fd); }
 
 const std::string& Client::current_endpoint() const {
   return m_impl->current_endpoint();

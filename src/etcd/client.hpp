@@ -99,6 +99,9 @@ class Client {
   // A watch the server refuses (permission denied) is an error.
   util::Result<Watch> watch(const WatchRequest& req, util::Deadline deadline);
 
+  // Replaces ClientOptions::interrupt_fd for later calls and watches.
+  void set_interrupt_fd(int fd);
+
   // The endpoint the next call tries first.
   const std::string& current_endpoint() const;
   ClientStats stats() const;
