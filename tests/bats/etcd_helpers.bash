@@ -91,3 +91,92 @@ enable_etcd_auth() {
     etcdctl_t auth enable >/dev/null &&
     ETCD_ROOT_PASSWORD=$root_pw
 }
+
+# start_etcd_cluster: three private members on loopback (m0..m2). Sets
+# ETCD_PIDS, ETCD_CLIENT_PORTS (arrays), ETCD_DIR and exports ETCD_ENDPOINT
+# (member 0, for etcdctl_t) and ETCD_CLUSTER_URL
+# (etcd://127.0.0.1:P0,127.0.0.1:P1,127.0.0.1:P2). Stop with
+# stop_etcd_cluster.
+start_etcd_cluster() {
+  if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
+    if [[ -n "${GODISLOCK_REQUIRE_ETCD:-}" ]]; then
+      echo "etcd or etcdctl not installed" >&2
+      return 1
+    fi
+    skip "etcd not installed (Debian: etcd-server etcd-client)"
+  fi
+  ETCD_DIR=$(mktemp -d "${BATS_TEST_TMPDIR:-/tmp}/etcd.XXXXXX")
+  local i peers=() cluster="" token="godislock-bats-$$-$RANDOM"
+  ETCD_CLIENT_PORTS=()
+  ETCD_PIDS=()
+  for i in 0 1 2; do
+    ETCD_CLIENT_PORTS+=("$(free_port)")
+    peers+=("$(free_port)")
+    cluster+="${cluster:+,}m$i=http://127.0.0.1:${peers[$i]}"
+  done
+  for i in 0 1 2; do
+    start_etcd_member "$i" "$cluster" "$token" "${peers[$i]}"
+  done
+  ETCD_PEER_PORTS=("${peers[@]}")
+  ETCD_CLUSTER_TOKEN=$token
+  ETCD_CLUSTER=$cluster
+  export ETCD_ENDPOINT="http://127.0.0.1:${ETCD_CLIENT_PORTS[0]}"
+  export ETCD_CLUSTER_URL="etcd://127.0.0.1:${ETCD_CLIENT_PORTS[0]},127.0.0.1:${ETCD_CLIENT_PORTS[1]},127.0.0.1:${ETCD_CLIENT_PORTS[2]}"
+  for i in 0 1 2; do
+    wait_for 30 etcd_member_healthy "$i" ||
+      { echo "etcd member $i did not start; logs in $ETCD_DIR" >&2; return 1; }
+  done
+}
+
+# start_etcd_member I CLUSTER TOKEN PEER_PORT: (re)starts member I with its
+# data dir (the cluster's initial state is only read on the first start).
+start_etcd_member() {
+  local i=$1 client=${ETCD_CLIENT_PORTS[$1]}
+  etcd --name "m$i" --data-dir "$ETCD_DIR/data$i" \
+    --listen-client-urls "http://127.0.0.1:$client" \
+    --advertise-client-urls "http://127.0.0.1:$client" \
+    --listen-peer-urls "http://127.0.0.1:$4" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$4" \
+    --initial-cluster "$2" --initial-cluster-token "$3" \
+    --initial-cluster-state new \
+    --logger zap >>"$ETCD_DIR/etcd$i.log" 2>&1 3>&- &
+  ETCD_PIDS[$i]=$!
+}
+
+# etcd_member_healthy I: member I answers and sees a leader.
+etcd_member_healthy() {
+  curl -sf --noproxy '*' -m 1 "http://127.0.0.1:${ETCD_CLIENT_PORTS[$1]}/health" \
+    2>/dev/null | grep -q '"health":"true"'
+}
+
+# etcd_leader: prints the index (0..2) of the member that is the leader.
+etcd_leader() {
+  local i reply
+  for i in 0 1 2; do
+    reply=$(curl -sf --noproxy '*' -m 1 -X POST -d '{}' \
+      "http://127.0.0.1:${ETCD_CLIENT_PORTS[$i]}/v3/maintenance/status" 2>/dev/null) ||
+      continue
+    if "$PY3" -S -c 'import json, sys
+d = json.loads(sys.argv[1])
+sys.exit(0 if d.get("leader") and d["leader"] == d["header"]["member_id"] else 1)' "$reply"; then
+      echo "$i"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# kill_etcd_member I: SIGKILL member I and reap it.
+kill_etcd_member() {
+  kill -CONT "${ETCD_PIDS[$1]}" 2>/dev/null || true
+  kill -KILL "${ETCD_PIDS[$1]}" 2>/dev/null || true
+  wait "${ETCD_PIDS[$1]}" 2>/dev/null || true
+}
+
+stop_etcd_cluster() {
+  local i
+  for i in "${!ETCD_PIDS[@]}"; do
+    kill_etcd_member "$i"
+  done
+  ETCD_PIDS=()
+}
