@@ -782,15 +782,19 @@ Result<std::unique_ptr<Backend>> open_etcd(const Settings& settings,
     return Error{ErrorKind::config, "--shared is not supported on etcd"};
   }
   const config::Endpoint& ep = settings.endpoint;
-  if (ep.tls.enabled) {
-    return Error{ErrorKind::config, "etcds:// is not supported yet"};
-  }
   etcd::ClientOptions options;
+  const char* scheme = ep.tls.enabled ? "https" : "http";
   for (const auto& m : ep.members) {
-    options.endpoints.push_back(m.host.find(':') != std::string::npos
-                                    ? fmt::format("[{}]:{}", m.host, m.port)
-                                    : fmt::format("{}:{}", m.host, m.port));
+    options.endpoints.push_back(
+        m.host.find(':') != std::string::npos
+            ? fmt::format("{}://[{}]:{}", scheme, m.host, m.port)
+            : fmt::format("{}://{}:{}", scheme, m.host, m.port));
   }
+  options.tls.ca_file = ep.tls.ca_file;
+  options.tls.ca_dir = ep.tls.ca_dir;
+  options.tls.cert_file = ep.tls.cert_file;
+  options.tls.key_file = ep.tls.key_file;
+  options.tls.insecure = ep.tls.insecure;
   options.user = ep.user;
   options.password = ep.password;
   options.attempt_timeout = k_attempt_timeout;

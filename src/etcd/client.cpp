@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <poll.h>
 
+#include <cstdlib>
 #include <utility>
 
 #include "etcd/codec.hpp"
@@ -184,12 +185,17 @@ struct Endpoint {
 
 Result<Endpoint> parse_endpoint(const std::string& text) {
   std::string rest = text;
+  std::string scheme = "http://";
   if (rest.rfind("http://", 0) == 0) {
     rest = rest.substr(7);
+  } else if (rest.rfind("https://", 0) == 0) {
+    rest = rest.substr(8);
+    scheme = "https://";
   } else if (rest.find("://") != std::string::npos) {
-    return Error{
-        ErrorKind::config,
-        fmt::format("etcd endpoint {}: only http:// is supported", text)};
+    return Error{ErrorKind::config,
+                 fmt::format("etcd endpoint {}: only http:// and https:// "
+                             "are supported",
+                             text)};
   }
   while (!rest.empty() && rest.back() == '/') {
     rest.pop_back();
@@ -198,25 +204,55 @@ Result<Endpoint> parse_endpoint(const std::string& text) {
     return Error{ErrorKind::config,
                  fmt::format("etcd endpoint {}: expected host:port", text)};
   }
-  return Endpoint{"http://" + rest, rest, nullptr};
+  return Endpoint{scheme + rest, rest, nullptr};
 }
+
+bool is_https(const std::string& url) { return url.rfind("https://", 0) == 0; }
 
 // Options shared by every handle: plain HTTP/1.1 to the endpoint itself
 // (no proxy from the environment, no redirects, no Expect: 100-continue
 // round trip), Nagle off, TCP keep-alive probes so that a dead peer of a
-// long watch is noticed.
-void set_common(CURL* e, char* errbuf) {
-  curl_api().easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  curl_api().easy_setopt(e, CURLOPT_NOPROXY, "*");
-  curl_api().easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http");
-  curl_api().easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_api().easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
-  curl_api().easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-  curl_api().easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-  curl_api().easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 10L);
-  curl_api().easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 5L);
-  curl_api().easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
-  curl_api().easy_setopt(e, CURLOPT_WRITEFUNCTION, append_body);
+// long watch is noticed; for https, the trust and client certificate.
+void set_common(CURL* e, char* errbuf, const std::string& url,
+                const ClientTls& tls) {
+  const CurlApi& c = curl_api();
+  c.easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  c.easy_setopt(e, CURLOPT_NOPROXY, "*");
+  c.easy_setopt(e, CURLOPT_PROTOCOLS_STR, is_https(url) ? "https" : "http");
+  c.easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+  c.easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
+  c.easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+  c.easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+  c.easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 10L);
+  c.easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 5L);
+  c.easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+  c.easy_setopt(e, CURLOPT_WRITEFUNCTION, append_body);
+  if (!is_https(url)) {
+    return;
+  }
+  c.easy_setopt(e, CURLOPT_SSLVERSION, CURL_SSLVERSION_TLSv1_2);
+  // libcurl does not read SSL_CERT_FILE / SSL_CERT_DIR itself (the curl
+  // tool does); they are honoured here as OpenSSL and rediss:// do.
+  const char* env_file = std::getenv("SSL_CERT_FILE");
+  const char* env_dir = std::getenv("SSL_CERT_DIR");
+  std::string ca_file =
+      !tls.ca_file.empty() ? tls.ca_file : (env_file ? env_file : "");
+  std::string ca_dir =
+      !tls.ca_dir.empty() ? tls.ca_dir : (env_dir ? env_dir : "");
+  if (!ca_file.empty()) {
+    c.easy_setopt(e, CURLOPT_CAINFO, ca_file.c_str());
+  }
+  if (!ca_dir.empty()) {
+    c.easy_setopt(e, CURLOPT_CAPATH, ca_dir.c_str());
+  }
+  if (!tls.cert_file.empty()) {
+    c.easy_setopt(e, CURLOPT_SSLCERT, tls.cert_file.c_str());
+    c.easy_setopt(e, CURLOPT_SSLKEY, tls.key_file.c_str());
+  }
+  if (tls.insecure) {
+    c.easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+    c.easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+  }
 }
 
 Slist make_headers(const std::string& token) {
@@ -250,8 +286,10 @@ Failure protocol_failure(const std::string& ep, long status,
 
 class Watch::Impl {
  public:
-  Impl(std::string endpoint, int interrupt_fd)
-      : m_endpoint(std::move(endpoint)), m_interrupt_fd(interrupt_fd) {
+  Impl(std::string endpoint, int interrupt_fd, ClientTls tls)
+      : m_endpoint(std::move(endpoint)),
+        m_interrupt_fd(interrupt_fd),
+        m_tls(std::move(tls)) {
     m_errbuf[0] = '\0';
   }
   ~Impl() {
@@ -266,7 +304,7 @@ class Watch::Impl {
     m_multi.reset(curl_api().multi_init());
     m_easy.reset(curl_api().easy_init());
     CURL* e = m_easy.get();
-    set_common(e, m_errbuf);
+    set_common(e, m_errbuf, url, m_tls);
     m_headers = make_headers(token);
     curl_api().easy_setopt(e, CURLOPT_URL, (url + "/v3/watch").c_str());
     curl_api().easy_setopt(e, CURLOPT_HTTPHEADER, m_headers.get());
@@ -363,6 +401,7 @@ class Watch::Impl {
  private:
   std::string m_endpoint;
   int m_interrupt_fd;
+  ClientTls m_tls;
   Multi m_multi;
   Easy m_easy;
   Slist m_headers;
@@ -469,8 +508,8 @@ class Client::Impl {
           }
         }
         const Endpoint& ep = m_endpoints[idx];
-        auto impl =
-            std::make_unique<Watch::Impl>(ep.name, m_options.interrupt_fd);
+        auto impl = std::make_unique<Watch::Impl>(
+            ep.name, m_options.interrupt_fd, m_options.tls);
         impl->start(ep.url, body, m_token);
         ++m_stats.requests;
         ++m_stats.connections;
@@ -592,7 +631,7 @@ class Client::Impl {
         return failed(
             fail(ErrorKind::io, "etcd: curl_easy_init failed", false));
       }
-      set_common(ep.easy.get(), m_errbuf);
+      set_common(ep.easy.get(), m_errbuf, ep.url, m_options.tls);
     }
     CURL* e = ep.easy.get();
     std::string reply;

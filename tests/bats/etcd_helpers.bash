@@ -10,8 +10,17 @@
 
 # Starts etcd; sets ETCD_PID, ETCD_DIR, ETCD_CLIENT_PORT, ETCD_PEER_PORT and
 # exports ETCD_ENDPOINT (http://127.0.0.1:PORT). Skips the test when etcd is
-# not installed, unless GODISLOCK_REQUIRE_ETCD=1.
+# not installed, unless GODISLOCK_REQUIRE_ETCD=1. With ETCD_TLS_CERT=NAME
+# (after tls_certs), the client port speaks TLS with $TLS_DIR/NAME.crt and
+# ETCD_ENDPOINT is https://.
 start_etcd() {
+  local scheme=http tls_args=() curl_tls=()
+  if [[ -n "${ETCD_TLS_CERT:-}" ]]; then
+    scheme=https
+    tls_args=(--cert-file "$TLS_DIR/$ETCD_TLS_CERT.crt"
+      --key-file "$TLS_DIR/$ETCD_TLS_CERT.key")
+    curl_tls=(--insecure) # liveness only; some test certificates name other hosts
+  fi
   if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
     if [[ -n "${GODISLOCK_REQUIRE_ETCD:-}" ]]; then
       echo "etcd or etcdctl not installed" >&2
@@ -26,12 +35,13 @@ start_etcd() {
     peer=$(free_port)
     rm -rf "$ETCD_DIR/data"
     etcd --name m0 --data-dir "$ETCD_DIR/data" \
-      --listen-client-urls "http://127.0.0.1:$client" \
-      --advertise-client-urls "http://127.0.0.1:$client" \
+      --listen-client-urls "$scheme://127.0.0.1:$client" \
+      --advertise-client-urls "$scheme://127.0.0.1:$client" \
       --listen-peer-urls "http://127.0.0.1:$peer" \
       --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
       --initial-cluster "m0=http://127.0.0.1:$peer" \
       --initial-cluster-token "godislock-bats-$$-$RANDOM" \
+      "${tls_args[@]}" \
       --logger zap >>"$ETCD_DIR/etcd.log" 2>&1 3>&- &
     ETCD_PID=$!
     for i in $(seq 1 200); do
@@ -39,12 +49,13 @@ start_etcd() {
         break # exited: port taken; try other ports
       fi
       # /health is true once the member has a leader.
-      if curl -sf --noproxy '*' -m 1 "http://127.0.0.1:$client/health" 2>/dev/null |
+      if curl -sf --noproxy '*' -m 1 "${curl_tls[@]}" \
+        "$scheme://127.0.0.1:$client/health" 2>/dev/null |
         grep -q '"health":"true"'; then
         ETCD_CLIENT_PORT=$client
         ETCD_PEER_PORT=$peer
         export ETCD_PID ETCD_DIR ETCD_CLIENT_PORT ETCD_PEER_PORT
-        export ETCD_ENDPOINT="http://127.0.0.1:$client"
+        export ETCD_ENDPOINT="$scheme://127.0.0.1:$client"
         return 0
       fi
       sleep 0.05
@@ -71,6 +82,9 @@ etcdctl_t() {
   local user=()
   if [[ -n "${ETCD_ROOT_PASSWORD:-}" ]]; then
     user=(--user "root:$ETCD_ROOT_PASSWORD")
+  fi
+  if [[ "$ETCD_ENDPOINT" == https://* ]]; then
+    user+=(--cacert "$TLS_DIR/ca.crt")
   fi
   ETCDCTL_API=3 etcdctl --endpoints "$ETCD_ENDPOINT" --dial-timeout 2s \
     --command-timeout 5s "${user[@]}" "$@"
