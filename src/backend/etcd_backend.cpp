@@ -52,8 +52,14 @@ namespace {
 
 // One attempt on one member before the next is tried: a member that
 // accepts connections but never answers (stopped, cut off) must leave
-// time for the others within the call's deadline.
+// time for the others within the call's deadline. Once the TTL is known,
+// a sixth of it (a refresh has a third of the TTL and more to succeed),
+// between 200 ms and this.
 constexpr Millis k_attempt_timeout{1000};
+
+Millis attempt_timeout_for(Millis ttl) {
+  return std::clamp(ttl / 6, Millis(200), k_attempt_timeout);
+}
 
 std::string hex(int64_t id) {
   return fmt::format("{:x}", static_cast<uint64_t>(id));
@@ -362,7 +368,7 @@ Result<std::optional<Attempt>> EtcdBackend::look_first(Deadline deadline) {
   // Unknown without another request; the watch reports the deletion
   // sooner anyway (expiry deletes the key).
   a.holder_ttl = k_queue_lease / 3;
-  describe_holder(got->kvs.front(), static_cast<size_t>(got->count), &a);
+  describe_holder(got->kvs.front(), 1, &a);  // the others are waiters
   std::lock_guard<std::mutex> lock(m_shared->mutex);
   m_shared->watch_key = m_prefix;
   m_shared->watch_end = etcd::prefix_end(m_prefix);
@@ -523,6 +529,7 @@ Result<Attempt> EtcdBackend::judge(const etcd::TxnResponse& t, bool created,
 
 Result<Attempt> EtcdBackend::acquire(const std::string& /*token*/, Millis ttl,
                                      Mode mode, Deadline deadline) {
+  m_client.set_attempt_timeout(attempt_timeout_for(ttl));
   bool have_key = false;
   {
     std::lock_guard<std::mutex> lock(m_shared->mutex);
@@ -570,8 +577,9 @@ Result<Attempt> EtcdBackend::acquire(const std::string& /*token*/, Millis ttl,
   }
 }
 
-Result<bool> EtcdBackend::refresh(const std::string& /*token*/, Millis /*ttl*/,
+Result<bool> EtcdBackend::refresh(const std::string& /*token*/, Millis ttl,
                                   Deadline deadline) {
+  m_client.set_attempt_timeout(attempt_timeout_for(ttl));
   int64_t lease = 0;
   std::string key;
   {
@@ -650,8 +658,12 @@ Result<std::unique_ptr<ReleaseWatch>> EtcdBackend::watch(
 std::unique_ptr<Backend> EtcdBackend::clone() const {
   // create() can fail only on what open_etcd() already checked with the
   // same options (the endpoints, libcurl); value() would throw otherwise.
-  auto client = etcd::Client::create(m_options);
-  return std::make_unique<EtcdBackend>(m_settings, m_options,
+  // A clone serves another thread: it is not cut short by this one's
+  // interrupt fd (the signalfd belongs to the main thread).
+  etcd::ClientOptions options = m_options;
+  options.interrupt_fd = -1;
+  auto client = etcd::Client::create(options);
+  return std::make_unique<EtcdBackend>(m_settings, options,
                                        std::move(client.value()), m_shared);
 }
 

@@ -552,6 +552,9 @@ class Client::Impl {
     return m_endpoints[m_current].name;
   }
   void set_interrupt_fd(int fd) { m_options.interrupt_fd = fd; }
+  void set_attempt_timeout(std::chrono::milliseconds t) {
+    m_options.attempt_timeout = t;
+  }
   ClientStats stats() const { return m_stats; }
 
  private:
@@ -811,6 +814,10 @@ Result<Watch> Client::watch(const WatchRequest& req, Deadline deadline) {
 }
 
 void Client::set_interrupt_fd(int fd) { m_impl->set_interrupt_fd(fd); }
+
+void Client::set_attempt_timeout(std::chrono::milliseconds timeout) {
+  m_impl->set_attempt_timeout(timeout);
+}
 
 const std::string& Client::current_endpoint() const {
   return m_impl->current_endpoint();

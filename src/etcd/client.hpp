@@ -113,6 +113,8 @@ class Client {
 
   // Replaces ClientOptions::interrupt_fd for later calls and watches.
   void set_interrupt_fd(int fd);
+  // Replaces ClientOptions::attempt_timeout for later calls.
+  void set_attempt_timeout(std::chrono::milliseconds timeout);
 
   // The endpoint the next call tries first.
   const std::string& current_endpoint() const;
