@@ -129,3 +129,15 @@ authentication as alice failed: .*authentication failed" \
     --url "etcd://bob@127.0.0.1:$ETCD_CLIENT_PORT" -- touch "$MARK"
   assert_success
 }
+
+@test "etcd: an expired auth token is renewed while the lock is held" {
+  # Simple tokens live --auth-token-ttl seconds (300 by default).
+  ETCD_EXTRA_ARGS=(--auth-token-ttl 1)
+  start_etcd
+  enable_etcd_auth alice alice-pw godislock:
+  # Refreshes every 3 s: each finds the token of the previous call expired.
+  run --separate-stderr env GODISLOCK_PASSWORD=alice-pw "$GODISLOCK" run \
+    --ttl 9s --url "etcd://alice@127.0.0.1:$ETCD_CLIENT_PORT" -- sleep 7
+  assert_success
+  assert_equal "$stderr" ""
+}

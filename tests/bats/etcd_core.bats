@@ -309,3 +309,17 @@ start_victim() {
   assert_equal "$(json '[x["name"] for x in d]')" "['a']"
   release_holder
 }
+
+@test "etcd: a sub-second --ttl is rounded up to whole seconds for the lease" {
+  run --separate-stderr "$GODISLOCK" run --ttl 500ms --name sub -- \
+    sh -c 'etcdctl --endpoints "$ETCD_ENDPOINT" lease timetolive \
+      "$(etcdctl --endpoints "$ETCD_ENDPOINT" lease list | sed -n 2p)"'
+  assert_success
+  # Granted for 1 s (etcd raises a TTL below its minimum, 2 s with the
+  # default heartbeat).
+  assert_output --regexp 'granted with TTL\((1|2)s\)'
+  # The command runs on through refreshes every ~166 ms.
+  run "$GODISLOCK" run --ttl 500ms --name sub -- sleep 1.5
+  assert_success
+  no_etcd_keys
+}

@@ -12,7 +12,8 @@
 # exports ETCD_ENDPOINT (http://127.0.0.1:PORT). Skips the test when etcd is
 # not installed, unless GODISLOCK_REQUIRE_ETCD=1. With ETCD_TLS_CERT=NAME
 # (after tls_certs), the client port speaks TLS with $TLS_DIR/NAME.crt and
-# ETCD_ENDPOINT is https://.
+# ETCD_ENDPOINT is https://. ETCD_EXTRA_ARGS (an array) go to etcd as they
+# are.
 start_etcd() {
   local scheme=http tls_args=() curl_tls=()
   if [[ -n "${ETCD_TLS_CERT:-}" ]]; then
@@ -41,7 +42,7 @@ start_etcd() {
       --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
       --initial-cluster "m0=http://127.0.0.1:$peer" \
       --initial-cluster-token "godislock-bats-$$-$RANDOM" \
-      "${tls_args[@]}" \
+      "${tls_args[@]}" "${ETCD_EXTRA_ARGS[@]}" \
       --logger zap >>"$ETCD_DIR/etcd.log" 2>&1 3>&- &
     ETCD_PID=$!
     for i in $(seq 1 200); do
