@@ -323,3 +323,26 @@ start_victim() {
   assert_success
   no_etcd_keys
 }
+
+@test "etcd: --no-fair waiters race on each release without queuing a key" {
+  start_holder nf --ttl 5s
+  local dir=$BATS_TEST_TMPDIR i pids=()
+  for i in 1 2; do
+    "$GODISLOCK" run --no-fair --name nf --wait 30s -- \
+      sh -c 'echo "$GODISLOCK_FENCE" >>"$1"' sh "$dir/fences" 3>&- &
+    pids+=($!)
+  done
+  # Racers keep no key while they wait: only the holder's exists.
+  sleep 0.5
+  keys_are nf 1
+  release_holder
+  for i in 0 1; do
+    wait_job 30 "${pids[$i]}"
+    assert_equal "$WAIT_STATUS" 0
+  done
+  run sort -n "$dir/fences"
+  assert_equal "${#lines[@]}" 2
+  ((lines[0] < lines[1]))
+  no_etcd_keys
+  no_leases
+}
