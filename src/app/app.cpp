@@ -160,7 +160,10 @@ config::Endpoint endpoint_for(const cli::ConnectionOptions& o) {
   std::string why;
   auto endpoint = config::parse_url(o.url, &why);
   if (!endpoint) {
-    throw UsageError{fmt::format("invalid Redis URL: {}", why)};
+    bool etcd =
+        o.url.rfind("etcd://", 0) == 0 || o.url.rfind("etcds://", 0) == 0;
+    throw UsageError{
+        fmt::format("invalid {} URL: {}", etcd ? "etcd" : "Redis", why)};
   }
   if (endpoint->password_in_url) {
     GODISLOCK_WARN(
@@ -171,6 +174,10 @@ config::Endpoint endpoint_for(const cli::ConnectionOptions& o) {
     endpoint->password = read_password_file(*o.password_file);
   } else if (endpoint->password.empty()) {
     for (const char* var : {"GODISLOCK_PASSWORD", "REDISCLI_AUTH"}) {
+      if (endpoint->kind == config::Endpoint::Kind::etcd &&
+          std::string_view(var) == "REDISCLI_AUTH") {
+        continue;  // redis-cli's variable, not etcd's
+      }
       const char* v = std::getenv(var);
       if (v != nullptr && *v != '\0') {
         endpoint->password = v;

@@ -9,6 +9,7 @@
 #include "util/log.hpp"
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <unistd.h>
 
@@ -31,61 +32,57 @@ constexpr int k_exit_free = 1;
 
 // --- JSON ---
 
-// Appends `text` as a JSON string. Bytes that are not valid UTF-8 become
-// U+FFFD, so that the output always parses.
-void json_string(std::string& out, const std::string& text) {
-  out.push_back('"');
+using Json = nlohmann::ordered_json;
+
+// `text` with every byte that is not part of well-formed UTF-8 replaced by
+// U+FFFD (one per byte), so that the output always parses.
+std::string valid_utf8(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
   size_t i = 0;
   while (i < text.size()) {
     auto c = static_cast<unsigned char>(text[i]);
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
+    if (c < 0x80) {
       out.push_back(static_cast<char>(c));
       ++i;
-    } else if (c < 0x20 || c == 0x7f) {
-      out += fmt::format("\\u{:04x}", c);
-      ++i;
-    } else if (c < 0x80) {
-      out.push_back(static_cast<char>(c));
-      ++i;
+      continue;
+    }
+    // A well-formed multi-byte sequence is copied; anything else is one
+    // replacement character per byte.
+    size_t len = c >= 0xF0 && c <= 0xF4   ? 4
+                 : c >= 0xE0              ? 3
+                 : c >= 0xC2 && c <= 0xDF ? 2
+                                          : 0;
+    bool ok = len != 0 && i + len <= text.size();
+    for (size_t k = 1; ok && k < len; ++k) {
+      ok = (static_cast<unsigned char>(text[i + k]) & 0xC0) == 0x80;
+    }
+    if (ok && len == 3) {
+      auto c1 = static_cast<unsigned char>(text[i + 1]);
+      ok = !(c == 0xE0 && c1 < 0xA0) && !(c == 0xED && c1 >= 0xA0);
+    }
+    if (ok && len == 4) {
+      auto c1 = static_cast<unsigned char>(text[i + 1]);
+      ok = !(c == 0xF0 && c1 < 0x90) && !(c == 0xF4 && c1 >= 0x90);
+    }
+    if (ok) {
+      out.append(text, i, len);
+      i += len;
     } else {
-      // A well-formed multi-byte sequence is copied; anything else is one
-      // replacement character per byte.
-      size_t len = c >= 0xF0 && c <= 0xF4   ? 4
-                   : c >= 0xE0              ? 3
-                   : c >= 0xC2 && c <= 0xDF ? 2
-                                            : 0;
-      bool ok = len != 0 && i + len <= text.size();
-      for (size_t k = 1; ok && k < len; ++k) {
-        ok = (static_cast<unsigned char>(text[i + k]) & 0xC0) == 0x80;
-      }
-      if (ok && len == 3) {
-        auto c1 = static_cast<unsigned char>(text[i + 1]);
-        ok = !(c == 0xE0 && c1 < 0xA0) && !(c == 0xED && c1 >= 0xA0);
-      }
-      if (ok && len == 4) {
-        auto c1 = static_cast<unsigned char>(text[i + 1]);
-        ok = !(c == 0xF0 && c1 < 0x90) && !(c == 0xF4 && c1 >= 0x90);
-      }
-      if (ok) {
-        out.append(text, i, len);
-        i += len;
-      } else {
-        out += "\\ufffd";
-        ++i;
-      }
+      out += "\xEF\xBF\xBD";
+      ++i;
     }
   }
-  out.push_back('"');
+  return out;
 }
 
 // A decimal string as a JSON number, or null.
-std::string json_number_or_null(const std::string& text) {
+Json json_number_or_null(const std::string& text) {
   if (text.empty() || text.size() > 18 ||
       text.find_first_not_of("0123456789") != std::string::npos) {
-    return "null";
+    return nullptr;
   }
-  return std::to_string(std::stoll(text));
+  return std::stoll(text);
 }
 
 const char* kind_name(LockStatus::Kind kind) {
@@ -105,49 +102,36 @@ const char* kind_name(LockStatus::Kind kind) {
 
 // One lock as a JSON object (schema in godislock(1), STATUS).
 std::string json_lock(const std::string& name, const LockStatus& st) {
-  std::string out = "{\"name\":";
-  json_string(out, name);
   bool held = !st.holders.empty();
-  out += fmt::format(",\"state\":\"{}\"", st.kind == LockStatus::Kind::foreign
-                                              ? "foreign"
-                                          : held ? "held"
-                                                 : "free");
-  out += ",\"kind\":";
-  if (held) {
-    out += fmt::format("\"{}\"", kind_name(st.kind));
-  } else {
-    out += "null";
+  Json lock;
+  lock["name"] = valid_utf8(name);
+  lock["state"] = st.kind == LockStatus::Kind::foreign ? "foreign"
+                  : held                               ? "held"
+                                                       : "free";
+  lock["kind"] = held ? Json(kind_name(st.kind)) : Json(nullptr);
+  lock["limit"] = st.limit;
+  lock["queued"] = st.queued;
+  lock["last_fence"] = st.last_fence != 0 ? Json(st.last_fence) : Json(nullptr);
+  Json holders = Json::array();
+  for (const HolderInfo& h : st.holders) {
+    Json j;
+    j["host"] = valid_utf8(h.who.host);
+    j["pid"] = json_number_or_null(h.who.pid);
+    j["user"] = valid_utf8(h.who.user);
+    j["command"] = valid_utf8(h.who.command);
+    j["held_ms"] = h.age ? Json(h.age->count()) : Json(nullptr);
+    j["ttl_ms"] = h.ttl.count();
+    j["fence"] = h.fence ? Json(*h.fence) : Json(nullptr);
+    j["slot"] = h.slot;
+    holders.push_back(std::move(j));
   }
-  out += fmt::format(",\"limit\":{},\"queued\":{},\"last_fence\":", st.limit,
-                     st.queued);
-  out += st.last_fence != 0 ? std::to_string(st.last_fence) : "null";
-  out += ",\"holders\":[";
-  for (size_t i = 0; i < st.holders.size(); ++i) {
-    const HolderInfo& h = st.holders[i];
-    out += i == 0 ? "{" : ",{";
-    out += "\"host\":";
-    json_string(out, h.who.host);
-    out += ",\"pid\":" + json_number_or_null(h.who.pid);
-    out += ",\"user\":";
-    json_string(out, h.who.user);
-    out += ",\"command\":";
-    json_string(out, h.who.command);
-    out += ",\"held_ms\":";
-    out += h.age ? std::to_string(h.age->count()) : "null";
-    out += fmt::format(",\"ttl_ms\":{},\"fence\":", h.ttl.count());
-    out += h.fence ? std::to_string(*h.fence) : "null";
-    out += fmt::format(",\"slot\":{}}}", h.slot);
-  }
-  out += "]";
+  lock["holders"] = std::move(holders);
   if (st.kind == LockStatus::Kind::foreign) {
-    out += ",\"foreign\":{\"key\":";
-    json_string(out, st.foreign_key);
-    out += ",\"problem\":";
-    json_string(out, st.foreign_detail);
-    out += "}";
+    lock["foreign"] = {{"key", valid_utf8(st.foreign_key)},
+                       {"problem", valid_utf8(st.foreign_detail)}};
   }
-  out += "}";
-  return out;
+  // Every string went through valid_utf8(), so strict never throws.
+  return lock.dump(-1, ' ', false, nlohmann::json::error_handler_t::strict);
 }
 
 // --- Text ---

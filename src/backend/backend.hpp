@@ -50,7 +50,9 @@ struct Attempt {
   // queued: when the waiter ahead, found without a subscriber, loses its
   // place unless it comes back (nullopt: it is subscribed).
   std::optional<Millis> head_lapses;
-  // held: who is in the way (one of them), when the server knows.
+  // held: who is in the way (one of them), when the server knows; queued:
+  // > 0 when a holder is ahead of the queue (etcd), 0 when the lock is free
+  // and an earlier waiter goes first (Redis).
   unsigned holders = 0;
   std::string holder_host, holder_pid, holder_cmd;
   std::optional<Millis> holder_age;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "backend/redis_backend.hpp"
 
+#include "backend/etcd_backend.hpp"
 #include "backend/redis_scripts.hpp"
 #include "redis/connection.hpp"
 #include "redis/resp.hpp"
@@ -702,8 +703,10 @@ Result<std::unique_ptr<Backend>> open_redis(const Settings& settings,
 
 Result<std::unique_ptr<Backend>> open(const Settings& settings,
                                       Deadline deadline) {
-  // Both redis:// and unix:// speak RESP; an etcd:// scheme will pick its
-  // own backend here.
+  // redis:// and unix:// speak RESP; etcd:// has a backend of its own.
+  if (settings.endpoint.kind == config::Endpoint::Kind::etcd) {
+    return open_etcd(settings, deadline);
+  }
   return open_redis(settings, deadline);
 }
 

@@ -315,6 +315,66 @@ std::optional<Endpoint> parse_sentinel(std::string_view rest, bool tls,
   return ep;
 }
 
+// "host[:port][,host[:port]...][/]" of an etcd URL into ep.members.
+bool parse_etcd_members(std::string_view rest, Endpoint* ep, std::string* why) {
+  if (!rest.empty() && rest.back() == '/') {
+    rest.remove_suffix(1);
+  }
+  if (rest.find_first_of("/?#") != std::string_view::npos) {
+    *why = "an etcd URL has no path or query (etcd://host:port[,host:port])";
+    return false;
+  }
+  if (rest.empty()) {
+    *why = "missing host";
+    return false;
+  }
+  for (;;) {
+    auto comma = rest.find(',');
+    std::string_view item = rest.substr(0, comma);
+    Endpoint one;
+    one.port = 2379;
+    if (item.empty()) {
+      *why = "empty member in the list of etcd hosts";
+      return false;
+    }
+    if (!parse_host_part(item, &one, why)) {
+      return false;
+    }
+    ep->members.push_back({one.host, one.port});
+    if (comma == std::string_view::npos) {
+      break;
+    }
+    rest = rest.substr(comma + 1);
+  }
+  ep->host = ep->members.front().host;
+  ep->port = ep->members.front().port;
+  return true;
+}
+
+std::optional<Endpoint> parse_etcd(std::string_view rest, bool tls,
+                                   std::string* why) {
+  Endpoint ep;
+  ep.kind = Endpoint::Kind::etcd;
+  ep.tls.enabled = tls;
+  if (auto at = rest.rfind('@'); at != std::string_view::npos) {
+    if (!parse_userinfo(rest.substr(0, at), &ep, why)) {
+      return std::nullopt;
+    }
+    // etcd has no password-only login: a bare "secret@" is a user name.
+    if (ep.user.empty() && ep.password_in_url &&
+        rest.substr(0, at).find(':') == std::string_view::npos) {
+      ep.user = ep.password;
+      ep.password.clear();
+      ep.password_in_url = false;
+    }
+    rest = rest.substr(at + 1);
+  }
+  if (!parse_etcd_members(rest, &ep, why)) {
+    return std::nullopt;
+  }
+  return ep;
+}
+
 }  // namespace
 
 std::optional<Endpoint> parse_url(std::string_view url, std::string* why) {
@@ -325,8 +385,8 @@ std::optional<Endpoint> parse_url(std::string_view url, std::string* why) {
   auto sep = url.find("://");
   if (sep == std::string_view::npos) {
     *why =
-        "missing scheme (expected redis://, rediss://, redis-sentinel:// or "
-        "unix://)";
+        "missing scheme (expected redis://, rediss://, redis-sentinel://, "
+        "unix://, etcd:// or etcds://)";
     return std::nullopt;
   }
   std::string_view scheme = url.substr(0, sep);
@@ -337,10 +397,13 @@ std::optional<Endpoint> parse_url(std::string_view url, std::string* why) {
   if (scheme == "redis-sentinel" || scheme == "rediss-sentinel") {
     return parse_sentinel(rest, scheme == "rediss-sentinel", why);
   }
+  if (scheme == "etcd" || scheme == "etcds") {
+    return parse_etcd(rest, scheme == "etcds", why);
+  }
   if (scheme != "redis" && scheme != "rediss") {
     *why = fmt::format(
-        "unknown scheme '{}' (expected redis://, rediss://, redis-sentinel:// "
-        "or unix://)",
+        "unknown scheme '{}' (expected redis://, rediss://, redis-sentinel://, "
+        "unix://, etcd:// or etcds://)",
         scheme);
     return std::nullopt;
   }
@@ -376,6 +439,15 @@ std::string Endpoint::redacted() const {
   auto bracketed = [](const std::string& h) {
     return h.find(':') != std::string::npos ? fmt::format("[{}]", h) : h;
   };
+  if (kind == Kind::etcd) {
+    std::string out =
+        fmt::format("{}://{}", tls.enabled ? "etcds" : "etcd", auth);
+    for (size_t i = 0; i < members.size(); ++i) {
+      out += fmt::format("{}{}:{}", i == 0 ? "" : ",",
+                         bracketed(members[i].host), members[i].port);
+    }
+    return out;
+  }
   std::string out;
   if (sentinel) {
     out = fmt::format("{}://{}",

@@ -38,7 +38,7 @@ struct SentinelSettings {
 
 // Where the Redis server is and how to log in. A plain value type.
 struct Endpoint {
-  enum class Kind { tcp, unix_socket };
+  enum class Kind { tcp, unix_socket, etcd };
   Kind kind = Kind::tcp;
   std::string host = "127.0.0.1";  // tcp: name or address, no brackets
   uint16_t port = 6379;            // tcp
@@ -52,6 +52,12 @@ struct Endpoint {
   // and port above are unused; user, password, db and TLS are the
   // master's, and TLS applies to the sentinels as well).
   std::optional<SentinelSettings> sentinel;
+  // etcd: every member given, in order (host and port above are the first).
+  struct Member {
+    std::string host;
+    uint16_t port = 2379;
+  };
+  std::vector<Member> members;
 
   // The URL with any password shown as "***"; safe to print. rediss://
   // when TLS is on.
@@ -62,11 +68,12 @@ constexpr long k_max_db = 1000000;  // Redis accepts any int; larger is a typo
 
 // Parses "redis://[user[:password]@]host[:port][/db]" (IPv6 hosts in
 // brackets), the same with "rediss://" (TLS on) and
-// "unix:///path/to.sock[?db=N]", and
+// "unix:///path/to.sock[?db=N]",
 // "redis-sentinel://[user[:password]@]host[:port][,host[:port]...]/MASTER[/db]"
 // (sentinel port 26379 by default; "rediss-sentinel://" speaks TLS to the
-// sentinels and the master; '@' or '/' in MASTER percent-encoded).
-// Returns nullopt and sets *why (which never
+// sentinels and the master; '@' or '/' in MASTER percent-encoded), and
+// "etcd://[user[:password]@]host[:port][,host[:port]...]" (port 2379 by
+// default; a trailing '/' allowed). Returns nullopt and sets *why (which never
 // contains the password) on any malformed part.
 std::optional<Endpoint> parse_url(std::string_view url, std::string* why);
 

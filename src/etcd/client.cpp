@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: MIT
 #include "etcd/client.hpp"
 
-#include <curl/curl.h>
 #include <fmt/format.h>
 #include <poll.h>
 
-#include <mutex>
+#include <cstdlib>
 #include <utility>
 
 #include "etcd/codec.hpp"
+#include "etcd/curl_api.hpp"
 
 namespace godislock::etcd {
 
@@ -20,20 +20,14 @@ using Json = codec::Json;
 
 namespace {
 
-// curl_global_init is not thread-safe in libcurl 7.88; once per process.
-void global_init() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
 struct EasyDeleter {
-  void operator()(CURL* e) const { curl_easy_cleanup(e); }
+  void operator()(CURL* e) const { curl_api().easy_cleanup(e); }
 };
 struct MultiDeleter {
-  void operator()(CURLM* m) const { curl_multi_cleanup(m); }
+  void operator()(CURLM* m) const { curl_api().multi_cleanup(m); }
 };
 struct SlistDeleter {
-  void operator()(curl_slist* s) const { curl_slist_free_all(s); }
+  void operator()(curl_slist* s) const { curl_api().slist_free_all(s); }
 };
 using Easy = std::unique_ptr<CURL, EasyDeleter>;
 using Multi = std::unique_ptr<CURLM, MultiDeleter>;
@@ -67,19 +61,19 @@ bool is_readable(int fd) {
 
 // Drives `multi` until `easy` finishes, the deadline passes or the
 // interrupt fd turns readable. One curl_multi_poll per round waits on
-// curl's sockets and the interrupt fd together (curl_multi_poll(3): "extra
-// file descriptors"), at most until the deadline or curl's own timer.
+// curl's sockets and the interrupt fd together (curl_api().multi_poll(3):
+// "extra file descriptors"), at most until the deadline or curl's own timer.
 // `stop_early` lets a streaming caller return as soon as data arrived.
 template <typename StopEarly>
 Pump pump(CURLM* multi, CURL* easy, Deadline deadline, int interrupt_fd,
           CURLcode* result, StopEarly stop_early) {
   for (;;) {
     int running = 0;
-    if (curl_multi_perform(multi, &running) != CURLM_OK) {
+    if (curl_api().multi_perform(multi, &running) != CURLM_OK) {
       return Pump::failed;
     }
     int left = 0;
-    while (CURLMsg* msg = curl_multi_info_read(multi, &left)) {
+    while (CURLMsg* msg = curl_api().multi_info_read(multi, &left)) {
       if (msg->msg == CURLMSG_DONE && msg->easy_handle == easy) {
         *result = msg->data.result;
         return Pump::done;
@@ -101,9 +95,9 @@ Pump pump(CURLM* multi, CURL* easy, Deadline deadline, int interrupt_fd,
     if (timeout_ms < 0) {
       timeout_ms = 3600 * 1000;
     }
-    if (curl_multi_poll(multi, interrupt_fd >= 0 ? &extra : nullptr,
-                        interrupt_fd >= 0 ? 1 : 0, timeout_ms,
-                        nullptr) != CURLM_OK) {
+    if (curl_api().multi_poll(multi, interrupt_fd >= 0 ? &extra : nullptr,
+                              interrupt_fd >= 0 ? 1 : 0, timeout_ms,
+                              nullptr) != CURLM_OK) {
       return Pump::failed;
     }
   }
@@ -114,7 +108,7 @@ Pump pump(CURLM* multi, CURL* easy, Deadline deadline, int interrupt_fd,
 // this request.
 Failure curl_failure(CURLcode rc, const char* errbuf, const std::string& ep,
                      bool fresh) {
-  std::string why = errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc);
+  std::string why = errbuf[0] != '\0' ? errbuf : curl_api().easy_strerror(rc);
   // A server that accepts a new connection, reads the request and closes
   // it without any reply is not an HTTP server: redis-server does this
   // (it drops clients that send "POST" or "Host:"). On a reused connection
@@ -191,12 +185,17 @@ struct Endpoint {
 
 Result<Endpoint> parse_endpoint(const std::string& text) {
   std::string rest = text;
+  std::string scheme = "http://";
   if (rest.rfind("http://", 0) == 0) {
     rest = rest.substr(7);
+  } else if (rest.rfind("https://", 0) == 0) {
+    rest = rest.substr(8);
+    scheme = "https://";
   } else if (rest.find("://") != std::string::npos) {
-    return Error{
-        ErrorKind::config,
-        fmt::format("etcd endpoint {}: only http:// is supported", text)};
+    return Error{ErrorKind::config,
+                 fmt::format("etcd endpoint {}: only http:// and https:// "
+                             "are supported",
+                             text)};
   }
   while (!rest.empty() && rest.back() == '/') {
     rest.pop_back();
@@ -205,33 +204,63 @@ Result<Endpoint> parse_endpoint(const std::string& text) {
     return Error{ErrorKind::config,
                  fmt::format("etcd endpoint {}: expected host:port", text)};
   }
-  return Endpoint{"http://" + rest, rest, nullptr};
+  return Endpoint{scheme + rest, rest, nullptr};
 }
+
+bool is_https(const std::string& url) { return url.rfind("https://", 0) == 0; }
 
 // Options shared by every handle: plain HTTP/1.1 to the endpoint itself
 // (no proxy from the environment, no redirects, no Expect: 100-continue
 // round trip), Nagle off, TCP keep-alive probes so that a dead peer of a
-// long watch is noticed.
-void set_common(CURL* e, char* errbuf) {
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
-  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http");
-  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
-  curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-  curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 10L);
-  curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 5L);
-  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, append_body);
+// long watch is noticed; for https, the trust and client certificate.
+void set_common(CURL* e, char* errbuf, const std::string& url,
+                const ClientTls& tls) {
+  const CurlApi& c = curl_api();
+  c.easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  c.easy_setopt(e, CURLOPT_NOPROXY, "*");
+  c.easy_setopt(e, CURLOPT_PROTOCOLS_STR, is_https(url) ? "https" : "http");
+  c.easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+  c.easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
+  c.easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+  c.easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+  c.easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 10L);
+  c.easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 5L);
+  c.easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+  c.easy_setopt(e, CURLOPT_WRITEFUNCTION, append_body);
+  if (!is_https(url)) {
+    return;
+  }
+  c.easy_setopt(e, CURLOPT_SSLVERSION, CURL_SSLVERSION_TLSv1_2);
+  // libcurl does not read SSL_CERT_FILE / SSL_CERT_DIR itself (the curl
+  // tool does); they are honoured here as OpenSSL and rediss:// do.
+  const char* env_file = std::getenv("SSL_CERT_FILE");
+  const char* env_dir = std::getenv("SSL_CERT_DIR");
+  std::string ca_file =
+      !tls.ca_file.empty() ? tls.ca_file : (env_file ? env_file : "");
+  std::string ca_dir =
+      !tls.ca_dir.empty() ? tls.ca_dir : (env_dir ? env_dir : "");
+  if (!ca_file.empty()) {
+    c.easy_setopt(e, CURLOPT_CAINFO, ca_file.c_str());
+  }
+  if (!ca_dir.empty()) {
+    c.easy_setopt(e, CURLOPT_CAPATH, ca_dir.c_str());
+  }
+  if (!tls.cert_file.empty()) {
+    c.easy_setopt(e, CURLOPT_SSLCERT, tls.cert_file.c_str());
+    c.easy_setopt(e, CURLOPT_SSLKEY, tls.key_file.c_str());
+  }
+  if (tls.insecure) {
+    c.easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+    c.easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+  }
 }
 
 Slist make_headers(const std::string& token) {
   curl_slist* h = nullptr;
-  h = curl_slist_append(h, "Content-Type: application/json");
-  h = curl_slist_append(h, "Expect:");
+  h = curl_api().slist_append(h, "Content-Type: application/json");
+  h = curl_api().slist_append(h, "Expect:");
   if (!token.empty()) {
-    h = curl_slist_append(h, ("Authorization: " + token).c_str());
+    h = curl_api().slist_append(h, ("Authorization: " + token).c_str());
   }
   return Slist(h);
 }
@@ -257,29 +286,31 @@ Failure protocol_failure(const std::string& ep, long status,
 
 class Watch::Impl {
  public:
-  Impl(std::string endpoint, int interrupt_fd)
-      : m_endpoint(std::move(endpoint)), m_interrupt_fd(interrupt_fd) {
+  Impl(std::string endpoint, int interrupt_fd, ClientTls tls)
+      : m_endpoint(std::move(endpoint)),
+        m_interrupt_fd(interrupt_fd),
+        m_tls(std::move(tls)) {
     m_errbuf[0] = '\0';
   }
   ~Impl() {
     if (m_easy && m_multi && m_added) {
-      curl_multi_remove_handle(m_multi.get(), m_easy.get());
+      curl_api().multi_remove_handle(m_multi.get(), m_easy.get());
     }
   }
 
   // Starts the POST; nothing is waited for yet.
   void start(const std::string& url, const std::string& body,
              const std::string& token) {
-    m_multi.reset(curl_multi_init());
-    m_easy.reset(curl_easy_init());
+    m_multi.reset(curl_api().multi_init());
+    m_easy.reset(curl_api().easy_init());
     CURL* e = m_easy.get();
-    set_common(e, m_errbuf);
+    set_common(e, m_errbuf, url, m_tls);
     m_headers = make_headers(token);
-    curl_easy_setopt(e, CURLOPT_URL, (url + "/v3/watch").c_str());
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, m_headers.get());
-    curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body.c_str());
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &m_buf);
-    curl_multi_add_handle(m_multi.get(), e);
+    curl_api().easy_setopt(e, CURLOPT_URL, (url + "/v3/watch").c_str());
+    curl_api().easy_setopt(e, CURLOPT_HTTPHEADER, m_headers.get());
+    curl_api().easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body.c_str());
+    curl_api().easy_setopt(e, CURLOPT_WRITEDATA, &m_buf);
+    curl_api().multi_add_handle(m_multi.get(), e);
     m_added = true;
   }
 
@@ -296,7 +327,8 @@ class Watch::Impl {
         Json j = Json::parse(line, nullptr, false);
         if (j.is_discarded() || !j.is_object()) {
           long status = 0;
-          curl_easy_getinfo(m_easy.get(), CURLINFO_RESPONSE_CODE, &status);
+          curl_api().easy_getinfo(m_easy.get(), CURLINFO_RESPONSE_CODE,
+                                  &status);
           return protocol_failure(m_endpoint, status, line).error;
         }
         return j;
@@ -369,6 +401,7 @@ class Watch::Impl {
  private:
   std::string m_endpoint;
   int m_interrupt_fd;
+  ClientTls m_tls;
   Multi m_multi;
   Easy m_easy;
   Slist m_headers;
@@ -422,8 +455,10 @@ class Client::Impl {
       }
       m_endpoints.push_back(std::move(*ep));
     }
-    global_init();
-    m_multi.reset(curl_multi_init());
+    if (auto api = load_curl(); !api.ok()) {
+      return api.error();
+    }
+    m_multi.reset(curl_api().multi_init());
     if (!m_multi) {
       return Error{ErrorKind::io, "etcd: curl_multi_init failed"};
     }
@@ -473,8 +508,8 @@ class Client::Impl {
           }
         }
         const Endpoint& ep = m_endpoints[idx];
-        auto impl =
-            std::make_unique<Watch::Impl>(ep.name, m_options.interrupt_fd);
+        auto impl = std::make_unique<Watch::Impl>(
+            ep.name, m_options.interrupt_fd, m_options.tls);
         impl->start(ep.url, body, m_token);
         ++m_stats.requests;
         ++m_stats.connections;
@@ -515,6 +550,10 @@ class Client::Impl {
 
   const std::string& current_endpoint() const {
     return m_endpoints[m_current].name;
+  }
+  void set_interrupt_fd(int fd) { m_options.interrupt_fd = fd; }
+  void set_attempt_timeout(std::chrono::milliseconds t) {
+    m_options.attempt_timeout = t;
   }
   ClientStats stats() const { return m_stats; }
 
@@ -590,35 +629,35 @@ class Client::Impl {
                bool with_token, Deadline deadline) {
     Endpoint& ep = m_endpoints[idx];
     if (!ep.easy) {
-      ep.easy.reset(curl_easy_init());
+      ep.easy.reset(curl_api().easy_init());
       if (!ep.easy) {
         return failed(
             fail(ErrorKind::io, "etcd: curl_easy_init failed", false));
       }
-      set_common(ep.easy.get(), m_errbuf);
+      set_common(ep.easy.get(), m_errbuf, ep.url, m_options.tls);
     }
     CURL* e = ep.easy.get();
     std::string reply;
     m_errbuf[0] = '\0';
     Slist headers = make_headers(with_token ? m_token : std::string());
-    curl_easy_setopt(e, CURLOPT_URL, (ep.url + path).c_str());
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers.get());
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
-                     static_cast<curl_off_t>(body.size()));
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body.data());
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &reply);
-    curl_multi_add_handle(m_multi.get(), e);
+    curl_api().easy_setopt(e, CURLOPT_URL, (ep.url + path).c_str());
+    curl_api().easy_setopt(e, CURLOPT_HTTPHEADER, headers.get());
+    curl_api().easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+                           static_cast<curl_off_t>(body.size()));
+    curl_api().easy_setopt(e, CURLOPT_POSTFIELDS, body.data());
+    curl_api().easy_setopt(e, CURLOPT_WRITEDATA, &reply);
+    curl_api().multi_add_handle(m_multi.get(), e);
     ++m_stats.requests;
     CURLcode rc = CURLE_OK;
     Pump p = pump(m_multi.get(), e, deadline, m_options.interrupt_fd, &rc,
                   [] { return false; });
-    curl_multi_remove_handle(m_multi.get(), e);
+    curl_api().multi_remove_handle(m_multi.get(), e);
     long connects = 0;
-    curl_easy_getinfo(e, CURLINFO_NUM_CONNECTS, &connects);
+    curl_api().easy_getinfo(e, CURLINFO_NUM_CONNECTS, &connects);
     m_stats.connections += static_cast<uint64_t>(connects);
     // The handle keeps pointers to these until the next request.
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, nullptr);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, nullptr);
+    curl_api().easy_setopt(e, CURLOPT_HTTPHEADER, nullptr);
+    curl_api().easy_setopt(e, CURLOPT_POSTFIELDS, nullptr);
     switch (p) {
       case Pump::done:
         break;
@@ -640,7 +679,7 @@ class Client::Impl {
       return failed(curl_failure(rc, m_errbuf, ep.name, connects > 0));
     }
     long status = 0;
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    curl_api().easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
     Json j = Json::parse(reply, nullptr, false);
     if (j.is_discarded() || !j.is_object()) {
       return failed(protocol_failure(ep.name, status, reply));
@@ -772,6 +811,12 @@ Result<StatusResponse> Client::status(Deadline deadline) {
 
 Result<Watch> Client::watch(const WatchRequest& req, Deadline deadline) {
   return m_impl->watch(req, deadline);
+}
+
+void Client::set_interrupt_fd(int fd) { m_impl->set_interrupt_fd(fd); }
+
+void Client::set_attempt_timeout(std::chrono::milliseconds timeout) {
+  m_impl->set_attempt_timeout(timeout);
 }
 
 const std::string& Client::current_endpoint() const {

@@ -16,10 +16,22 @@ namespace godislock::etcd {
 
 // --- Interface ---
 
+// TLS to the members (https://): the peer's chain and host name are
+// checked unless `insecure`. Empty files: OpenSSL's default trust store
+// (SSL_CERT_FILE and SSL_CERT_DIR name others, as for rediss://).
+struct ClientTls {
+  std::string ca_file;
+  std::string ca_dir;
+  std::string cert_file;  // a client certificate (PEM), with key_file
+  std::string key_file;
+  bool insecure = false;
+};
+
 struct ClientOptions {
-  // "http://host:port" (or "host:port"), tried in this order. Only the
-  // http scheme is accepted for now.
+  // "http://host:port", "https://host:port" or "host:port" (http), tried in
+  // this order; all of one scheme.
   std::vector<std::string> endpoints;
+  ClientTls tls;  // for https:// endpoints
   // With a user, every call carries a token from /v3/auth/authenticate;
   // a token the server calls invalid (expired) is renewed once per call.
   std::string user;
@@ -98,6 +110,11 @@ class Client {
   // "created" message), so that every change after the return is reported.
   // A watch the server refuses (permission denied) is an error.
   util::Result<Watch> watch(const WatchRequest& req, util::Deadline deadline);
+
+  // Replaces ClientOptions::interrupt_fd for later calls and watches.
+  void set_interrupt_fd(int fd);
+  // Replaces ClientOptions::attempt_timeout for later calls.
+  void set_attempt_timeout(std::chrono::milliseconds timeout);
 
   // The endpoint the next call tries first.
   const std::string& current_endpoint() const;

@@ -207,6 +207,12 @@ Millis Waiter::sleep_time() const {
     Millis expiry = m_last.holder_ttl + Millis(1);
     return m_request.fair ? std::min(sleep, expiry) : expiry;
   }
+  if (m_last.holders > 0) {
+    // A queue behind a known holder (etcd: keys in create-revision order);
+    // the watch wakes us when the one ahead goes.
+    GODISLOCK_DEBUG("lock held; queued behind it, waiting for our turn");
+    return sleep;
+  }
   if (m_last.head_lapses) {
     // The waiter ahead has no subscriber: it is resubscribing, or dead.
     GODISLOCK_DEBUG(

@@ -311,16 +311,14 @@ use --ttl 1s552ms or more)" \
 
 @test "bad input: unknown URL scheme" {
   usage_error "invalid Redis URL: unknown scheme 'http' (expected redis://, \
-rediss://, redis-sentinel:// or unix://)" run --name bi --url http://127.0.0.1:1 \
-    -- touch "$MARK"
+rediss://, redis-sentinel://, unix://, etcd:// or etcds://)" run --name bi --url http://127.0.0.1:1 -- touch "$MARK"
   usage_error "invalid Redis URL: missing scheme (expected redis://, rediss://, \
-redis-sentinel:// or unix://)" run --name bi --url 127.0.0.1:6379 -- touch "$MARK"
+redis-sentinel://, unix://, etcd:// or etcds://)" run --name bi --url 127.0.0.1:6379 -- touch "$MARK"
 }
 
 @test "bad input: GODISLOCK_URL from the environment is checked too" {
   GODISLOCK_URL=bogus usage_error "invalid Redis URL: missing scheme \
-(expected redis://, rediss://, redis-sentinel:// or unix://)" run --name bi \
-    -- touch "$MARK"
+(expected redis://, rediss://, redis-sentinel://, unix://, etcd:// or etcds://)" run --name bi -- touch "$MARK"
 }
 
 @test "bad input: malformed percent-encoding" {

@@ -201,3 +201,23 @@ B's ended: two holders at once" >&2
 @test "fault: master-kill (kill -9 the master; Sentinel promotes the replica)" {
   fault_scenario master-kill
 }
+
+@test "fault: etcd-leader-kill (3 etcd members, kill -9 the leader)" {
+  fault_scenario etcd-leader-kill
+}
+
+@test "fault: etcd-member-pause (3 etcd members, SIGSTOP one)" {
+  fault_scenario etcd-member-pause
+}
+
+@test "fault: etcd-majority-loss (3 etcd members, 2 killed for 1.5 TTL)" {
+  fault_scenario etcd-majority-loss
+}
+
+@test "fault: etcd-lease-revoke (revoke the holder's lease)" {
+  fault_scenario etcd-lease-revoke
+}
+
+@test "fault: etcd-key-delete (delete the holder's key)" {
+  fault_scenario etcd-key-delete
+}

@@ -345,6 +345,68 @@ TEST(Url, ReasonNeverContainsPassword) {
   }
 }
 
+// ------------------------------------------------------------------ etcd
+
+TEST(Url, EtcdSingleMemberDefaultsToPort2379) {
+  Endpoint ep = parse_ok("etcd://10.0.0.5");
+  EXPECT_EQ(ep.kind, Endpoint::Kind::etcd);
+  ASSERT_EQ(ep.members.size(), 1u);
+  EXPECT_EQ(ep.members[0].host, "10.0.0.5");
+  EXPECT_EQ(ep.members[0].port, 2379);
+  EXPECT_EQ(ep.host, "10.0.0.5");
+  EXPECT_EQ(ep.port, 2379);
+  EXPECT_FALSE(ep.tls.enabled);
+  EXPECT_EQ(parse_ok("etcd://h:2400/").members.at(0).port, 2400);
+}
+
+TEST(Url, EtcdMembersInOrder) {
+  Endpoint ep = parse_ok("etcd://a:1,[::1]:2,c");
+  ASSERT_EQ(ep.members.size(), 3u);
+  EXPECT_EQ(ep.members[0].host, "a");
+  EXPECT_EQ(ep.members[0].port, 1);
+  EXPECT_EQ(ep.members[1].host, "::1");
+  EXPECT_EQ(ep.members[1].port, 2);
+  EXPECT_EQ(ep.members[2].host, "c");
+  EXPECT_EQ(ep.members[2].port, 2379);
+  EXPECT_EQ(ep.redacted(), "etcd://a:1,[::1]:2,c:2379");
+}
+
+TEST(Url, EtcdsTurnsTlsOn) {
+  Endpoint ep = parse_ok("etcds://h:2379");
+  EXPECT_EQ(ep.kind, Endpoint::Kind::etcd);
+  EXPECT_TRUE(ep.tls.enabled);
+  EXPECT_EQ(ep.redacted(), "etcds://h:2379");
+}
+
+TEST(Url, EtcdUserAndPassword) {
+  Endpoint ep = parse_ok("etcd://alice:pw%40x@h:1,h:2");
+  EXPECT_EQ(ep.user, "alice");
+  EXPECT_EQ(ep.password, "pw@x");
+  EXPECT_TRUE(ep.password_in_url);
+  EXPECT_EQ(ep.redacted(), "etcd://alice:***@h:1,h:2");
+  // etcd has no password-only login: a lone userinfo is the user name.
+  Endpoint bare = parse_ok("etcd://bob@h");
+  EXPECT_EQ(bare.user, "bob");
+  EXPECT_EQ(bare.password, "");
+  EXPECT_FALSE(bare.password_in_url);
+  EXPECT_EQ(bare.redacted(), "etcd://bob@h:2379");
+}
+
+TEST(Url, EtcdMalformed) {
+  EXPECT_TRUE(contains(parse_bad("etcd://"), "missing host"));
+  EXPECT_TRUE(contains(parse_bad("etcd://a,,b"), "empty member"));
+  EXPECT_TRUE(contains(parse_bad("etcd://a,"), "empty member"));
+  EXPECT_TRUE(contains(parse_bad("etcd://a:0"), "port '0'"));
+  EXPECT_TRUE(contains(parse_bad("etcd://a:2379,b:x"), "port 'x'"));
+  EXPECT_TRUE(contains(parse_bad("etcd://a/0"), "no path"));
+  EXPECT_TRUE(contains(parse_bad("etcd://a?x=1"), "no path"));
+  EXPECT_TRUE(contains(parse_bad("etcd://::1"), "brackets"));
+  parse_bad("etcd://[::1");
+  parse_bad("etcd://u:%zz@h");
+  std::string why = parse_bad("etcd://u:Zq9SecretPw@a,,b");
+  EXPECT_FALSE(contains(why, "Zq9SecretPw")) << why;
+}
+
 }  // namespace
 
 namespace {
