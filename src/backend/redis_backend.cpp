@@ -41,18 +41,6 @@ std::string redis_wake_channel(const RedisKeys& keys,
 
 namespace {
 
-// A SCAN pattern matching `text` literally.
-std::string glob_escape(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\') {
-      out.push_back('\\');
-    }
-    out.push_back(c);
-  }
-  return out;
-}
-
 // The lock name in one of its keys (PREFIX{NAME} or PREFIX{NAME}:SUFFIX),
 // or nullopt for a key that is not one of ours.
 std::optional<std::string> name_of_key(const std::string& prefix,
@@ -372,7 +360,7 @@ class RedisBackend final : public Backend {
     }
     std::set<std::string> names;
     std::string cursor = "0";
-    std::string pattern = glob_escape(m_settings.prefix) + "{*";
+    std::string pattern = glob_literal(m_settings.prefix) + "{*";
     do {
       auto r = m_conn->command(
           {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"}, deadline);

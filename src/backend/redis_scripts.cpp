@@ -301,10 +301,11 @@ std::vector<std::string> lua_words(std::string_view source,
   return words;
 }
 
-// `prefix` as a Redis glob that matches it literally.
-std::string glob_literal(const std::string& prefix) {
+}  // namespace
+
+std::string glob_literal(const std::string& text) {
   std::string out;
-  for (char c : prefix) {
+  for (char c : text) {
     if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\') {
       out.push_back('\\');
     }
@@ -312,8 +313,6 @@ std::string glob_literal(const std::string& prefix) {
   }
   return out;
 }
-
-}  // namespace
 
 std::optional<std::string> acl_rule(const std::string& prefix, bool read_only,
                                     std::string* why) {

@@ -67,6 +67,10 @@ ScriptCall status_call(const RedisKeys& keys, const char* what);
 // slot}...} | {'foreign', detail, key}.
 util::Result<LockStatus> decode_status(const redis::Reply& r);
 
+// A Redis glob (SCAN's MATCH, an ACL key or channel pattern) that matches
+// `text` literally.
+std::string glob_literal(const std::string& text);
+
 // The least-privilege Redis ACL rule for godislock's keys under `prefix`:
 // the words to give `ACL SETUSER user` (before a password), from
 // "reset on". With `read_only`, only what `status` needs to look. The
