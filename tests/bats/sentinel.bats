@@ -175,3 +175,26 @@ queue_is() { [[ "$(redis-cli -p "$1" llen "godislock:{$2}:queue")" == "$3" ]]; }
   refused 64 "invalid value 'x' for --replicas: a number of replicas from 0 to 1000" \
     run --replicas x -- true
 }
+
+@test "sentinels with a password of their own: --sentinel-password-file, GODISLOCK_SENTINEL_PASSWORD" {
+  stop_sentinel_topology
+  SENTINEL_PASSWORD=sentinel-secret start_sentinel_topology
+  local pwfile=$BATS_TEST_TMPDIR/spw
+  echo sentinel-secret >"$pwfile"
+  run --separate-stderr "$GODISLOCK" run --name auth -- true
+  assert_equal "$status" 69
+  assert_regex "$stderr" "^godislock: error: no sentinel of master 'mymaster' accepted the login: .*NOAUTH"
+  run --separate-stderr "$GODISLOCK" run --sentinel-password-file "$pwfile" \
+    --name auth -- sh -c 'env | grep -c SENTINEL_PASSWORD || true'
+  assert_equal "$status" 0
+  assert_output 0
+  GODISLOCK_SENTINEL_PASSWORD=sentinel-secret run --separate-stderr \
+    "$GODISLOCK" run --name auth -- sh -c 'env | grep -c SENTINEL_PASSWORD || true'
+  assert_equal "$status" 0
+  assert_output 0 # removed from the command's environment
+  GODISLOCK_SENTINEL_PASSWORD=not-the-password run --separate-stderr \
+    "$GODISLOCK" run -v --name auth -- true
+  assert_equal "$status" 69
+  assert_regex "$stderr" "accepted the login: .*WRONGPASS"
+  [[ "$stderr" != *not-the-password* ]] # never printed
+}
