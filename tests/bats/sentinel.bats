@@ -198,3 +198,18 @@ queue_is() { [[ "$(redis-cli -p "$1" llen "godislock:{$2}:queue")" == "$3" ]]; }
   assert_regex "$stderr" "accepted the login: .*WRONGPASS"
   [[ "$stderr" != *not-the-password* ]] # never printed
 }
+
+@test "rediss-sentinel://: TLS to the sentinels and to the master they name" {
+  stop_sentinel_topology
+  tls_certs
+  SENTINEL_TLS=1 start_sentinel_topology
+  local url=rediss-sentinel://127.0.0.1:${SENTINEL_PORTS[0]},127.0.0.1:${SENTINEL_PORTS[1]}/mymaster
+  SSL_CERT_FILE=$TLS_DIR/ca.crt run --separate-stderr "$GODISLOCK" run \
+    --url "$url" --name tls -- echo ran
+  assert_equal "$status" 0
+  assert_output ran
+  # Plaintext to a TLS-only sentinel is refused (69), as for a direct URL.
+  run --separate-stderr "$GODISLOCK" run --connect-timeout 1s \
+    --url "redis-sentinel://127.0.0.1:${SENTINEL_PORTS[0]}/mymaster" -- true
+  assert_equal "$status" 69
+}

@@ -6,7 +6,8 @@
 #   load sentinel_helpers
 #
 # start_sentinel_topology [NAME] (with SENTINEL_PASSWORD set, the sentinels
-# require it: requirepass, and sentinel-pass among themselves) sets:
+# require it: requirepass, and sentinel-pass among themselves; with
+# SENTINEL_TLS set, every port speaks TLS only: call tls_certs first) sets:
 #   SENTINEL_MASTER_NAME   the monitored name (default "mymaster")
 #   MASTER_PORT MASTER_PID REPLICA_PORT REPLICA_PID
 #   SENTINEL_PORTS (array) SENTINEL_PIDS (array)
@@ -16,15 +17,36 @@
 # 1000 ms without an answer and give a failover 5000 ms (the settings the
 # Redis docs' test setups use, made short).
 
+# _rcli PORT ARGS...: redis-cli to the server on PORT (over TLS, trusting
+# the test CA, in a SENTINEL_TLS topology).
+_rcli() {
+  local port=$1
+  shift
+  if [[ -n "${SENTINEL_TLS:-}" ]]; then
+    redis-cli --tls --cacert "$TLS_DIR/ca.crt" -p "$port" "$@"
+  else
+    redis-cli -p "$port" "$@"
+  fi
+}
+
 # _launch_redis DIR NAME PORT [ARGS...]: starts one daemonized redis-server
-# (or sentinel, with its config file first among ARGS) without waiting.
+# (or sentinel, with its config file first among ARGS) without waiting. In
+# a SENTINEL_TLS topology, PORT speaks TLS only (tls_certs' server
+# certificate, for 127.0.0.1), and so do replication and the sentinels'
+# own connections (tls-replication).
 _launch_redis() {
   local dir=$1 name=$2 port=$3
   shift 3
+  local tls=()
+  if [[ -n "${SENTINEL_TLS:-}" ]]; then
+    tls=(--port 0 --tls-port "$port" --tls-cert-file "$TLS_DIR/server.crt"
+      --tls-key-file "$TLS_DIR/server.key" --tls-ca-cert-file "$TLS_DIR/ca.crt"
+      --tls-auth-clients no --tls-replication yes)
+  fi
   rm -f "$dir/$name.pid"
   redis-server "$@" --port "$port" --bind 127.0.0.1 --dir "$dir" \
     --daemonize yes --pidfile "$dir/$name.pid" --logfile "$dir/$name.log" \
-    >/dev/null 2>&1
+    "${tls[@]}" >/dev/null 2>&1
 }
 
 # _await_redis DIR NAME PORT: prints the PID of the server _launch_redis
@@ -33,7 +55,7 @@ _await_redis() {
   local dir=$1 name=$2 port=$3 i reply
   for i in $(seq 1 250); do
     # A sentinel with a password answers NOAUTH: it is up.
-    reply=$(redis-cli -p "$port" ping 2>/dev/null) || true
+    reply=$(_rcli "$port" ping 2>/dev/null) || true
     if [[ -s "$dir/$name.pid" ]] && [[ "$reply" == PONG || "$reply" == *NOAUTH* ]]; then
       cat "$dir/$name.pid"
       return 0
@@ -56,9 +78,9 @@ scli() {
   local port=$1
   shift
   if [[ -n "${SENTINEL_PASSWORD:-}" ]]; then
-    REDISCLI_AUTH=$SENTINEL_PASSWORD redis-cli -p "$port" "$@"
+    REDISCLI_AUTH=$SENTINEL_PASSWORD _rcli "$port" "$@"
   else
-    redis-cli -p "$port" "$@"
+    _rcli "$port" "$@"
   fi
 }
 
@@ -87,7 +109,7 @@ sentinel_master_port() {
 
 # True when the replica's link to the master is up.
 replica_in_sync() {
-  redis-cli -p "$REPLICA_PORT" info replication 2>/dev/null |
+  _rcli "$REPLICA_PORT" info replication 2>/dev/null |
     grep -q '^master_link_status:up'
 }
 
