@@ -77,7 +77,7 @@ queue_is() { [[ "$(redis-cli -p "$1" llen "godislock:{$2}:queue")" == "$3" ]]; }
   "$GODISLOCK" run -v --name fo -- sh -c 'echo waiter >>"$1"' sh "$out" \
     2>"$BATS_TEST_TMPDIR/waiter.err" 3>&- &
   local waiter=$!
-  wait_for 10 queue_is "$MASTER_PORT" fo 1
+  wait_for 10 queue_is "$REPLICA_PORT" fo 1 # the queue reached the replica
   failover_to_replica
   local rc=0
   wait "$holder" || rc=$?
