@@ -130,7 +130,7 @@ queue_is() { [[ "$(redis-cli -p "$1" llen "godislock:{$2}:queue")" == "$3" ]]; }
 }
 
 @test "--replicas 1 on a plain master: the replica stopped under a holder stops the command (exit 79)" {
-  GODISLOCK_URL=redis://127.0.0.1:$MASTER_PORT "$GODISLOCK" run --replicas 1 \
+  GODISLOCK_URL=redis://127.0.0.1:$MASTER_PORT "$GODISLOCK" run -v --replicas 1 \
     --replica-timeout 100ms --ttl 2s --name rep2 -- sleep 30 \
     2>"$BATS_TEST_TMPDIR/err" 3>&- &
   local holder=$!
@@ -140,7 +140,8 @@ queue_is() { [[ "$(redis-cli -p "$1" llen "godislock:{$2}:queue")" == "$3" ]]; }
   wait "$holder" || rc=$?
   kill -CONT "$REPLICA_PID"
   assert_equal "$rc" 79
-  grep -q "only 0 of 1 replica acknowledged the refresh within 100 ms" \
+  grep -q "lost while the command ran" "$BATS_TEST_TMPDIR/err"
+  grep -q "refresh failed: only 0 of 1 replica acknowledged the refresh within 100 ms" \
     "$BATS_TEST_TMPDIR/err"
 }
 
