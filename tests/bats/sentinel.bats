@@ -30,6 +30,12 @@ refused() {
 # has_key PORT KEY: the server on PORT has KEY.
 has_key() { [[ "$(redis-cli -p "$1" exists "$2")" == 1 ]]; }
 
+# waiters_subscribed PORT NAME N: N queued waiters of lock NAME listen on
+# the server on PORT.
+waiters_subscribed() {
+  [[ "$(redis-cli -p "$1" pubsub channels "godislock:{$2}:wake:*" | grep -c .)" == "$3" ]]
+}
+
 # queue_is PORT NAME N: lock NAME has N queued waiters on the server on PORT.
 queue_is() { [[ "$(redis-cli -p "$1" llen "godislock:{$2}:queue")" == "$3" ]]; }
 
@@ -89,6 +95,37 @@ queue_is() { [[ "$(redis-cli -p "$1" llen "godislock:{$2}:queue")" == "$3" ]]; }
   grep -q "survived the failover" "$BATS_TEST_TMPDIR/holder.err"
   # Both ended on the new master: nothing of the lock is left there.
   assert_equal "$(rcli exists 'godislock:{fo}')" 0
+}
+
+@test "waiters queued before a failover keep their order on the new master" {
+  local out=$BATS_TEST_TMPDIR/order go=$BATS_TEST_TMPDIR/go
+  "$GODISLOCK" run --name fifo -- sh -c 'while [ ! -e "$1" ]; do sleep 0.05; done' \
+    sh "$go" 3>&- &
+  local holder=$!
+  wait_for 10 has_key "$MASTER_PORT" 'godislock:{fifo}'
+  local w pids=()
+  for w in 1 2 3; do
+    "$GODISLOCK" run --name fifo -- sh -c 'echo "$1" >>"$2"' sh "w$w" "$out" \
+      3>&- &
+    pids+=($!)
+    wait_for 10 queue_is "$MASTER_PORT" fifo "$w"
+  done
+  wait_for 10 queue_is "$REPLICA_PORT" fifo 3
+  failover_to_replica
+  # Every waiter has moved its subscription to the new master before the
+  # holder lets go (a waiter without a subscriber there would lose its
+  # place after a grace).
+  wait_for 20 waiters_subscribed "$MASTER_PORT" fifo 3
+  touch "$go"
+  local rc=0
+  wait "$holder" || rc=$?
+  assert_equal "$rc" 0
+  for w in "${pids[@]}"; do
+    rc=0
+    wait "$w" || rc=$?
+    assert_equal "$rc" 0
+  done
+  assert_equal "$(cat "$out")" "$(printf 'w1\nw2\nw3')"
 }
 
 @test "a failover that loses the holder's key: the command is stopped, exit 79 naming the failover" {
