@@ -65,8 +65,11 @@ util::Result<bool> release_lock(backend::Backend& b, const std::string& token,
   // A second try only after an I/O error: the connection may have died
   // while idle (server restarted) and the backend reconnects. After a
   // timeout, another try would only double the wait on a hung server.
+  // Likewise after a failover noticed at this call (READONLY through
+  // Sentinel): the backend finds the new master for the second try.
   auto r = b.release(token, Deadline::after(timeout));
-  if (!r && r.error().kind == ErrorKind::io) {
+  if (!r && (r.error().kind == ErrorKind::io ||
+             (r.error().kind == ErrorKind::busy && b.can_fail_over()))) {
     GODISLOCK_DEBUG("release failed: {}; once more", r.error().message);
     r = b.release(token, Deadline::after(timeout));
   }

@@ -604,9 +604,12 @@ class RedisBackend final : public Backend {
       // The master became a replica (a failover we had not heard of): a
       // failover signal. Found again on the next call, which the waiter
       // makes at once (busy is transient).
-      m_sentinel->distrust(m_conn_master,
-                           fmt::format("{} answered {}", m_conn_master,
-                                       r->str.substr(0, r->str.find(' '))));
+      m_sentinel->distrust(
+          m_conn_master,
+          fmt::format("{} answered {}", m_conn_master,
+                      r->str.find("READONLY") != std::string::npos
+                          ? "READONLY"
+                          : "MASTERDOWN"));
       m_conn.reset();
       return Error{ErrorKind::busy,
                    fmt::format("{} script: {}", script.name, r->str)};

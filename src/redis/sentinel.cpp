@@ -190,6 +190,7 @@ Result<SentinelGroup::Named> SentinelGroup::ask_sentinels(int interrupt_fd,
   std::vector<std::string> failures;
   bool unknown = false;
   bool named = false;
+  size_t refused = 0;  // logins refused
   for (size_t i = 0; i < order.size(); ++i) {
     const Sentinel& s = order[i];
     std::string who = "sentinel " + host_port(s.endpoint.host, s.endpoint.port);
@@ -200,6 +201,8 @@ Result<SentinelGroup::Named> SentinelGroup::ask_sentinels(int interrupt_fd,
       if (r.error().kind == ErrorKind::interrupted) {
         return r.error();
       }
+      refused += r.error().kind == ErrorKind::auth ||
+                 r.error().message.find("NOAUTH") != std::string::npos;
       failures.push_back(r.error().message);
       continue;
     }
@@ -232,6 +235,13 @@ Result<SentinelGroup::Named> SentinelGroup::ask_sentinels(int interrupt_fd,
     return Error{ErrorKind::config,
                  fmt::format("no sentinel knows master '{}' ({})", m_master,
                              join(failures))};
+  }
+  if (refused == order.size()) {
+    // No retry can help: see --sentinel-user, --sentinel-password-file.
+    return Error{ErrorKind::auth,
+                 fmt::format("no sentinel of master '{}' accepted the login: "
+                             "{}",
+                             m_master, join(failures))};
   }
   if (!named) {
     return Error{ErrorKind::io,

@@ -14,6 +14,13 @@
 
 namespace godislock::refresher {
 
+namespace {
+
+// How long after the command's start the failover watch may begin.
+constexpr lock::Millis k_failover_watch_delay{50};
+
+}  // namespace
+
 using lock::Millis;
 using util::Clock;
 using util::Deadline;
@@ -66,9 +73,13 @@ void Refresher::start_listener() {
 }
 
 Clock::time_point Refresher::start_by() const {
-  // A server that can fail over is watched from the command's start.
+  // A server that can fail over is watched from (nearly) the command's
+  // start. Not at once, so that a short command does not pay for two
+  // threads and a connection; nothing is missed meanwhile: the watch
+  // begins by comparing the sentinel's master with the one in use.
   if (m_backend->can_fail_over()) {
-    return m_lease.last_start();
+    return m_lease.last_start() +
+           std::min(m_timing.refresh_interval / 2, k_failover_watch_delay);
   }
   return m_lease.last_start() + m_timing.refresh_interval / 2;
 }

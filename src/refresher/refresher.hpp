@@ -23,8 +23,8 @@ namespace godislock::refresher {
 // `lease` must outlive the refresher.
 //
 // When the backend's server can fail over (Redis Sentinel), a second thread
-// listens for failovers from the command's start, on a connection of its
-// own, and has the lease verified at once on the new master: a refresh
+// listens for failovers from (nearly) the command's start, on a connection of
+// its own, and has the lease verified at once on the new master: a refresh
 // there that finds the token gone is a loss, reported naming the failover.
 class Refresher {
  public:

@@ -30,6 +30,12 @@ refused() {
 # has_key PORT KEY: the server on PORT has KEY.
 has_key() { [[ "$(redis-cli -p "$1" exists "$2")" == 1 ]]; }
 
+# waiters_subscribed PORT NAME N: N queued waiters of lock NAME listen on
+# the server on PORT.
+waiters_subscribed() {
+  [[ "$(redis-cli -p "$1" pubsub channels "godislock:{$2}:wake:*" | grep -c .)" == "$3" ]]
+}
+
 # queue_is PORT NAME N: lock NAME has N queued waiters on the server on PORT.
 queue_is() { [[ "$(redis-cli -p "$1" llen "godislock:{$2}:queue")" == "$3" ]]; }
 
@@ -77,7 +83,7 @@ queue_is() { [[ "$(redis-cli -p "$1" llen "godislock:{$2}:queue")" == "$3" ]]; }
   "$GODISLOCK" run -v --name fo -- sh -c 'echo waiter >>"$1"' sh "$out" \
     2>"$BATS_TEST_TMPDIR/waiter.err" 3>&- &
   local waiter=$!
-  wait_for 10 queue_is "$MASTER_PORT" fo 1
+  wait_for 10 queue_is "$REPLICA_PORT" fo 1 # the queue reached the replica
   failover_to_replica
   local rc=0
   wait "$holder" || rc=$?
@@ -89,6 +95,37 @@ queue_is() { [[ "$(redis-cli -p "$1" llen "godislock:{$2}:queue")" == "$3" ]]; }
   grep -q "survived the failover" "$BATS_TEST_TMPDIR/holder.err"
   # Both ended on the new master: nothing of the lock is left there.
   assert_equal "$(rcli exists 'godislock:{fo}')" 0
+}
+
+@test "waiters queued before a failover keep their order on the new master" {
+  local out=$BATS_TEST_TMPDIR/order go=$BATS_TEST_TMPDIR/go
+  "$GODISLOCK" run --name fifo -- sh -c 'while [ ! -e "$1" ]; do sleep 0.05; done' \
+    sh "$go" 3>&- &
+  local holder=$!
+  wait_for 10 has_key "$MASTER_PORT" 'godislock:{fifo}'
+  local w pids=()
+  for w in 1 2 3; do
+    "$GODISLOCK" run --name fifo -- sh -c 'echo "$1" >>"$2"' sh "w$w" "$out" \
+      3>&- &
+    pids+=($!)
+    wait_for 10 queue_is "$MASTER_PORT" fifo "$w"
+  done
+  wait_for 10 queue_is "$REPLICA_PORT" fifo 3
+  failover_to_replica
+  # Every waiter has moved its subscription to the new master before the
+  # holder lets go (a waiter without a subscriber there would lose its
+  # place after a grace).
+  wait_for 20 waiters_subscribed "$MASTER_PORT" fifo 3
+  touch "$go"
+  local rc=0
+  wait "$holder" || rc=$?
+  assert_equal "$rc" 0
+  for w in "${pids[@]}"; do
+    rc=0
+    wait "$w" || rc=$?
+    assert_equal "$rc" 0
+  done
+  assert_equal "$(cat "$out")" "$(printf 'w1\nw2\nw3')"
 }
 
 @test "a failover that loses the holder's key: the command is stopped, exit 79 naming the failover" {
@@ -130,7 +167,7 @@ queue_is() { [[ "$(redis-cli -p "$1" llen "godislock:{$2}:queue")" == "$3" ]]; }
 }
 
 @test "--replicas 1 on a plain master: the replica stopped under a holder stops the command (exit 79)" {
-  GODISLOCK_URL=redis://127.0.0.1:$MASTER_PORT "$GODISLOCK" run --replicas 1 \
+  GODISLOCK_URL=redis://127.0.0.1:$MASTER_PORT "$GODISLOCK" run -v --replicas 1 \
     --replica-timeout 100ms --ttl 2s --name rep2 -- sleep 30 \
     2>"$BATS_TEST_TMPDIR/err" 3>&- &
   local holder=$!
@@ -140,7 +177,8 @@ queue_is() { [[ "$(redis-cli -p "$1" llen "godislock:{$2}:queue")" == "$3" ]]; }
   wait "$holder" || rc=$?
   kill -CONT "$REPLICA_PID"
   assert_equal "$rc" 79
-  grep -q "only 0 of 1 replica acknowledged the refresh within 100 ms" \
+  grep -q "lost while the command ran" "$BATS_TEST_TMPDIR/err"
+  grep -q "refresh failed: only 0 of 1 replica acknowledged the refresh within 100 ms" \
     "$BATS_TEST_TMPDIR/err"
 }
 
@@ -174,4 +212,42 @@ queue_is() { [[ "$(redis-cli -p "$1" llen "godislock:{$2}:queue")" == "$3" ]]; }
     run --replica-timeout 1s -- true
   refused 64 "invalid value 'x' for --replicas: a number of replicas from 0 to 1000" \
     run --replicas x -- true
+}
+
+@test "sentinels with a password of their own: --sentinel-password-file, GODISLOCK_SENTINEL_PASSWORD" {
+  stop_sentinel_topology
+  SENTINEL_PASSWORD=sentinel-secret start_sentinel_topology
+  local pwfile=$BATS_TEST_TMPDIR/spw
+  echo sentinel-secret >"$pwfile"
+  run --separate-stderr "$GODISLOCK" run --name auth -- true
+  assert_equal "$status" 69
+  assert_regex "$stderr" "^godislock: error: no sentinel of master 'mymaster' accepted the login: .*NOAUTH"
+  run --separate-stderr "$GODISLOCK" run --sentinel-password-file "$pwfile" \
+    --name auth -- sh -c 'env | grep -c SENTINEL_PASSWORD || true'
+  assert_equal "$status" 0
+  assert_output 0
+  GODISLOCK_SENTINEL_PASSWORD=sentinel-secret run --separate-stderr \
+    "$GODISLOCK" run --name auth -- sh -c 'env | grep -c SENTINEL_PASSWORD || true'
+  assert_equal "$status" 0
+  assert_output 0 # removed from the command's environment
+  GODISLOCK_SENTINEL_PASSWORD=not-the-password run --separate-stderr \
+    "$GODISLOCK" run -v --name auth -- true
+  assert_equal "$status" 69
+  assert_regex "$stderr" "accepted the login: .*WRONGPASS"
+  [[ "$stderr" != *not-the-password* ]] # never printed
+}
+
+@test "rediss-sentinel://: TLS to the sentinels and to the master they name" {
+  stop_sentinel_topology
+  tls_certs
+  SENTINEL_TLS=1 start_sentinel_topology
+  local url=rediss-sentinel://127.0.0.1:${SENTINEL_PORTS[0]},127.0.0.1:${SENTINEL_PORTS[1]}/mymaster
+  SSL_CERT_FILE=$TLS_DIR/ca.crt run --separate-stderr "$GODISLOCK" run \
+    --url "$url" --name tls -- echo ran
+  assert_equal "$status" 0
+  assert_output ran
+  # Plaintext to a TLS-only sentinel is refused (69), as for a direct URL.
+  run --separate-stderr "$GODISLOCK" run --connect-timeout 1s \
+    --url "redis-sentinel://127.0.0.1:${SENTINEL_PORTS[0]}/mymaster" -- true
+  assert_equal "$status" 69
 }

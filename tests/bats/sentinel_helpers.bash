@@ -5,7 +5,9 @@
 #   load helpers
 #   load sentinel_helpers
 #
-# start_sentinel_topology [NAME] sets:
+# start_sentinel_topology [NAME] (with SENTINEL_PASSWORD set, the sentinels
+# require it: requirepass, and sentinel-pass among themselves; with
+# SENTINEL_TLS set, every port speaks TLS only: call tls_certs first) sets:
 #   SENTINEL_MASTER_NAME   the monitored name (default "mymaster")
 #   MASTER_PORT MASTER_PID REPLICA_PORT REPLICA_PID
 #   SENTINEL_PORTS (array) SENTINEL_PIDS (array)
@@ -15,24 +17,46 @@
 # 1000 ms without an answer and give a failover 5000 ms (the settings the
 # Redis docs' test setups use, made short).
 
+# _rcli PORT ARGS...: redis-cli to the server on PORT (over TLS, trusting
+# the test CA, in a SENTINEL_TLS topology).
+_rcli() {
+  local port=$1
+  shift
+  if [[ -n "${SENTINEL_TLS:-}" ]]; then
+    redis-cli --tls --cacert "$TLS_DIR/ca.crt" -p "$port" "$@"
+  else
+    redis-cli -p "$port" "$@"
+  fi
+}
+
 # _launch_redis DIR NAME PORT [ARGS...]: starts one daemonized redis-server
-# (or sentinel, with its config file first among ARGS) without waiting.
+# (or sentinel, with its config file first among ARGS) without waiting. In
+# a SENTINEL_TLS topology, PORT speaks TLS only (tls_certs' server
+# certificate, for 127.0.0.1), and so do replication and the sentinels'
+# own connections (tls-replication).
 _launch_redis() {
   local dir=$1 name=$2 port=$3
   shift 3
+  local tls=()
+  if [[ -n "${SENTINEL_TLS:-}" ]]; then
+    tls=(--port 0 --tls-port "$port" --tls-cert-file "$TLS_DIR/server.crt"
+      --tls-key-file "$TLS_DIR/server.key" --tls-ca-cert-file "$TLS_DIR/ca.crt"
+      --tls-auth-clients no --tls-replication yes)
+  fi
   rm -f "$dir/$name.pid"
   redis-server "$@" --port "$port" --bind 127.0.0.1 --dir "$dir" \
     --daemonize yes --pidfile "$dir/$name.pid" --logfile "$dir/$name.log" \
-    >/dev/null 2>&1
+    "${tls[@]}" >/dev/null 2>&1
 }
 
 # _await_redis DIR NAME PORT: prints the PID of the server _launch_redis
 # started once it answers PING; fails (killing it) if it does not.
 _await_redis() {
-  local dir=$1 name=$2 port=$3 i
+  local dir=$1 name=$2 port=$3 i reply
   for i in $(seq 1 250); do
-    if [[ -s "$dir/$name.pid" ]] &&
-      [[ "$(redis-cli -p "$port" ping 2>/dev/null)" == PONG ]]; then
+    # A sentinel with a password answers NOAUTH: it is up.
+    reply=$(_rcli "$port" ping 2>/dev/null) || true
+    if [[ -s "$dir/$name.pid" ]] && [[ "$reply" == PONG || "$reply" == *NOAUTH* ]]; then
       cat "$dir/$name.pid"
       return 0
     fi
@@ -48,9 +72,21 @@ _await_redis() {
   return 1
 }
 
+# scli PORT ARGS...: redis-cli to the sentinel on PORT (with its password
+# when the topology has one).
+scli() {
+  local port=$1
+  shift
+  if [[ -n "${SENTINEL_PASSWORD:-}" ]]; then
+    REDISCLI_AUTH=$SENTINEL_PASSWORD _rcli "$port" "$@"
+  else
+    _rcli "$port" "$@"
+  fi
+}
+
 # sentinel_field PORT FIELD: a field of SENTINEL MASTER as sentinel PORT sees it.
 sentinel_field() {
-  redis-cli -p "$1" sentinel master "$SENTINEL_MASTER_NAME" 2>/dev/null |
+  scli "$1" sentinel master "$SENTINEL_MASTER_NAME" 2>/dev/null |
     awk -v f="$2" 'NR % 2 == 1 { k = $0 } NR % 2 == 0 && k == f { print; exit }'
 }
 
@@ -67,13 +103,13 @@ sentinels_agree() {
 
 # The port sentinel PORT names as the master now.
 sentinel_master_port() {
-  redis-cli -p "$1" sentinel get-master-addr-by-name "$SENTINEL_MASTER_NAME" \
+  scli "$1" sentinel get-master-addr-by-name "$SENTINEL_MASTER_NAME" \
     2>/dev/null | sed -n 2p
 }
 
 # True when the replica's link to the master is up.
 replica_in_sync() {
-  redis-cli -p "$REPLICA_PORT" info replication 2>/dev/null |
+  _rcli "$REPLICA_PORT" info replication 2>/dev/null |
     grep -q '^master_link_status:up'
 }
 
@@ -121,6 +157,12 @@ start_sentinel_topology() {
         fi
       done
     } >"$conf"
+    if [[ -n "${SENTINEL_PASSWORD:-}" ]]; then
+      {
+        echo "requirepass $SENTINEL_PASSWORD"
+        echo "sentinel sentinel-pass $SENTINEL_PASSWORD"
+      } >>"$conf"
+    fi
     _launch_redis "$SENTINEL_DIR" "sentinel$s" "$port" "$conf" --sentinel
   done
   for s in 1 2 3; do
@@ -157,7 +199,7 @@ stop_sentinel_topology() {
 # master rejoins as a replica after a while) and points rcli at the new
 # master.
 failover_to_replica() {
-  redis-cli -p "${SENTINEL_PORTS[0]}" sentinel failover "$SENTINEL_MASTER_NAME" \
+  scli "${SENTINEL_PORTS[0]}" sentinel failover "$SENTINEL_MASTER_NAME" \
     >/dev/null || return 1
   wait_for_master "$REPLICA_PORT" || return 1
   _swap_roles

@@ -13,11 +13,13 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 
 namespace godislock::redis {
 namespace {
 
 using namespace std::chrono_literals;
+using test::RedisServer;
 using test::SentinelTopology;
 using util::Deadline;
 using util::ErrorKind;
@@ -100,6 +102,12 @@ TEST(Sentinel, BackendFollowsTheMasterAfterAFailover) {
   auto fw = b.value()->watch_failover(-1, Deadline::after(5s));
   ASSERT_TRUE(fw) << fw.error().message;
   ASSERT_TRUE(fw.value());
+  // SENTINEL FAILOVER does not wait for the replica to catch up.
+  auto until = util::Clock::now() + 10s;
+  while (topo.replica().cli({"GET", "t:{job}"}) != k_token &&
+         util::Clock::now() < until) {
+    std::this_thread::sleep_for(10ms);
+  }
   ASSERT_TRUE(topo.failover());
   auto said = fw.value()->wait(Deadline::after(20s));
   ASSERT_TRUE(said) << said.error().message;
@@ -112,6 +120,39 @@ TEST(Sentinel, BackendFollowsTheMasterAfterAFailover) {
   ASSERT_TRUE(released) << released.error().message;
   EXPECT_TRUE(*released);
   EXPECT_EQ(topo.master().cli({"EXISTS", "t:{job}"}), "(integer) 0");
+}
+
+TEST(Sentinel, ReadonlyFromADemotedMasterMeansFindItAgain) {
+  SentinelTopology topo;
+  GODISLOCK_REQUIRE_SERVER(topo);
+  auto b = backend::open(settings_for(topo.endpoint()), Deadline::after(5s));
+  ASSERT_TRUE(b) << b.error().message;
+  RedisServer& old_master = topo.master();
+  ASSERT_TRUE(topo.failover());
+  // No failover watch here: the backend's connection still leads to the
+  // old master, which the sentinels turn into a replica.
+  auto until = util::Clock::now() + 30s;
+  while (old_master.cli({"ROLE"}).rfind("slave", 0) != 0 &&
+         util::Clock::now() < until) {
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_EQ(old_master.cli({"ROLE"}).rfind("slave", 0), 0u);
+  // Redis either answers the script with READONLY or closes the
+  // connection as it turns into a replica: either way the call fails
+  // with an error the waiter retries at once, and the next call finds the
+  // new master.
+  auto a = b.value()->acquire(k_token, 30s, backend::Backend::Mode::race,
+                              Deadline::after(5s));
+  ASSERT_FALSE(a);
+  EXPECT_TRUE(a.error().kind == ErrorKind::busy ||
+              a.error().kind == ErrorKind::io)
+      << a.error().message;
+  a = b.value()->acquire(k_token, 30s, backend::Backend::Mode::race,
+                         Deadline::after(5s));
+  ASSERT_TRUE(a) << a.error().message;
+  EXPECT_EQ(a->state, backend::Outcome::acquired);
+  EXPECT_EQ(topo.master().cli({"GET", "t:{job}"}), k_token);
+  EXPECT_FALSE(b.value()->last_failover().empty());
 }
 
 TEST(Sentinel, ReplicasShortfallGivesTheLockBackAndFailsTheRefresh) {

@@ -606,3 +606,92 @@ TEST_F(CliTest, FastPathAgreesWithCli11) {
   }
   EXPECT_GT(runs, 40);  // most lines are runs in some environment
 }
+
+namespace {
+
+// --replicas, --replica-timeout, --sentinel-user, --sentinel-password-file
+// and their environment variables, which CliTest does not clear.
+class CliSentinelTest : public CliTest {
+ protected:
+  void SetUp() override {
+    CliTest::SetUp();
+    for (const char* var : k_own) {
+      ::unsetenv(var);
+    }
+  }
+  void TearDown() override {
+    for (const char* var : k_own) {
+      ::unsetenv(var);
+    }
+    CliTest::TearDown();
+  }
+  static constexpr const char* k_own[] = {
+      "GODISLOCK_REPLICAS", "GODISLOCK_REPLICA_TIMEOUT",
+      "GODISLOCK_SENTINEL_USER", "GODISLOCK_SENTINEL_PASSWORD_FILE"};
+};
+
+// The new options as text, from either parser.
+std::string sentinel_outcome(const Words& words,
+                             godislock::cli::Parser parser) {
+  try {
+    const auto o = parse_words(words, parser).run;
+    return "replicas=" + std::to_string(o.replicas) +
+           " rt=" + std::to_string(o.replica_timeout.count()) +
+           " suser=" + o.sentinel_user.value_or("-") +
+           " spw=" + o.sentinel_password_file.value_or("-");
+  } catch (const UsageError& e) {
+    return "usage error: " + e.message;
+  }
+}
+
+TEST_F(CliSentinelTest, ReplicasAndSentinelLogin) {
+  const Words url = {"--url", "redis-sentinel://h:1/m"};
+  Words w = {"run",   "--replicas",      "2",   "--replica-timeout",
+             "250ms", "--sentinel-user", "mon", "--sentinel-password-file",
+             "/pw"};
+  w.insert(w.end(), url.begin(), url.end());
+  w.insert(w.end(), {"--", "true"});
+  EXPECT_EQ(sentinel_outcome(w, godislock::cli::Parser::fast_when_plain),
+            "replicas=2 rt=250 suser=mon spw=/pw");
+  EXPECT_EQ(sentinel_outcome(w, godislock::cli::Parser::cli11_only),
+            "replicas=2 rt=250 suser=mon spw=/pw");
+  const auto d = parse_words({"run", "--", "true"}).run;
+  EXPECT_EQ(d.replicas, 0u);
+  EXPECT_EQ(d.replica_timeout, Millis(1000));
+  EXPECT_FALSE(d.sentinel_user);
+}
+
+TEST_F(CliSentinelTest, EnvironmentAndItsScope) {
+  ::setenv("GODISLOCK_REPLICAS", "1", 1);
+  ::setenv("GODISLOCK_REPLICA_TIMEOUT", "2s", 1);
+  ::setenv("GODISLOCK_SENTINEL_USER", "mon", 1);
+  ::setenv("GODISLOCK_SENTINEL_PASSWORD_FILE", "/pw", 1);
+  const auto direct = parse_words({"run", "--", "true"}).run;
+  EXPECT_EQ(direct.replicas, 1u);
+  EXPECT_EQ(direct.replica_timeout, Millis(2000));
+  // The sentinels' login is read only for a redis-sentinel:// URL.
+  EXPECT_FALSE(direct.sentinel_user);
+  EXPECT_FALSE(direct.sentinel_password_file);
+  ::setenv("GODISLOCK_URL", "redis-sentinel://h:1/m", 1);
+  const auto via = parse_words({"status"}).status;
+  EXPECT_EQ(via.sentinel_user, "mon");
+  EXPECT_EQ(via.sentinel_password_file, "/pw");
+}
+
+TEST_F(CliSentinelTest, Errors) {
+  EXPECT_TRUE(contains(usage_error({"run", "--replicas", "-1", "--", "true"}),
+                       "invalid value '-1' for --replicas"));
+  EXPECT_TRUE(contains(usage_error({"run", "--replicas", "1001", "--", "true"}),
+                       "a number of replicas from 0 to 1000"));
+  EXPECT_TRUE(
+      contains(usage_error({"run", "--replica-timeout", "1s", "--", "true"}),
+               "--replica-timeout needs --replicas N"));
+  EXPECT_TRUE(contains(usage_error({"run", "--replicas", "1",
+                                    "--replica-timeout", "0", "--", "true"}),
+                       "--replica-timeout must be greater than 0"));
+  ::setenv("GODISLOCK_REPLICAS", "x", 1);
+  EXPECT_TRUE(contains(usage_error({"run", "--", "true"}),
+                       "invalid value 'x' for GODISLOCK_REPLICAS"));
+}
+
+}  // namespace
