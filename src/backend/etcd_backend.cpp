@@ -334,6 +334,10 @@ class EtcdBackend final : public Backend {
   std::string describe() const override {
     return m_settings.endpoint.redacted();
   }
+  // What open_etcd() saw of the lock (its oldest key), for the first try.
+  void keep_opening_look(RangeResponse look) {
+    m_opening_look = std::move(look);
+  }
 
  private:
   Result<std::optional<Attempt>> look_first(Deadline deadline);
@@ -345,6 +349,8 @@ class EtcdBackend final : public Backend {
   Result<LockStatus> status_of(const std::vector<KeyValue>& kvs,
                                Deadline deadline);
 
+  // The opening look of open_etcd(), until a first try uses it.
+  std::optional<RangeResponse> m_opening_look;
   Settings m_settings;
   etcd::ClientOptions m_options;
   etcd::Client m_client;
@@ -355,10 +361,16 @@ class EtcdBackend final : public Backend {
 // A try that will not queue first looks whether anyone holds or waits: a
 // held lock then costs one read, and no lease.
 Result<std::optional<Attempt>> EtcdBackend::look_first(Deadline deadline) {
-  RangeRequest r = oldest(m_prefix);
-  auto got = m_client.range(r, deadline);
+  // The look open_etcd() made serves the first try: it was made just
+  // before, and a lock seen held then was held while we tried.
+  std::optional<RangeResponse> got = std::move(m_opening_look);
+  m_opening_look.reset();
   if (!got) {
-    return got.error();
+    auto r = m_client.range(oldest(m_prefix), deadline);
+    if (!r) {
+      return r.error();
+    }
+    got = std::move(*r);
   }
   if (got->kvs.empty()) {
     return std::optional<Attempt>();
@@ -820,18 +832,19 @@ Result<std::unique_ptr<Backend>> open_etcd(const Settings& settings,
   if (!client) {
     return client.error();
   }
-  // One read of the lock's keys, as Redis's backend connects at once: an
-  // unreachable cluster, a server that is not etcd, bad credentials or a
-  // user without access to the prefix end the run here, before any wait.
-  RangeRequest probe =
-      whole_prefix(etcd_lock_prefix(settings.prefix, settings.name));
-  probe.count_only = true;
-  auto seen = client->range(probe, deadline);
+  // One read of the lock's oldest key, as Redis's backend connects at
+  // once: an unreachable cluster, a server that is not etcd, bad
+  // credentials or a user without access to the prefix end the run here,
+  // before any wait. The first try of `run` uses what it saw.
+  auto seen = client->range(
+      oldest(etcd_lock_prefix(settings.prefix, settings.name)), deadline);
   if (!seen) {
     return seen.error();
   }
-  return std::unique_ptr<Backend>(std::make_unique<EtcdBackend>(
-      settings, options, std::move(*client), std::make_shared<Shared>()));
+  auto b = std::make_unique<EtcdBackend>(settings, options, std::move(*client),
+                                         std::make_shared<Shared>());
+  b->keep_opening_look(std::move(*seen));
+  return std::unique_ptr<Backend>(std::move(b));
 }
 
 }  // namespace godislock::backend

@@ -406,14 +406,18 @@ TEST_F(EtcdClientTest, FailsOverToTheSecondEndpointWhenTheFirstIsDown) {
 }
 
 TEST(EtcdClientConfigTest, RejectsBadEndpoints) {
-  for (const char* bad :
-       {"https://127.0.0.1:2379", "redis://x:1", "", "127.0.0.1:2379/path"}) {
+  for (const char* bad : {"ftp://127.0.0.1:2379", "redis://x:1", "",
+                          "127.0.0.1:2379/path", "https://"}) {
     ClientOptions o;
     o.endpoints = {bad};
     auto c = Client::create(o);
     ASSERT_FALSE(c.ok()) << bad;
     EXPECT_EQ(c.error().kind, ErrorKind::config);
   }
+  // https:// is TLS (etcds:// URLs).
+  ClientOptions tls;
+  tls.endpoints = {"https://127.0.0.1:2379"};
+  EXPECT_TRUE(Client::create(tls).ok());
   auto none = Client::create(ClientOptions{});
   ASSERT_FALSE(none.ok());
   EXPECT_EQ(none.error().kind, ErrorKind::config);
