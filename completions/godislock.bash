@@ -25,7 +25,7 @@ _godislock_value()
 			;;
 		'--url')
 			compopt -o nospace 2>/dev/null
-			mapfile -t COMPREPLY < <(compgen -W "redis:// unix://" -- "$cur")
+			mapfile -t COMPREPLY < <(compgen -W "redis:// unix:// redis-cluster://" -- "$cur")
 			;;
 		'--kill-signal')
 			mapfile -t COMPREPLY < <(compgen -W "TERM INT HUP QUIT KILL USR1 USR2 ALRM PIPE" -- "$cur")

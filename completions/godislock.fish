@@ -87,7 +87,7 @@ complete -c godislock -n __godislock_needs_subcommand -a completion -d 'Print th
 # BEGIN connection options (run, status, release)
 set -l __godislock_conn '__godislock_run_options; or __godislock_using status release'
 complete -c godislock -n $__godislock_conn -s h -l help -d 'Show the help and exit'
-complete -c godislock -n $__godislock_conn -l url -x -a 'redis:// unix://' -d 'Redis URL (env GODISLOCK_URL)'
+complete -c godislock -n $__godislock_conn -l url -x -a 'redis:// unix:// redis-cluster://' -d 'Redis URL (env GODISLOCK_URL)'
 complete -c godislock -n $__godislock_conn -l password-file -r -F -d 'Read the Redis password from FILE'
 complete -c godislock -n $__godislock_conn -l prefix -x -d 'Key namespace (default "godislock:")'
 complete -c godislock -n $__godislock_conn -l connect-timeout -x -a '1s 5s 30s' -d 'Deadline for connecting and each Redis call'

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "backend/redis_backend.hpp"
 
+#include "backend/cluster_backend.hpp"
 #include "backend/redis_scripts.hpp"
 #include "redis/connection.hpp"
 #include "redis/resp.hpp"
@@ -33,8 +34,6 @@ std::string redis_wake_channel(const RedisKeys& keys,
                                const std::string& token) {
   return keys.lock + ":wake:" + token;
 }
-
-namespace {
 
 // A SCAN pattern matching `text` literally.
 std::string glob_escape(const std::string& text) {
@@ -112,6 +111,8 @@ std::optional<uint64_t> parse_grant(std::string_view payload,
   }
   return fence;
 }
+
+namespace {
 
 class RedisWatch final : public ReleaseWatch {
  public:
@@ -430,6 +431,9 @@ Result<std::unique_ptr<Backend>> open(const Settings& settings,
                                       Deadline deadline) {
   // Both redis:// and unix:// speak RESP; an etcd:// scheme will pick its
   // own backend here.
+  if (settings.endpoint.is_cluster()) {
+    return open_cluster(settings, deadline);
+  }
   return open_redis(settings, deadline);
 }
 

@@ -99,8 +99,9 @@ using Ri = RunInputs;
 
 const OptionSpec<Ci> k_connection_options[] = {
     {"--url", "URL",
-     "redis://[user[:password]@]host[:port][/db], rediss://... (TLS) or "
-     "unix:///path.sock[?db=N] (env GODISLOCK_URL; default "
+     "redis://[user[:password]@]host[:port][/db], rediss://... (TLS), "
+     "unix:///path.sock[?db=N] or redis-cluster://host:port[,host:port...] "
+     "(env GODISLOCK_URL; default "
      "redis://127.0.0.1:6379)",
      GODISLOCK_TEXT(url)},
     {"--password-file", "FILE",

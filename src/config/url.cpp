@@ -210,6 +210,39 @@ bool parse_host_part(std::string_view rest, Endpoint* ep, std::string* why) {
   return true;
 }
 
+// A cluster's "host[:port][,host[:port]...]" into ep's seeds (and its
+// host and port, the first seed's). A cluster has database 0 only.
+bool parse_cluster_hosts(std::string_view rest, Endpoint* ep,
+                         std::string* why) {
+  if (auto slash = rest.find('/'); slash != std::string_view::npos) {
+    if (rest.substr(slash) != "/" && rest.substr(slash) != "/0") {
+      *why = "a Redis Cluster has no database index (only database 0)";
+      return false;
+    }
+    rest = rest.substr(0, slash);
+  }
+  for (;;) {
+    auto comma = rest.find(',');
+    std::string_view one = rest.substr(0, comma);
+    if (one.empty()) {
+      *why = "empty node in the cluster's node list";
+      return false;
+    }
+    Endpoint node;
+    if (!parse_host_part(one, &node, why)) {
+      return false;
+    }
+    ep->cluster_seeds.push_back({node.host, node.port});
+    if (comma == std::string_view::npos) {
+      break;
+    }
+    rest = rest.substr(comma + 1);
+  }
+  ep->host = ep->cluster_seeds.front().host;
+  ep->port = ep->cluster_seeds.front().port;
+  return true;
+}
+
 }  // namespace
 
 std::optional<Endpoint> parse_url(std::string_view url, std::string* why) {
@@ -227,14 +260,15 @@ std::optional<Endpoint> parse_url(std::string_view url, std::string* why) {
   if (scheme == "unix") {
     return parse_unix(rest, why);
   }
-  if (scheme != "redis" && scheme != "rediss") {
+  bool cluster = scheme == "redis-cluster" || scheme == "rediss-cluster";
+  if (scheme != "redis" && scheme != "rediss" && !cluster) {
     *why = fmt::format(
         "unknown scheme '{}' (expected redis://, rediss:// or unix://)",
         scheme);
     return std::nullopt;
   }
   Endpoint ep;
-  ep.tls.enabled = scheme == "rediss";
+  ep.tls.enabled = scheme == "rediss" || scheme == "rediss-cluster";
   // Userinfo ends at the last '@' so that a password may contain '@'
   // unescaped, as redis-cli allows.
   if (auto at = rest.rfind('@'); at != std::string_view::npos) {
@@ -243,7 +277,8 @@ std::optional<Endpoint> parse_url(std::string_view url, std::string* why) {
     }
     rest = rest.substr(at + 1);
   }
-  if (!parse_host_part(rest, &ep, why)) {
+  if (cluster ? !parse_cluster_hosts(rest, &ep, why)
+              : !parse_host_part(rest, &ep, why)) {
     return std::nullopt;
   }
   return ep;
@@ -262,10 +297,22 @@ std::string Endpoint::redacted() const {
     return db == 0 ? fmt::format("unix://{}", path)
                    : fmt::format("unix://{}?db={}", path, db);
   }
-  std::string h =
-      host.find(':') != std::string::npos ? fmt::format("[{}]", host) : host;
-  std::string out = fmt::format(
-      "{}://{}{}:{}", tls.enabled ? "rediss" : "redis", auth, h, port);
+  auto host_port = [](const std::string& name, uint16_t number) {
+    return name.find(':') != std::string::npos
+               ? fmt::format("[{}]:{}", name, number)
+               : fmt::format("{}:{}", name, number);
+  };
+  if (is_cluster()) {
+    std::string out = fmt::format(
+        "{}://{}", tls.enabled ? "rediss-cluster" : "redis-cluster", auth);
+    for (size_t i = 0; i < cluster_seeds.size(); ++i) {
+      out += (i == 0 ? "" : ",") +
+             host_port(cluster_seeds[i].host, cluster_seeds[i].port);
+    }
+    return out;
+  }
+  std::string out = fmt::format("{}://{}{}", tls.enabled ? "rediss" : "redis",
+                                auth, host_port(host, port));
   if (db != 0) {
     out += fmt::format("/{}", db);
   }

@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace godislock::config {
 
@@ -32,6 +33,14 @@ struct Endpoint {
   std::string password;  // empty: no AUTH
   bool password_in_url = false;
   TlsSettings tls;  // rediss:// turns it on
+  // redis-cluster://: the seed nodes the cluster's map is first asked
+  // from (the first is also host and port). Empty: not a cluster.
+  struct Seed {
+    std::string host;
+    uint16_t port = 6379;
+  };
+  std::vector<Seed> cluster_seeds;
+  bool is_cluster() const { return !cluster_seeds.empty(); }
 
   // The URL with any password shown as "***"; safe to print. rediss://
   // when TLS is on.
@@ -42,8 +51,10 @@ constexpr long k_max_db = 1000000;  // Redis accepts any int; larger is a typo
 
 // Parses "redis://[user[:password]@]host[:port][/db]" (IPv6 hosts in
 // brackets), the same with "rediss://" (TLS on) and
-// "unix:///path/to.sock[?db=N]". Returns nullopt and sets *why (which never
-// contains the password) on any malformed part.
+// "unix:///path/to.sock[?db=N]", and a Redis Cluster's seed nodes as
+// "redis-cluster://[user[:password]@]host[:port][,host[:port]...]" (or
+// "rediss-cluster://", TLS on; no database index). Returns nullopt and sets
+// *why (which never contains the password) on any malformed part.
 std::optional<Endpoint> parse_url(std::string_view url, std::string* why);
 
 // Why `ep` cannot be used as it is configured (TLS asked for a unix socket),

@@ -105,9 +105,9 @@ sorted() {
   run bash_complete godislock run --kill-signal = U
   assert_output "$(sorted USR1 USR2)"
   run bash_complete godislock run --url ''
-  assert_output "$(sorted redis:// unix://)"
-  run bash_complete godislock status --url r
-  assert_output redis://
+  assert_output "$(sorted redis:// unix:// redis-cluster://)"
+  run bash_complete godislock status --url u
+  assert_output unix://
   echo secret >"$BATS_TEST_TMPDIR/pw.txt"
   run bash_complete godislock release --password-file "$BATS_TEST_TMPDIR/pw"
   assert_output "$BATS_TEST_TMPDIR/pw.txt"
@@ -167,7 +167,7 @@ sorted() {
   run zsh_complete 'godislock run --kill-signal '
   assert_output "$(sorted TERM INT HUP QUIT KILL USR1 USR2 ALRM PIPE)"
   run zsh_complete 'godislock run --url '
-  assert_output "$(sorted redis:// unix://)"
+  assert_output "$(sorted redis:// unix:// redis-cluster://)"
   run zsh_complete 'godislock status --'
   assert_line --json
   refute_line --ttl

@@ -157,8 +157,8 @@ same_options() {
   run complete_words godislock run --ttl ''
   assert_success
   assert_line 30s
-  run complete_words godislock run --url r
-  assert_output redis://
+  run complete_words godislock run --url u
+  assert_output unix://
   run complete_words godislock run -- bas
   assert_line bash
   run complete_words godislock run --name x -- ls /

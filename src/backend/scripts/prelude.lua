@@ -16,6 +16,32 @@ local function ms_of(time)
   return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 end
 
+-- On a Redis Cluster a PUBLISH goes to every node of the cluster, and a
+-- waiter subscribed on any node hears it; a shard channel (SPUBLISH, Redis
+-- 7) stays with the slot's shard, where its waiters subscribe, and is named
+-- like a key of the lock (same hash tag). The caller says which one its
+-- waiters use: each script that publishes sets this from its last argument
+-- ('sharded'), so that single servers older than 7.0 keep working.
+local sharded_pubsub = false
+
+-- Publishes `message` on `channel` as the waiters listen: the number of
+-- subscribers that got it (on this node).
+local function publish(channel, message)
+  if sharded_pubsub then
+    return redis.call('SPUBLISH', channel, message)
+  end
+  return redis.call('PUBLISH', channel, message)
+end
+
+-- The number of clients of this node subscribed to `channel` as the
+-- waiters subscribe (they do so on the slot's master, where this runs).
+local function subscribers(channel)
+  if sharded_pubsub then
+    return redis.call('PUBSUB', 'SHARDNUMSUB', channel)[2]
+  end
+  return redis.call('PUBSUB', 'NUMSUB', channel)[2]
+end
+
 -- Sets a key's TTL to at least ttl ms, never shortening it (the fence,
 -- limit and readers keys are shared by several holders).
 local function extend(key, ttl)
@@ -117,7 +143,7 @@ local function wake_first_subscribed(lock, queue, grace, from)
     local lease_key = lock .. ':waiter:' .. w
     local left = redis.call('PTTL', lease_key)
     if left > 0 then
-      if redis.call('PUBLISH', lock .. ':wake:' .. w, '1') > 0 then
+      if publish(lock .. ':wake:' .. w, '1') > 0 then
         break
       end
       if left > tonumber(grace) then
