@@ -163,3 +163,45 @@ disabled; use redis:// for a single server)"
   assert_equal "$status" 64
   assert_regex "$stderr" "would not share a hash slot"
 }
+
+@test "cluster: a holder killed with SIGKILL announces nothing; the waiter's sleep ends with the holder's TTL" {
+  # Every sleep on a shard subscription is bounded by the holder's TTL: a
+  # subscription that hears nothing (a dead holder, or one left behind on
+  # a node by Redis < 7.4) costs a waiter that much at most.
+  start_holder silent --ttl 2s
+  kill -KILL "$HOLDER_PID"
+  run --separate-stderr "$GODISLOCK" run --name silent --wait 20s -- echo got
+  assert_success
+  assert_output got
+}
+
+@test "cluster: the man page's ACL rule, set on every node, is enough for run, status and release --force" {
+  local rule port
+  rule=$(sed -n '/^\.\\" acl-rule begin$/,/^\.\\" acl-rule end$/p' \
+    "$BATS_TEST_DIRNAME/../../man/godislock.1" |
+    grep -v '^\.' | sed 's/\\-/-/g' | tr '\n' ' ')
+  local -a words
+  read -ra words <<<"${rule//'\fIpassword\fP'/acl-pw}"
+  for port in "${CLUSTER_PORTS[@]}"; do
+    run ccli "$port" ACL SETUSER locker "${words[@]}"
+    assert_output OK
+  done
+  export GODISLOCK_URL="${GODISLOCK_URL/redis-cluster:\/\//redis-cluster://locker:@}"
+  export GODISLOCK_PASSWORD=acl-pw
+  start_holder acl --ttl 30s
+  "$GODISLOCK" run --name acl --wait 20s -- echo second \
+    >"$BATS_TEST_TMPDIR/second" 2>&1 &
+  local second=$!
+  wait_for 10 test "$(kcli 'godislock:{acl}' llen 'godislock:{acl}:queue')" = 1
+  run "$GODISLOCK" status
+  assert_success
+  assert_line --partial "lock 'acl': held"
+  release_holder
+  wait_job 20 "$second"
+  assert_equal "$WAIT_STATUS" 0
+  start_holder acl --ttl 30s
+  run "$GODISLOCK" release --force acl
+  assert_success
+  wait_job 20 "$HOLDER_PID"
+  assert_equal "$WAIT_STATUS" 79
+}
