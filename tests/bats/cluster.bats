@@ -124,16 +124,19 @@ names_on_three_masters() {
   local master replica
   master=$(key_master 'godislock:{gone}')
   replica=$(replica_of "$master")
-  # The replica is stopped while the lock is taken, so it never sees the
+  # The replica is stopped and its link cut while the lock is taken (a
+  # stopped process still has its socket buffered), so it never sees the
   # key; then its master dies and it takes over without it.
   kill -STOP "$(node_pid "$replica")"
+  run ccli "$master" client kill type replica
+  refute_output 0
   start_holder gone --ttl 3s
   kill_node "$master"
   kill -CONT "$(node_pid "$replica")"
   wait_job 30 "$HOLDER_PID"
   assert_equal "$WAIT_STATUS" 79
   run cat "$HOLDER_DIR/err"
-  assert_output --partial "lock"
+  assert_output --partial "lock 'gone' lost while the command ran"
 }
 
 @test "cluster: a seed that is not a cluster node is named (64)" {
