@@ -28,7 +28,7 @@ _godislock_value()
 			;;
 		'--url')
 			compopt -o nospace 2>/dev/null
-			mapfile -t COMPREPLY < <(compgen -W "redis:// rediss:// redis-sentinel:// unix:// etcd:// etcds://" -- "$cur")
+			mapfile -t COMPREPLY < <(compgen -W "redis:// rediss:// redis-sentinel:// redis-cluster:// unix:// etcd:// etcds://" -- "$cur")
 			;;
 		'--kill-signal')
 			mapfile -t COMPREPLY < <(compgen -W "TERM INT HUP QUIT KILL USR1 USR2 ALRM PIPE" -- "$cur")

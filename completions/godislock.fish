@@ -94,7 +94,7 @@ complete -c godislock -n '__godislock_using acl-rule' -l read-only -d 'The rule 
 # BEGIN connection options (run, status, release)
 set -l __godislock_conn '__godislock_run_options; or __godislock_using status release'
 complete -c godislock -n $__godislock_conn -s h -l help -d 'Show the help and exit'
-complete -c godislock -n $__godislock_conn -l url -x -a 'redis:// rediss:// redis-sentinel:// unix:// etcd:// etcds://' -d 'Redis URL (env GODISLOCK_URL)'
+complete -c godislock -n $__godislock_conn -l url -x -a 'redis:// rediss:// redis-sentinel:// redis-cluster:// unix:// etcd:// etcds://' -d 'Redis URL (env GODISLOCK_URL)'
 complete -c godislock -n $__godislock_conn -l password-file -r -F -d 'Read the Redis password from FILE'
 complete -c godislock -n $__godislock_conn -l user -x -d 'Redis ACL user name'
 complete -c godislock -n $__godislock_conn -l tls -d 'Use TLS with a redis:// URL'

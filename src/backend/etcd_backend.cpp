@@ -805,6 +805,12 @@ Result<std::unique_ptr<Backend>> open_etcd(const Settings& settings,
   if (settings.shared) {
     return Error{ErrorKind::config, "--shared is not supported on etcd"};
   }
+  if (settings.replicas != 0) {
+    // etcd answers a write only once a majority of members has it.
+    return Error{ErrorKind::config,
+                 "--replicas is for Redis replication: etcd commits every "
+                 "write to a majority of its members"};
+  }
   const config::Endpoint& ep = settings.endpoint;
   etcd::ClientOptions options;
   const char* scheme = ep.tls.enabled ? "https" : "http";

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "backend/redis_backend.hpp"
 
+#include "backend/cluster_backend.hpp"
 #include "backend/etcd_backend.hpp"
 #include "backend/redis_scripts.hpp"
 #include "redis/connection.hpp"
@@ -39,8 +40,6 @@ std::string redis_wake_channel(const RedisKeys& keys,
   return keys.lock + ":wake:" + token;
 }
 
-namespace {
-
 // The lock name in one of its keys (PREFIX{NAME} or PREFIX{NAME}:SUFFIX),
 // or nullopt for a key that is not one of ours.
 std::optional<std::string> name_of_key(const std::string& prefix,
@@ -73,6 +72,8 @@ std::optional<std::string> name_of_key(const std::string& prefix,
   return key.substr(head.size(), end - head.size());
 }
 
+namespace {
+
 // READONLY (a replica) or MASTERDOWN (a replica cut off from its master),
 // also inside a script's error text.
 bool is_not_master(const std::string& text) {
@@ -80,6 +81,8 @@ bool is_not_master(const std::string& text) {
          text.find("-READONLY") != std::string::npos ||
          text.find("-MASTERDOWN") != std::string::npos;
 }
+
+}  // namespace
 
 ErrorKind classify_server_error(const std::string& text) {
   if (text.rfind("NOAUTH", 0) == 0 || text.rfind("WRONGPASS", 0) == 0 ||
@@ -92,6 +95,8 @@ ErrorKind classify_server_error(const std::string& text) {
   }
   return ErrorKind::server;
 }
+
+namespace {
 
 // A server error reply as an Error for `what` (a command or script). A
 // NOPERM from the server itself (for a command godislock sends, before any
@@ -119,6 +124,8 @@ Error server_error(const std::string& what, const std::string& text) {
   return Error{classify_server_error(text), std::move(message)};
 }
 
+}  // namespace
+
 // A hand-over message, "granted SEQ FENCE" (release.lua): the fence when
 // SEQ is `latest_seq`, nullopt for any other payload.
 std::optional<uint64_t> parse_grant(std::string_view payload,
@@ -139,6 +146,8 @@ std::optional<uint64_t> parse_grant(std::string_view payload,
   }
   return fence;
 }
+
+namespace {
 
 class RedisWatch final : public ReleaseWatch {
  public:
@@ -694,9 +703,13 @@ Result<std::unique_ptr<Backend>> open_redis(const Settings& settings,
 
 Result<std::unique_ptr<Backend>> open(const Settings& settings,
                                       Deadline deadline) {
-  // redis:// and unix:// speak RESP; etcd:// has a backend of its own.
+  // redis:// and unix:// speak RESP; etcd:// has a backend of its own, and
+  // redis-cluster:// routes RESP by slot.
   if (settings.endpoint.kind == config::Endpoint::Kind::etcd) {
     return open_etcd(settings, deadline);
+  }
+  if (settings.endpoint.is_cluster()) {
+    return open_cluster(settings, deadline);
   }
   return open_redis(settings, deadline);
 }

@@ -3,6 +3,11 @@
 
 #include "backend/backend.hpp"
 
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
 namespace godislock::backend {
 
 // Key layout of one lock. All keys carry the hash tag {NAME} so that they
@@ -17,6 +22,18 @@ struct RedisKeys {
 // A queued waiter's wake-up channel: PREFIX{NAME}:wake:TOKEN.
 std::string redis_wake_channel(const RedisKeys& keys, const std::string& token);
 RedisKeys redis_keys(const std::string& prefix, const std::string& name);
+
+// Shared with the cluster backend (cluster_backend.cpp):
+// The lock name in one of its keys (PREFIX{NAME} or PREFIX{NAME}:SUFFIX),
+// or nullopt for a key that is not one of ours.
+std::optional<std::string> name_of_key(const std::string& prefix,
+                                       const std::string& key);
+// The ErrorKind of a server error's text (auth, busy or server).
+util::ErrorKind classify_server_error(const std::string& text);
+// A hand-over message, "granted SEQ FENCE" (release.lua): the fence when
+// SEQ is `latest_seq`, nullopt for any other payload.
+std::optional<uint64_t> parse_grant(std::string_view payload,
+                                    uint64_t latest_seq);
 
 util::Result<std::unique_ptr<Backend>> open_redis(const Settings& settings,
                                                   util::Deadline deadline);

@@ -162,12 +162,16 @@ HolderInfo holder_of(const Fields& h) {
 
 ScriptCall acquire_call(const RedisKeys& keys, const AcquireArgs& a) {
   const Holder& h = *a.holder;
-  return {&k_acquire,
-          {keys.lock, keys.fence, keys.queue},
-          {a.token, ms(a.ttl), mode_arg(a.mode), ms(k_queue_lease),
-           std::to_string(a.limit), a.shared ? "1" : "0", h.host, h.pid, h.user,
-           h.command.substr(0, k_holder_cmd_cap), ms(k_queue_grace),
-           std::to_string(a.seq)}};
+  ScriptCall call{&k_acquire,
+                  {keys.lock, keys.fence, keys.queue},
+                  {a.token, ms(a.ttl), mode_arg(a.mode), ms(k_queue_lease),
+                   std::to_string(a.limit), a.shared ? "1" : "0", h.host, h.pid,
+                   h.user, h.command.substr(0, k_holder_cmd_cap),
+                   ms(k_queue_grace), std::to_string(a.seq)}};
+  if (a.sharded) {
+    call.args.emplace_back("sharded");
+  }
+  return call;
 }
 
 Result<Attempt> decode_acquire(const Reply& r, const RedisKeys& keys) {
@@ -203,11 +207,15 @@ ScriptCall refresh_call(const RedisKeys& keys, const std::string& token,
 }
 
 ScriptCall release_call(const RedisKeys& keys, const std::string& token,
-                        unsigned limit, bool shared) {
-  return {
+                        unsigned limit, bool shared, bool sharded) {
+  ScriptCall call{
       &k_release,
       {keys.lock, keys.channel, keys.queue},
       {token, std::to_string(limit), shared ? "1" : "0", ms(k_queue_grace)}};
+  if (sharded) {
+    call.args.emplace_back("sharded");
+  }
+  return call;
 }
 
 Result<bool> decode_token_check(const Reply& r, const char* script) {
@@ -225,10 +233,14 @@ Result<bool> decode_token_check(const Reply& r, const char* script) {
   });
 }
 
-ScriptCall status_call(const RedisKeys& keys, const char* what) {
-  return {&k_status,
-          {keys.lock, keys.fence, keys.queue, keys.channel},
-          {what, ms(k_queue_grace)}};
+ScriptCall status_call(const RedisKeys& keys, const char* what, bool sharded) {
+  ScriptCall call{&k_status,
+                  {keys.lock, keys.fence, keys.queue, keys.channel},
+                  {what, ms(k_queue_grace)}};
+  if (sharded) {
+    call.args.emplace_back("sharded");
+  }
+  return call;
 }
 
 Result<LockStatus> decode_status(const Reply& r) {

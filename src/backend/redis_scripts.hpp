@@ -32,7 +32,8 @@ struct ScriptCall {
 };
 
 // acquire.lua: KEYS lock, fence, queue; ARGV token, ttl ms, mode, queue
-// lease ms, limit, shared, host, pid, user, cmd, grace ms, seq.
+// lease ms, limit, shared, host, pid, user, cmd, grace ms, seq[,
+// 'sharded'].
 struct AcquireArgs {
   std::string token;
   Millis ttl;
@@ -41,6 +42,9 @@ struct AcquireArgs {
   bool shared;
   const Holder* holder;
   uint64_t seq;  // the number of this queue registration
+  // Waiters listen on shard channels (a Redis Cluster): the script
+  // SPUBLISHes (ARGV[13] 'sharded').
+  bool sharded = false;
 };
 ScriptCall acquire_call(const RedisKeys& keys, const AcquireArgs& a);
 // {1, fence, slot} | {0, -1} | {0, -2, head_lapses} | {0, ttl, holders,
@@ -52,17 +56,18 @@ util::Result<Attempt> decode_acquire(const redis::Reply& r,
 ScriptCall refresh_call(const RedisKeys& keys, const std::string& token,
                         Millis ttl, unsigned limit, bool shared);
 // release.lua: KEYS lock, release channel, queue; ARGV token, limit,
-// shared, grace ms.
+// shared, grace ms[, 'sharded'].
 ScriptCall release_call(const RedisKeys& keys, const std::string& token,
-                        unsigned limit, bool shared);
+                        unsigned limit, bool shared, bool sharded = false);
 // Refresh and release: 1 (ours, done), 0 (not ours), or {-1, type, key}
 // (a key of the lock is foreign: ErrorKind::foreign, nothing written).
 util::Result<bool> decode_token_check(const redis::Reply& r,
                                       const char* script);
 
 // status.lua: KEYS lock, fence, queue, release channel; ARGV 'look' or
-// 'break', grace ms.
-ScriptCall status_call(const RedisKeys& keys, const char* what);
+// 'break', grace ms[, 'sharded'].
+ScriptCall status_call(const RedisKeys& keys, const char* what,
+                       bool sharded = false);
 // {kind, limit, last fence, queued, {ttl, host, pid, user, cmd, age, fence,
 // slot}...} | {'foreign', detail, key}.
 util::Result<LockStatus> decode_status(const redis::Reply& r);

@@ -103,8 +103,10 @@ using Ri = RunInputs;
 const OptionSpec<Ci> k_connection_options[] = {
     {"--url", "URL",
      "redis://[user[:password]@]host[:port][/db], rediss://... (TLS), "
-     "unix:///path.sock[?db=N] or redis-sentinel://[user[:password]@]"
-     "host[:port][,host[:port]...]/MASTER[/db] (env GODISLOCK_URL; default "
+     "unix:///path.sock[?db=N], redis-sentinel://[user[:password]@]"
+     "host[:port][,host[:port]...]/MASTER[/db], "
+     "redis-cluster://host:port[,host:port...] or etcd://host:port[,...] "
+     "(env GODISLOCK_URL; default "
      "redis://127.0.0.1:6379)",
      GODISLOCK_TEXT(url)},
     {"--password-file", "FILE",

@@ -375,6 +375,39 @@ std::optional<Endpoint> parse_etcd(std::string_view rest, bool tls,
   return ep;
 }
 
+// A cluster's "host[:port][,host[:port]...]" into ep's seeds (and its
+// host and port, the first seed's). A cluster has database 0 only.
+bool parse_cluster_hosts(std::string_view rest, Endpoint* ep,
+                         std::string* why) {
+  if (auto slash = rest.find('/'); slash != std::string_view::npos) {
+    if (rest.substr(slash) != "/" && rest.substr(slash) != "/0") {
+      *why = "a Redis Cluster has no database index (only database 0)";
+      return false;
+    }
+    rest = rest.substr(0, slash);
+  }
+  for (;;) {
+    auto comma = rest.find(',');
+    std::string_view one = rest.substr(0, comma);
+    if (one.empty()) {
+      *why = "empty node in the cluster's node list";
+      return false;
+    }
+    Endpoint node;
+    if (!parse_host_part(one, &node, why)) {
+      return false;
+    }
+    ep->cluster_seeds.push_back({node.host, node.port});
+    if (comma == std::string_view::npos) {
+      break;
+    }
+    rest = rest.substr(comma + 1);
+  }
+  ep->host = ep->cluster_seeds.front().host;
+  ep->port = ep->cluster_seeds.front().port;
+  return true;
+}
+
 }  // namespace
 
 std::optional<Endpoint> parse_url(std::string_view url, std::string* why) {
@@ -386,7 +419,7 @@ std::optional<Endpoint> parse_url(std::string_view url, std::string* why) {
   if (sep == std::string_view::npos) {
     *why =
         "missing scheme (expected redis://, rediss://, redis-sentinel://, "
-        "unix://, etcd:// or etcds://)";
+        "redis-cluster://, unix://, etcd:// or etcds://)";
     return std::nullopt;
   }
   std::string_view scheme = url.substr(0, sep);
@@ -400,15 +433,16 @@ std::optional<Endpoint> parse_url(std::string_view url, std::string* why) {
   if (scheme == "etcd" || scheme == "etcds") {
     return parse_etcd(rest, scheme == "etcds", why);
   }
-  if (scheme != "redis" && scheme != "rediss") {
+  bool cluster = scheme == "redis-cluster" || scheme == "rediss-cluster";
+  if (scheme != "redis" && scheme != "rediss" && !cluster) {
     *why = fmt::format(
         "unknown scheme '{}' (expected redis://, rediss://, redis-sentinel://, "
-        "unix://, etcd:// or etcds://)",
+        "redis-cluster://, unix://, etcd:// or etcds://)",
         scheme);
     return std::nullopt;
   }
   Endpoint ep;
-  ep.tls.enabled = scheme == "rediss";
+  ep.tls.enabled = scheme == "rediss" || scheme == "rediss-cluster";
   // Userinfo ends at the last '@' so that a password may contain '@'
   // unescaped, as redis-cli allows.
   if (auto at = rest.rfind('@'); at != std::string_view::npos) {
@@ -417,7 +451,8 @@ std::optional<Endpoint> parse_url(std::string_view url, std::string* why) {
     }
     rest = rest.substr(at + 1);
   }
-  if (!parse_host_part(rest, &ep, why)) {
+  if (cluster ? !parse_cluster_hosts(rest, &ep, why)
+              : !parse_host_part(rest, &ep, why)) {
     return std::nullopt;
   }
   return ep;
@@ -445,6 +480,16 @@ std::string Endpoint::redacted() const {
     for (size_t i = 0; i < members.size(); ++i) {
       out += fmt::format("{}{}:{}", i == 0 ? "" : ",",
                          bracketed(members[i].host), members[i].port);
+    }
+    return out;
+  }
+  if (is_cluster()) {
+    std::string out = fmt::format(
+        "{}://{}", tls.enabled ? "rediss-cluster" : "redis-cluster", auth);
+    for (size_t i = 0; i < cluster_seeds.size(); ++i) {
+      out +=
+          fmt::format("{}{}:{}", i == 0 ? "" : ",",
+                      bracketed(cluster_seeds[i].host), cluster_seeds[i].port);
     }
     return out;
   }

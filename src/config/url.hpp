@@ -58,6 +58,14 @@ struct Endpoint {
     uint16_t port = 2379;
   };
   std::vector<Member> members;
+  // redis-cluster://: the seed nodes the cluster's map is first asked
+  // from (the first is also host and port). Empty: not a cluster.
+  struct Seed {
+    std::string host;
+    uint16_t port = 6379;
+  };
+  std::vector<Seed> cluster_seeds;
+  bool is_cluster() const { return !cluster_seeds.empty(); }
 
   // The URL with any password shown as "***"; safe to print. rediss://
   // when TLS is on.
@@ -71,7 +79,9 @@ constexpr long k_max_db = 1000000;  // Redis accepts any int; larger is a typo
 // "unix:///path/to.sock[?db=N]",
 // "redis-sentinel://[user[:password]@]host[:port][,host[:port]...]/MASTER[/db]"
 // (sentinel port 26379 by default; "rediss-sentinel://" speaks TLS to the
-// sentinels and the master; '@' or '/' in MASTER percent-encoded), and
+// sentinels and the master; '@' or '/' in MASTER percent-encoded),
+// "redis-cluster://[user[:password]@]host[:port][,host[:port]...]" (a Redis
+// Cluster's seed nodes; "rediss-cluster://", TLS on; no database index) and
 // "etcd://[user[:password]@]host[:port][,host[:port]...]" (port 2379 by
 // default; a trailing '/' allowed). Returns nullopt and sets *why (which never
 // contains the password) on any malformed part.

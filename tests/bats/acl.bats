@@ -60,6 +60,8 @@ setup() {
       sed -E "s/.*\('([A-Za-z]+)'(, *'([A-Za-z]+)')?/\1 \3/" |
       tr 'A-Z' 'a-z' | sed -E 's/ $//; s/ /|/'
     printf '%s\n' eval evalsha subscribe scan ping
+    # On a Redis Cluster: shard channels, redirections, the slot map.
+    printf '%s\n' ssubscribe asking 'cluster|shards' 'cluster|slots'
   } | sed 's/^/+/' | sort -u)
   assert_equal "$documented" "$called"
   # Redis took the rule as written: the user's commands are exactly these.

@@ -311,14 +311,14 @@ use --ttl 1s552ms or more)" \
 
 @test "bad input: unknown URL scheme" {
   usage_error "invalid Redis URL: unknown scheme 'http' (expected redis://, \
-rediss://, redis-sentinel://, unix://, etcd:// or etcds://)" run --name bi --url http://127.0.0.1:1 -- touch "$MARK"
+rediss://, redis-sentinel://, redis-cluster://, unix://, etcd:// or etcds://)" run --name bi --url http://127.0.0.1:1 -- touch "$MARK"
   usage_error "invalid Redis URL: missing scheme (expected redis://, rediss://, \
-redis-sentinel://, unix://, etcd:// or etcds://)" run --name bi --url 127.0.0.1:6379 -- touch "$MARK"
+redis-sentinel://, redis-cluster://, unix://, etcd:// or etcds://)" run --name bi --url 127.0.0.1:6379 -- touch "$MARK"
 }
 
 @test "bad input: GODISLOCK_URL from the environment is checked too" {
   GODISLOCK_URL=bogus usage_error "invalid Redis URL: missing scheme \
-(expected redis://, rediss://, redis-sentinel://, unix://, etcd:// or etcds://)" run --name bi -- touch "$MARK"
+(expected redis://, rediss://, redis-sentinel://, redis-cluster://, unix://, etcd:// or etcds://)" run --name bi -- touch "$MARK"
 }
 
 @test "bad input: malformed percent-encoding" {
@@ -608,4 +608,13 @@ directory" run --name bi --password-file "$BATS_TEST_TMPDIR" -- touch "$MARK"
     assert_not_ran
     assert_no_lock_key
   done
+}
+
+@test "bad input: --replicas with an etcd or Redis Cluster URL: 64, nothing run" {
+  usage_error "--replicas is for Redis replication: etcd commits every \
+write to a majority of its members" run --name bi --replicas 1 \
+    --url etcd://127.0.0.1:1 -- touch "$MARK"
+  usage_error "--replicas is not supported with a Redis Cluster \
+(redis-cluster://)" run --name bi --replicas 1 \
+    --url redis-cluster://127.0.0.1:1 -- touch "$MARK"
 }

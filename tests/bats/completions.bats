@@ -105,7 +105,7 @@ sorted() {
   run bash_complete godislock run --kill-signal = U
   assert_output "$(sorted USR1 USR2)"
   run bash_complete godislock run --url ''
-  assert_output "$(sorted redis:// rediss:// redis-sentinel:// unix:// etcd:// etcds://)"
+  assert_output "$(sorted redis:// rediss:// redis-sentinel:// redis-cluster:// unix:// etcd:// etcds://)"
   run bash_complete godislock status --url rediss
   assert_output rediss://
   echo secret >"$BATS_TEST_TMPDIR/pw.txt"
@@ -167,7 +167,7 @@ sorted() {
   run zsh_complete 'godislock run --kill-signal '
   assert_output "$(sorted TERM INT HUP QUIT KILL USR1 USR2 ALRM PIPE)"
   run zsh_complete 'godislock run --url '
-  assert_output "$(sorted redis:// rediss:// redis-sentinel:// unix:// etcd:// etcds://)"
+  assert_output "$(sorted redis:// rediss:// redis-sentinel:// redis-cluster:// unix:// etcd:// etcds://)"
   run zsh_complete 'godislock status --'
   assert_line --json
   refute_line --ttl

@@ -158,7 +158,7 @@ same_options() {
   assert_success
   assert_line 30s
   run complete_words godislock run --url r
-  assert_output $'redis://\nrediss://\nredis-sentinel://'
+  assert_output $'redis://\nrediss://\nredis-sentinel://\nredis-cluster://'
   run complete_words godislock run -- bas
   assert_line bash
   run complete_words godislock run --name x -- ls /

@@ -153,7 +153,7 @@ assert_one_line_error() {
   run --separate-stderr "$GODISLOCK" run --url 'http://127.0.0.1:1' -- true
   assert_equal "$status" 64
   assert_one_line_error "invalid Redis URL: unknown scheme 'http' (expected \
-redis://, rediss://, redis-sentinel://, unix://, etcd:// or etcds://)"
+redis://, rediss://, redis-sentinel://, redis-cluster://, unix://, etcd:// or etcds://)"
   run --separate-stderr "$GODISLOCK" run --url "redis://127.0.0.1:99999" \
     -- true
   assert_equal "$status" 64

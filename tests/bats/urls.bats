@@ -163,7 +163,7 @@ redis://127.0.0.1:$REDIS_PORT/20: ERR DB index is out of range"
     -- echo ran
   assert_equal "$status" 64
   assert_equal "$stderr" "godislock: error: invalid Redis URL: missing \
-scheme (expected redis://, rediss://, redis-sentinel://, unix://, etcd:// or etcds://)"
+scheme (expected redis://, rediss://, redis-sentinel://, redis-cluster://, unix://, etcd:// or etcds://)"
 }
 
 @test "--prefix moves every key" {

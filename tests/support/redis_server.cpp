@@ -32,6 +32,8 @@ int free_port() {
   return port;
 }
 
+}  // namespace
+
 std::string flatten(const redis::Reply& r) {
   switch (r.type) {
     case redis::Reply::Type::nil:
@@ -54,8 +56,6 @@ std::string flatten(const redis::Reply& r) {
       return r.str;
   }
 }
-
-}  // namespace
 
 RedisServer::RedisServer(Tls tls, std::vector<std::string> extra_args)
     : m_extra(std::move(extra_args)), m_tls(std::move(tls)) {

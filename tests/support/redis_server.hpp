@@ -2,6 +2,7 @@
 #pragma once
 
 #include "config/url.hpp"
+#include "redis/resp.hpp"
 
 #include <sys/types.h>
 
@@ -69,6 +70,10 @@ class RedisServer {
 // process by tests/support/make_tls_certs.sh (see there for the files) and
 // removed at exit; "" when it could not be made (openssl missing).
 const std::string& tls_certs();
+
+// A reply as redis-cli prints it, flattened: "(nil)", "(integer) N",
+// "(error) ...", array items joined by '\n'.
+std::string flatten(const redis::Reply& r);
 
 }  // namespace godislock::test
 

@@ -482,3 +482,76 @@ TEST(SentinelUrl, Malformed) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(UrlCluster, SeedList) {
+  Endpoint ep = parse_ok("redis-cluster://a.example:7000,127.0.0.1:7001,[::1]");
+  ASSERT_TRUE(ep.is_cluster());
+  ASSERT_EQ(ep.cluster_seeds.size(), 3u);
+  EXPECT_EQ(ep.cluster_seeds[0].host, "a.example");
+  EXPECT_EQ(ep.cluster_seeds[0].port, 7000);
+  EXPECT_EQ(ep.cluster_seeds[1].host, "127.0.0.1");
+  EXPECT_EQ(ep.cluster_seeds[1].port, 7001);
+  EXPECT_EQ(ep.cluster_seeds[2].host, "::1");
+  EXPECT_EQ(ep.cluster_seeds[2].port, 6379);
+  // The first seed is also the endpoint's host and port.
+  EXPECT_EQ(ep.host, "a.example");
+  EXPECT_EQ(ep.port, 7000);
+  EXPECT_FALSE(ep.tls.enabled);
+  EXPECT_EQ(ep.db, 0);
+}
+
+TEST(UrlCluster, OneSeedAndCredentials) {
+  Endpoint ep = parse_ok("redis-cluster://locker:s%40cret@h:7000");
+  ASSERT_EQ(ep.cluster_seeds.size(), 1u);
+  EXPECT_EQ(ep.user, "locker");
+  EXPECT_EQ(ep.password, "s@cret");
+  EXPECT_TRUE(ep.password_in_url);
+  EXPECT_EQ(ep.redacted(), "redis-cluster://locker:***@h:7000");
+}
+
+TEST(UrlCluster, TlsScheme) {
+  Endpoint ep = parse_ok("rediss-cluster://h1:7000,h2:7001");
+  EXPECT_TRUE(ep.is_cluster());
+  EXPECT_TRUE(ep.tls.enabled);
+  EXPECT_EQ(ep.redacted(), "rediss-cluster://h1:7000,h2:7001");
+}
+
+TEST(UrlCluster, PlainUrlsAreNotClusters) {
+  EXPECT_FALSE(parse_ok("redis://h:7000").is_cluster());
+  EXPECT_FALSE(parse_ok("unix:///tmp/r.sock").is_cluster());
+}
+
+TEST(UrlCluster, RedactedListsEverySeed) {
+  Endpoint ep = parse_ok("redis-cluster://:pw@[::1]:7000,h:7001");
+  EXPECT_EQ(ep.redacted(), "redis-cluster://:***@[::1]:7000,h:7001");
+}
+
+TEST(UrlCluster, DatabaseZeroOnly) {
+  EXPECT_EQ(parse_ok("redis-cluster://h:7000/0").db, 0);
+  EXPECT_EQ(parse_ok("redis-cluster://h:7000/").db, 0);
+  EXPECT_TRUE(
+      contains(parse_bad("redis-cluster://h:7000/3"), "no database index"));
+}
+
+TEST(UrlCluster, Malformed) {
+  EXPECT_TRUE(contains(parse_bad("redis-cluster://"), "empty node"));
+  EXPECT_TRUE(contains(parse_bad("redis-cluster://h:1,"), "empty node"));
+  EXPECT_TRUE(contains(parse_bad("redis-cluster://,h:1"), "empty node"));
+  EXPECT_TRUE(contains(parse_bad("redis-cluster://h:1,,h:2"), "empty node"));
+  EXPECT_TRUE(contains(parse_bad("redis-cluster://h:1,h:0"), "port '0'"));
+  EXPECT_TRUE(contains(parse_bad("redis-cluster://h:1,h:x"), "port 'x'"));
+  EXPECT_TRUE(contains(parse_bad("redis-cluster://h:1,::1:2"), "brackets"));
+  EXPECT_TRUE(contains(parse_bad("redis-cluster://h:1,[::1"), "'['"));
+  EXPECT_TRUE(contains(parse_bad("redis-cluster://h:1,h 2:3"), "character"));
+  parse_bad("redis-cluster:h:1");
+  parse_bad("Redis-Cluster://h:1");
+}
+
+TEST(UrlCluster, ReasonNeverContainsPassword) {
+  std::string why = parse_bad("redis-cluster://u:hunter2@h:1,h:99999");
+  EXPECT_FALSE(contains(why, "hunter2")) << why;
+}
+
+}  // namespace

@@ -20,6 +20,7 @@
 --                        dropped connection; a killed one never comes back)
 -- ARGV[12] seq           'queue' mode: the number of this registration (it
 --                        rises with each attempt of the waiter)
+-- ARGV[13] pubsub        optional: 'sharded' on a Redis Cluster (SPUBLISH)
 --
 -- Other keys beside the lock (same hash tag):
 --   KEYS[1]..':slot:'..K     slot K > 1 of a counted lock (string: token)
@@ -55,6 +56,7 @@
 local lock, fence_key, queue = KEYS[1], KEYS[2], KEYS[3]
 local token, ttl, mode = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local limit, shared = tonumber(ARGV[5]), ARGV[6] == '1'
+sharded_pubsub = ARGV[13] == 'sharded'
 local readers, limit_key = lock .. ':readers', lock .. ':limit'
 local lacking = lacking_rights(k_rights, lock, lock .. ':acquired')
 if lacking then
@@ -74,7 +76,7 @@ local function take(slot, now, fence_text)
   -- Announce the acquisition before anything is written: it proves that
   -- this user may PUBLISH, which release needs (a script error does not
   -- roll back earlier writes).
-  redis.call('PUBLISH', lock .. ':acquired', '1')
+  publish(lock .. ':acquired', '1')
   set_fence(lock, fence_text, ttl)
   if slot == 0 then
     redis.call('ZADD', readers, now + ttl, token)
@@ -271,7 +273,7 @@ if mode ~= 'race' then
     local waiter = lock .. ':waiter:' .. first
     local left = redis.call('PTTL', waiter)
     if left > 0 then
-      if redis.call('PUBSUB', 'NUMSUB', lock .. ':wake:' .. first)[2] == 0 then
+      if subscribers(lock .. ':wake:' .. first) == 0 then
         if left > grace then
           local lkind = alien(waiter, 'hash', 'string')
           if lkind then
@@ -389,6 +391,6 @@ end
 if slot then
   -- A place is free, but a waiter is first: it may be asleep on a long
   -- timer (the key was deleted or expired unannounced), so wake it.
-  redis.call('PUBLISH', lock .. ':wake:' .. first, '1')
+  publish(lock .. ':wake:' .. first, '1')
 end
 return reply

@@ -16,6 +16,32 @@ local function ms_of(time)
   return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 end
 
+-- On a Redis Cluster a PUBLISH goes to every node of the cluster, and a
+-- waiter subscribed on any node hears it; a shard channel (SPUBLISH, Redis
+-- 7) stays with the slot's shard, where its waiters subscribe, and is named
+-- like a key of the lock (same hash tag). The caller says which one its
+-- waiters use: each script that publishes sets this from its last argument
+-- ('sharded'), so that single servers older than 7.0 keep working.
+local sharded_pubsub = false
+
+-- Publishes `message` on `channel` as the waiters listen: the number of
+-- subscribers that got it (on this node).
+local function publish(channel, message)
+  if sharded_pubsub then
+    return redis.call('SPUBLISH', channel, message)
+  end
+  return redis.call('PUBLISH', channel, message)
+end
+
+-- The number of clients of this node subscribed to `channel` as the
+-- waiters subscribe (they do so on the slot's master, where this runs).
+local function subscribers(channel)
+  if sharded_pubsub then
+    return redis.call('PUBSUB', 'SHARDNUMSUB', channel)[2]
+  end
+  return redis.call('PUBSUB', 'NUMSUB', channel)[2]
+end
+
 -- Sets a key's TTL to at least ttl ms, never shortening it (the fence,
 -- limit and readers keys are shared by several holders).
 local function extend(key, ttl)
@@ -117,7 +143,7 @@ local function wake_first_subscribed(lock, queue, grace, from)
     local lease_key = lock .. ':waiter:' .. w
     local left = redis.call('PTTL', lease_key)
     if left > 0 then
-      if redis.call('PUBLISH', lock .. ':wake:' .. w, '1') > 0 then
+      if publish(lock .. ':wake:' .. w, '1') > 0 then
         break
       end
       if left > tonumber(grace) then
@@ -143,18 +169,22 @@ end
 
 -- The rights of the least-privilege ACL rule (`godislock acl-rule` prints
 -- them from here): the commands godislock sends itself (eval, evalsha,
--- subscribe, scan, ping) and every command a script calls; and those of
--- the read-only rule (`--read-only`: status without --force).
+-- subscribe, scan, ping; on a Redis Cluster also ssubscribe, asking and
+-- cluster shards or slots) and every command a script calls (on a cluster
+-- spublish and pubsub shardnumsub instead of publish and pubsub numsub);
+-- and those of the read-only rule (`--read-only`: status without --force).
+-- One rule serves a single server and a cluster alike.
 local k_rights = 'eval evalsha subscribe scan ping del exists get hget ' ..
     'hmget hset lindex llen lpop lpos lrem pexpire pttl publish ' ..
     'pubsub|numsub rename rpush set time type zadd zcount zrange zrem ' ..
-    'zremrangebyscore zscore'
+    'zremrangebyscore zscore ssubscribe spublish pubsub|shardnumsub ' ..
+    'asking cluster|shards cluster|slots'
 local k_read_rights = 'eval evalsha scan exists get hmget llen pttl time ' ..
     'type zrange'
 
 -- How to ask redis.acl_check_cmd about each right: the arguments of a
 -- real call, K standing for the lock key and C for a channel of the lock
--- (PUBSUB NUMSUB is not checked against channel rules).
+-- (PUBSUB NUMSUB and SHARDNUMSUB are not checked against channel rules).
 -- Every argument is given: Redis 7.0 reads past the end of a call with
 -- fewer than its keys need (EVAL or EVALSHA alone crash the server).
 local k_right_args = {
@@ -168,6 +198,9 @@ local k_right_args = {
   rpush = {'K', 'v'}, set = {'K', 'v'}, zadd = {'K', '1', 'm'},
   zcount = {'K', '0', '1'}, zrange = {'K', '0', '1'}, zrem = {'K', 'm'},
   zremrangebyscore = {'K', '0', '1'}, zscore = {'K', 'm'},
+  ssubscribe = {'C'}, spublish = {'C', '1'},
+  ['pubsub|shardnumsub'] = {'shardnumsub', 'x'}, asking = {},
+  ['cluster|shards'] = {'shards'}, ['cluster|slots'] = {'slots'},
 }
 
 -- Redis checks each command a script calls against the user's ACL when it

@@ -8,6 +8,7 @@
 -- ARGV[2]  limit            as for acquire
 -- ARGV[3]  shared           as for acquire
 -- ARGV[4]  grace            as for acquire
+-- ARGV[5]  pubsub           as for acquire
 -- Returns 1 when we held it and no longer do (it was handed over to the
 -- next waiter, or that waiter was woken), 0 when it was not ours (nothing
 -- of anybody else's is touched). Either way our token leaves the queue (a
@@ -25,6 +26,7 @@
 -- steps back.
 local lock, token = KEYS[1], ARGV[1]
 local limit, shared = tonumber(ARGV[2]), ARGV[3] == '1'
+sharded_pubsub = ARGV[5] == 'sharded'
 local queue = KEYS[3]
 local holder_key = lock .. ':holder:' .. token
 local lease_key = lock .. ':waiter:' .. token
@@ -148,7 +150,7 @@ local function hand_over()
       -- Announce first, which also tells whether the waiter is subscribed
       -- (nothing is written yet if not, and a failed PUBLISH (ACL) leaves
       -- the lock as it was).
-      if redis.call('PUBLISH', lock .. ':wake:' .. w,
+      if publish(lock .. ':wake:' .. w,
           'granted ' .. f[2] .. ' ' .. fence_text) == 0 then
         return 'wake', i
       end
@@ -205,7 +207,7 @@ if wake and handing ~= 'empty' then
   end
 end
 if wake then
-  redis.call('PUBLISH', KEYS[2], '1')
+  publish(KEYS[2], '1')
 end
 -- The writes.
 if ours then

@@ -7,6 +7,7 @@
 -- KEYS[4]  release channel  PREFIX{NAME}:released
 -- ARGV[1]  'look' or 'break'
 -- ARGV[2]  grace           as for acquire
+-- ARGV[3]  pubsub          as for acquire
 -- Returns {kind, limit, last_fence, waiting, holder...} where kind is 'free',
 -- 'exclusive', 'limit' (counted) or 'shared', and each holder is
 -- {ttl_ms, host, pid, user, cmd, age_ms, fence, slot} ('' and -1 where the
@@ -15,6 +16,7 @@
 -- type, or no TTL) among those it reads or writes: never touched, not even
 -- by 'break', which then writes nothing at all.
 local lock = KEYS[1]
+sharded_pubsub = ARGV[3] == 'sharded'
 local readers, limit_key = lock .. ':readers', lock .. ':limit'
 -- A look needs only the read-only rule; breaking needs the whole one.
 local lacking
@@ -98,7 +100,7 @@ if ARGV[1] == 'break' and #holds > 0 then
   if not woken then
     return {'foreign', wbad[2], wbad[3]}
   end
-  redis.call('PUBLISH', KEYS[4], '1')
+  publish(KEYS[4], '1')
   for _, h in ipairs(holds) do
     if h[1] then
       redis.call('DEL', h[1])
