@@ -47,11 +47,15 @@ class Cluster:
     range of slots (CLUSTER ADDSLOTSRANGE, joined by CLUSTER MEET:
     redis-cli --cluster create wants at least 3 masters)."""
 
-    def __init__(self, tmp, masters):
+    def __init__(self, tmp, masters, cluster=True):
         self.procs = []
         self.ports = []
+        self.cluster = cluster
         try:
-            self.start(tmp, masters)
+            if cluster:
+                self.start(tmp, masters)
+            else:
+                self.start_node(tmp, "single")
         except BaseException:
             self.stop()
             raise
@@ -74,13 +78,15 @@ class Cluster:
             port = free_port()
             d = os.path.join(tmp, f"{name}-{port}")
             os.mkdir(d)
-            p = subprocess.Popen(
-                ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                 "--cluster-enabled", "yes", "--cluster-config-file",
-                 f"{d}/nodes.conf", "--save", "", "--appendonly", "no",
-                 "--dir", d, "--maxclients", "2000", "--loglevel",
-                 "warning", "--unixsocket", f"{d}/s"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            argv = ["redis-server", "--port", str(port), "--bind",
+                    "127.0.0.1", "--save", "", "--appendonly", "no", "--dir",
+                    d, "--maxclients", "2000", "--loglevel", "warning",
+                    "--unixsocket", f"{d}/s"]
+            if self.cluster:
+                argv += ["--cluster-enabled", "yes", "--cluster-config-file",
+                         f"{d}/nodes.conf"]
+            p = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
             self.procs.append(p)
             # Asked over its own socket: never another server on the port.
             end = time.monotonic() + 10
@@ -104,6 +110,8 @@ class Cluster:
             time.sleep(0.05)
 
     def url(self):
+        if not self.cluster:
+            return f"redis://127.0.0.1:{self.ports[0]}"
         return "redis-cluster://" + ",".join(
             f"127.0.0.1:{p}" for p in self.ports)
 
@@ -150,6 +158,7 @@ def run(binary, quick, out_dir):
     started = datetime.datetime.now(datetime.timezone.utc)
     tmp = tempfile.mkdtemp(prefix="godislock-bench-cluster.")
     rows = []
+    contended = []
     try:
         for masters in (1, 2, 3):
             c = Cluster(tmp, masters)
@@ -166,6 +175,18 @@ def run(binary, quick, out_dir):
             hz = os.sysconf("SC_CLK_TCK")
             cpu = [(a - b) / hz for a, b in zip(after, before)]
             rows.append((masters, cycles, failed, wall, cpu))
+        # Every worker on one name: each cycle is a hand-over.
+        for label, masters, cluster in (("single Redis", 1, False),
+                                        ("cluster, 3 masters", 3, True)):
+            c = Cluster(tmp, masters, cluster)
+            try:
+                measure(binary, c.url(), workers, 0.5, 1)  # warm-up
+                t0 = time.monotonic()
+                cycles, failed = measure(binary, c.url(), workers, window, 1)
+                wall = time.monotonic() - t0
+            finally:
+                c.stop()
+            contended.append((label, cycles, failed, wall))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     with open("/proc/loadavg") as f:
@@ -190,6 +211,18 @@ def run(binary, quick, out_dir):
         busy = ", ".join(f"{c / wall * 100:.0f}" for c in cpu)
         lines.append(f"| {masters} | {cycles / wall:.0f} | {failed} | "
                      f"{per} | {busy} |")
+    lines += [
+        "",
+        f"One name, the same {workers} workers contending (every cycle "
+        "hands the lock to a queued waiter):",
+        "",
+        "| server | lock cycles/s | failed workers | mean time per cycle "
+        "(ms) |",
+        "|---|---|---|---|",
+    ]
+    for label, cycles, failed, wall in contended:
+        lines.append(f"| {label} | {cycles / wall:.0f} | {failed} | "
+                     f"{wall / max(cycles, 1) * 1000:.2f} |")
     lines += [
         "",
         "Each cycle starts a process, connects, learns the slot map, "
