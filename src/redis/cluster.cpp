@@ -297,7 +297,8 @@ std::unique_ptr<Cluster> Cluster::copy() const {
   c->m_map = m_map;
   c->m_stale = m_stale;
   c->m_addresses = m_addresses;
-  c->m_interrupt_fd = m_interrupt_fd;
+  // Not the interrupt fd: the copy is for another thread, which sets its
+  // own (a signal for the main thread must not cut a refresh short).
   return c;
 }
 

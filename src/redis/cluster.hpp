@@ -144,8 +144,8 @@ class Cluster {
   // readable (-1: never); applies to every connection, current and later.
   void set_interrupt_fd(int fd);
 
-  // A new client for the same cluster with this one's map and no
-  // connection (they open on first use).
+  // A new client for the same cluster with this one's map, no connection
+  // (they open on first use) and no interrupt fd.
   std::unique_ptr<Cluster> copy() const;
   // "redis-cluster://..." safe to print.
   std::string describe() const { return m_endpoint.redacted(); }

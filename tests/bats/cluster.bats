@@ -15,6 +15,7 @@ setup() {
 teardown() {
   terminate_all_children
   stop_cluster
+  stop_redis
 }
 
 # Three lock names whose slots three different masters serve.
@@ -148,7 +149,6 @@ names_on_three_masters() {
 redis-cluster://127.0.0.1:$REDIS_PORT gave the cluster's slot map: \
 127.0.0.1:$REDIS_PORT is not a Redis Cluster node (cluster support \
 disabled; use redis:// for a single server)"
-  stop_redis
 }
 
 @test "cluster: all seeds down is unavailable (69)" {
