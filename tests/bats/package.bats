@@ -69,6 +69,8 @@ setup_file() {
   assert [ "${#lines[@]}" -ge 3 ]
   run dpkg-deb -f "$DEB" Recommends
   assert_output --partial redis-server
+  # libcurl is loaded only for etcd:// URLs.
+  assert_output --partial 'libcurl4 (>= 7.66)'
   # dpkg-shlibdeps found only libc6: libstdc++, libgcc, fmt and hiredis are
   # linked statically.
   run dpkg-deb -f "$DEB" Depends
