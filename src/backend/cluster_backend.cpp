@@ -154,33 +154,13 @@ class ClusterBackend final : public Backend {
       return masters.error();
     }
     std::set<std::string> names;
-    std::string pattern = glob_literal(m_settings.prefix) + "{*";
     for (const auto& node : *masters) {
       auto c = m_cluster->connection(node, deadline);
       if (!c) {
         return c.error();
       }
-      std::string cursor = "0";
-      do {
-        auto r = (*c)->command(
-            {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"}, deadline);
-        if (!r) {
-          return r.error();
-        }
-        if (r->is_error()) {
-          return Error{classify_server_error(r->str),
-                       fmt::format("{}: SCAN: {}", node.name(), r->str)};
-        }
-        if (r->type != Reply::Type::array || r->elements.size() != 2) {
-          return Error{ErrorKind::protocol, "SCAN: malformed reply"};
-        }
-        cursor = r->elements[0].str;
-        for (const Reply& key : r->elements[1].elements) {
-          if (auto name = name_of_key(m_settings.prefix, key.str)) {
-            names.insert(*name);
-          }
-        }
-      } while (cursor != "0");
+      GODISLOCK_TRY(scan_lock_names(**c, m_settings.prefix, node.name(), names,
+                                    deadline));
     }
     return std::vector<std::string>(names.begin(), names.end());
   }

@@ -126,6 +126,33 @@ Error server_error(const std::string& what, const std::string& text) {
 
 }  // namespace
 
+util::Status scan_lock_names(redis::Connection& conn, const std::string& prefix,
+                             const std::string& where,
+                             std::set<std::string>& names, Deadline deadline) {
+  std::string pattern = glob_literal(prefix) + "{*";
+  std::string cursor = "0";
+  do {
+    auto r = conn.command({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"},
+                          deadline);
+    if (!r) {
+      return r.error();
+    }
+    if (r->is_error()) {
+      return server_error(where.empty() ? "SCAN" : where + ": SCAN", r->str);
+    }
+    if (r->type != Reply::Type::array || r->elements.size() != 2) {
+      return Error{ErrorKind::protocol, "SCAN: malformed reply"};
+    }
+    cursor = r->elements[0].str;
+    for (const Reply& key : r->elements[1].elements) {
+      if (auto name = name_of_key(prefix, key.str)) {
+        names.insert(*name);
+      }
+    }
+  } while (cursor != "0");
+  return util::ok_status();
+}
+
 // A hand-over message, "granted SEQ FENCE" (release.lua): the fence when
 // SEQ is `latest_seq`, nullopt for any other payload.
 std::optional<uint64_t> parse_grant(std::string_view payload,
@@ -368,27 +395,8 @@ class RedisBackend final : public Backend {
       GODISLOCK_TRY(connect(deadline));
     }
     std::set<std::string> names;
-    std::string cursor = "0";
-    std::string pattern = glob_literal(m_settings.prefix) + "{*";
-    do {
-      auto r = m_conn->command(
-          {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"}, deadline);
-      if (!r) {
-        return r.error();
-      }
-      if (r->is_error()) {
-        return server_error("SCAN", r->str);
-      }
-      if (r->type != Reply::Type::array || r->elements.size() != 2) {
-        return Error{ErrorKind::protocol, "SCAN: malformed reply"};
-      }
-      cursor = r->elements[0].str;
-      for (const Reply& key : r->elements[1].elements) {
-        if (auto name = name_of_key(m_settings.prefix, key.str)) {
-          names.insert(*name);
-        }
-      }
-    } while (cursor != "0");
+    GODISLOCK_TRY(
+        scan_lock_names(*m_conn, m_settings.prefix, "", names, deadline));
     return std::vector<std::string>(names.begin(), names.end());
   }
 

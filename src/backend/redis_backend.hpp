@@ -2,9 +2,11 @@
 #pragma once
 
 #include "backend/backend.hpp"
+#include "redis/connection.hpp"
 
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -28,6 +30,14 @@ RedisKeys redis_keys(const std::string& prefix, const std::string& name);
 // or nullopt for a key that is not one of ours.
 std::optional<std::string> name_of_key(const std::string& prefix,
                                        const std::string& key);
+// Adds to `names` the names of the locks with keys under `prefix` on the
+// server of `conn`: SCAN with MATCH, never KEYS (SCAN ignores ACL key
+// patterns, so the pattern is what keeps it to the prefix). `where` names
+// the node in errors ("" for the only one).
+util::Status scan_lock_names(redis::Connection& conn, const std::string& prefix,
+                             const std::string& where,
+                             std::set<std::string>& names,
+                             util::Deadline deadline);
 // The ErrorKind of a server error's text (auth, busy or server).
 util::ErrorKind classify_server_error(const std::string& text);
 // A hand-over message, "granted SEQ FENCE" (release.lua): the fence when
