@@ -69,8 +69,8 @@ names_on_three_masters() {
     >"$BATS_TEST_TMPDIR/second" 2>&1 &
   local second=$!
   # Queued and subscribed on the slot's master (a shard channel).
-  wait_for 10 test "$(kcli 'godislock:{busy}' llen 'godislock:{busy}:queue')" = 1
-  wait_for 10 test "$(kcli 'godislock:{busy}' pubsub shardchannels \
+  wait_for 30 test "$(kcli 'godislock:{busy}' llen 'godislock:{busy}:queue')" = 1
+  wait_for 30 test "$(kcli 'godislock:{busy}' pubsub shardchannels \
     'godislock:{busy}:wake:*' | grep -c .)" = 1
   ! grep -q second "$BATS_TEST_TMPDIR/second"
   release_holder
@@ -88,7 +88,7 @@ names_on_three_masters() {
       ': >"$1"; sleep 60' sh "$BATS_TEST_TMPDIR/held-$i" 3>&- &
   done
   for i in 0 1 2; do
-    wait_for 10 test -e "$BATS_TEST_TMPDIR/held-$i"
+    wait_for 30 test -e "$BATS_TEST_TMPDIR/held-$i"
   done
   run "$GODISLOCK" status
   assert_success
@@ -192,7 +192,7 @@ disabled; use redis:// for a single server)"
   "$GODISLOCK" run --name acl --wait 20s -- echo second \
     >"$BATS_TEST_TMPDIR/second" 2>&1 &
   local second=$!
-  wait_for 10 test "$(kcli 'godislock:{acl}' llen 'godislock:{acl}:queue')" = 1
+  wait_for 30 test "$(kcli 'godislock:{acl}' llen 'godislock:{acl}:queue')" = 1
   run "$GODISLOCK" status
   assert_success
   assert_line --partial "lock 'acl': held"

@@ -28,7 +28,7 @@ start_cluster() {
         --save '' --appendonly no --dir "$CLUSTER_DIR/$port" --daemonize yes \
         --pidfile "$CLUSTER_DIR/$port/redis.pid" \
         --logfile "$CLUSTER_DIR/$port/redis.log" >/dev/null 2>&1 &&
-        wait_for 5 node_answers "$port"; then
+        wait_for 15 node_answers "$port"; then
         CLUSTER_PORTS+=("$port")
         break
       fi
