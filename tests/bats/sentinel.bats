@@ -70,7 +70,7 @@ queue_is() { [[ "$(redis-cli -p "$1" llen "godislock:{$2}:queue")" == "$3" ]]; }
   run "$GODISLOCK" status held
   assert_equal "$status" 1
   kill -TERM "$holder"
-  wait "$holder" || true
+  wait_job 30 "$holder" || true
 }
 
 @test "a failover under a holder whose key survived: the command finishes, waiters follow to the new master" {
@@ -86,10 +86,12 @@ queue_is() { [[ "$(redis-cli -p "$1" llen "godislock:{$2}:queue")" == "$3" ]]; }
   wait_for 10 queue_is "$REPLICA_PORT" fo 1 # the queue reached the replica
   failover_to_replica
   local rc=0
-  wait "$holder" || rc=$?
+  wait_job 60 "$holder"
+  rc=$WAIT_STATUS
   assert_equal "$rc" 0
   rc=0
-  wait "$waiter" || rc=$?
+  wait_job 60 "$waiter"
+  rc=$WAIT_STATUS
   assert_equal "$rc" 0
   assert_equal "$(cat "$out")" "$(printf 'holder\nwaiter')"
   grep -q "survived the failover" "$BATS_TEST_TMPDIR/holder.err"
@@ -118,11 +120,13 @@ queue_is() { [[ "$(redis-cli -p "$1" llen "godislock:{$2}:queue")" == "$3" ]]; }
   wait_for 20 waiters_subscribed "$MASTER_PORT" fifo 3
   touch "$go"
   local rc=0
-  wait "$holder" || rc=$?
+  wait_job 60 "$holder"
+  rc=$WAIT_STATUS
   assert_equal "$rc" 0
   for w in "${pids[@]}"; do
     rc=0
-    wait "$w" || rc=$?
+    wait_job 60 "$w"
+    rc=$WAIT_STATUS
     assert_equal "$rc" 0
   done
   assert_equal "$(cat "$out")" "$(printf 'w1\nw2\nw3')"
@@ -139,7 +143,8 @@ queue_is() { [[ "$(redis-cli -p "$1" llen "godislock:{$2}:queue")" == "$3" ]]; }
   redis-cli -p "$REPLICA_PORT" del 'godislock:{lost}' >/dev/null
   failover_to_replica
   local rc=0
-  wait "$holder" || rc=$?
+  wait_job 60 "$holder"
+  rc=$WAIT_STATUS
   assert_equal "$rc" 79
   grep -q "did not survive a failover" "$BATS_TEST_TMPDIR/err"
   grep -q "from 127.0.0.1:$REPLICA_PORT to 127.0.0.1:$MASTER_PORT" \
@@ -167,16 +172,19 @@ queue_is() { [[ "$(redis-cli -p "$1" llen "godislock:{$2}:queue")" == "$3" ]]; }
 }
 
 @test "--replicas 1 on a plain master: the replica stopped under a holder stops the command (exit 79)" {
+  # The command starts only once the replica acknowledged the lock (on a
+  # loaded machine a 100 ms WAIT may fall short first: the lock is given
+  # back and taken again); only then is the replica stopped.
   GODISLOCK_URL=redis://127.0.0.1:$MASTER_PORT "$GODISLOCK" run -v --replicas 1 \
-    --replica-timeout 100ms --ttl 2s --name rep2 -- sleep 30 \
+    --replica-timeout 100ms --ttl 2s --wait 60s --name rep2 -- sh -c \
+    ': >"$1"; exec sleep 30' sh "$BATS_TEST_TMPDIR/started" \
     2>"$BATS_TEST_TMPDIR/err" 3>&- &
   local holder=$!
-  wait_for 10 has_key "$MASTER_PORT" 'godislock:{rep2}'
+  wait_for 60 test -e "$BATS_TEST_TMPDIR/started"
   kill -STOP "$REPLICA_PID"
-  local rc=0
-  wait "$holder" || rc=$?
+  wait_job 30 "$holder"
   kill -CONT "$REPLICA_PID"
-  assert_equal "$rc" 79
+  assert_equal "$WAIT_STATUS" 79
   grep -q "lost while the command ran" "$BATS_TEST_TMPDIR/err"
   grep -q "refresh failed: only 0 of 1 replica acknowledged the refresh within 100 ms" \
     "$BATS_TEST_TMPDIR/err"
