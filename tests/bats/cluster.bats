@@ -177,31 +177,3 @@ disabled; use redis:// for a single server)"
   assert_success
   assert_output got
 }
-
-@test "cluster: the ACL rule of acl-rule (the man page's), set on every node, is enough for run, status and release --force" {
-  local port
-  local -a words
-  read -ra words <<<"$("$GODISLOCK" acl-rule)"
-  for port in "${CLUSTER_PORTS[@]}"; do
-    run ccli "$port" ACL SETUSER locker "${words[@]}" '>acl-pw'
-    assert_output OK
-  done
-  export GODISLOCK_URL="${GODISLOCK_URL/redis-cluster:\/\//redis-cluster://locker:@}"
-  export GODISLOCK_PASSWORD=acl-pw
-  start_holder acl --ttl 30s
-  "$GODISLOCK" run --name acl --wait 20s -- echo second \
-    >"$BATS_TEST_TMPDIR/second" 2>&1 &
-  local second=$!
-  wait_for 30 test "$(kcli 'godislock:{acl}' llen 'godislock:{acl}:queue')" = 1
-  run "$GODISLOCK" status
-  assert_success
-  assert_line --partial "lock 'acl': held"
-  release_holder
-  wait_job 20 "$second"
-  assert_equal "$WAIT_STATUS" 0
-  start_holder acl --ttl 30s
-  run "$GODISLOCK" release --force acl
-  assert_success
-  wait_job 20 "$HOLDER_PID"
-  assert_equal "$WAIT_STATUS" 79
-}
