@@ -227,17 +227,21 @@ std::string whole_seconds(Millis d) {
 
 namespace {
 
-// Prints help or version text; false (errno set) when stdout is closed or
-// a broken pipe.
-bool print_stdout(std::string text) {
+// Prints help, version, completion or ACL rule text: 0, or (with one
+// error line) 70 when stdout is closed or a broken pipe.
+int print_stdout(std::string text) {
   if (signals::was_closed_at_start(STDOUT_FILENO)) {
     errno = EBADF;
-    return false;
+  } else {
+    if (text.empty() || text.back() != '\n') {
+      text.push_back('\n');
+    }
+    if (util::write_all(STDOUT_FILENO, text.data(), text.size())) {
+      return 0;
+    }
   }
-  if (text.empty() || text.back() != '\n') {
-    text.push_back('\n');
-  }
-  return util::write_all(STDOUT_FILENO, text.data(), text.size());
+  GODISLOCK_ERROR("cannot write to standard output: {}", std::strerror(errno));
+  return k_exit_internal;
 }
 
 }  // namespace
@@ -249,12 +253,7 @@ int acl_rule_command(const cli::AclRuleOptions& o) {
   if (!rule) {
     throw UsageError{fmt::format("--prefix '{}': {}", o.prefix, why)};
   }
-  if (!print_stdout(*rule)) {
-    GODISLOCK_ERROR("cannot write to standard output: {}",
-                    std::strerror(errno));
-    return k_exit_internal;
-  }
-  return 0;
+  return print_stdout(*rule);
 }
 
 int run(int argc, char** argv) {
@@ -269,12 +268,7 @@ int run(int argc, char** argv) {
       case cli::Options::Action::show_help:
       case cli::Options::Action::show_version:
       case cli::Options::Action::show_completion:
-        if (!print_stdout(opts.text)) {
-          GODISLOCK_ERROR("cannot write to standard output: {}",
-                          std::strerror(errno));
-          return k_exit_internal;
-        }
-        return 0;
+        return print_stdout(opts.text);
       case cli::Options::Action::status:
         return status_command(opts.status);
       case cli::Options::Action::release:
