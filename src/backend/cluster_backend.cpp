@@ -26,10 +26,6 @@ using util::Result;
 
 namespace {
 
-bool starts_with(const std::string& text, const char* head) {
-  return text.rfind(head, 0) == 0;
-}
-
 // Set by a watch whose shard subscription ended, read by its backend: the
 // slot map is stale (the slot moved, or its master failed over).
 using StaleFlag = std::shared_ptr<bool>;
@@ -190,9 +186,9 @@ class ClusterBackend final : public Backend {
           m_cluster->moved(*redirect);
           continue;
         }
-        return Error{classify_server_error(r->str),
-                     fmt::format("SSUBSCRIBE {} on {}: {}", channel,
-                                 opened->second.name(), r->str)};
+        return server_error(
+            fmt::format("SSUBSCRIBE {} on {}", channel, opened->second.name()),
+            r->str);
       }
       // The confirmation ["ssubscribe", channel, 1] comes before any
       // message.
@@ -235,32 +231,18 @@ class ClusterBackend final : public Backend {
   Result<Reply> eval(const ScriptCall& call, uint16_t slot, Deadline deadline,
                      bool ping_first = false) {
     sync_stale();
-    const Script& script = *call.script;
-    std::vector<std::string> argv;
-    argv.reserve(3 + call.keys.size() + call.args.size());
-    argv.emplace_back("EVALSHA");
-    argv.emplace_back(script.sha1);
-    argv.push_back(std::to_string(call.keys.size()));
-    argv.insert(argv.end(), call.keys.begin(), call.keys.end());
-    argv.insert(argv.end(), call.args.begin(), call.args.end());
+    std::vector<std::string> argv = evalsha_argv(call);
     auto r =
         m_cluster->command(slot, argv, deadline, Cluster::Options{ping_first});
-    if (r && r->is_error() && starts_with(r->str, "NOSCRIPT")) {
-      GODISLOCK_DEBUG("{} script not cached on the slot's master; sending it",
-                      script.name);
-      argv[0] = "EVAL";
-      argv[1] = script.source;
+    if (r && is_noscript(*r)) {
+      evalsha_to_eval(argv, *call.script);
       r = m_cluster->command(slot, argv, deadline);
     }
     if (!r) {
       return r.error();
     }
     if (r->is_error()) {
-      if (r->str.find("Protocol error: unauthenticated") != std::string::npos) {
-        r->str = "NOAUTH Authentication required.";
-      }
-      return Error{classify_server_error(r->str),
-                   fmt::format("{} script: {}", script.name, r->str)};
+      return script_error(*call.script, r->str);
     }
     return r;
   }

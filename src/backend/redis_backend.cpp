@@ -96,11 +96,11 @@ ErrorKind classify_server_error(const std::string& text) {
   return ErrorKind::server;
 }
 
-namespace {
+namespace {}  // namespace
 
-// A server error reply as an Error for `what` (a command or script). A
-// NOPERM from the server itself (for a command godislock sends, before any
-// script could check) is told in the same words as a script's own check.
+// A NOPERM from the server itself (for a command godislock sends, before
+// any script could check) is told in the same words as a script's own
+// check.
 Error server_error(const std::string& what, const std::string& text) {
   std::string message = fmt::format("{}: {}", what, text);
   constexpr std::string_view k_run =
@@ -123,8 +123,6 @@ Error server_error(const std::string& what, const std::string& text) {
   }
   return Error{classify_server_error(text), std::move(message)};
 }
-
-}  // namespace
 
 util::Status scan_lock_names(redis::Connection& conn, const std::string& prefix,
                              const std::string& where,
@@ -573,8 +571,6 @@ class RedisBackend final : public Backend {
   Result<Reply> eval(const ScriptCall& call, Deadline deadline,
                      bool ping_first = false, bool carry_login = false) {
     const Script& script = *call.script;
-    const auto& keys = call.keys;
-    const auto& args = call.args;
     if (is_stale()) {
       m_conn.reset();
       GODISLOCK_TRY(connect(deadline));
@@ -582,13 +578,7 @@ class RedisBackend final : public Backend {
     if (!carry_login) {
       GODISLOCK_TRY(m_conn->finish_login(deadline));
     }
-    std::vector<std::string> argv;
-    argv.reserve(3 + keys.size() + args.size());
-    argv.emplace_back("EVALSHA");
-    argv.emplace_back(script.sha1);
-    argv.push_back(std::to_string(keys.size()));
-    argv.insert(argv.end(), keys.begin(), keys.end());
-    argv.insert(argv.end(), args.begin(), args.end());
+    std::vector<std::string> argv = evalsha_argv(call);
     if (ping_first) {
       GODISLOCK_TRY(m_conn->send_encoded(
           redis::encode_command({"PING"}) + redis::encode_command(argv),
@@ -607,11 +597,8 @@ class RedisBackend final : public Backend {
       GODISLOCK_TRY(m_conn->send(argv, deadline));
     }
     auto r = m_conn->read_reply(deadline);
-    if (r && r->is_error() && r->str.rfind("NOSCRIPT", 0) == 0) {
-      GODISLOCK_DEBUG("{} script not cached on the server; sending it",
-                      script.name);
-      argv[0] = "EVAL";
-      argv[1] = script.source;
+    if (r && is_noscript(*r)) {
+      evalsha_to_eval(argv, script);
       r = m_conn->command(argv, deadline);
     }
     if (!r) {
@@ -632,12 +619,7 @@ class RedisBackend final : public Backend {
                    fmt::format("{} script: {}", script.name, r->str)};
     }
     if (r->is_error()) {
-      // Before AUTH, Redis refuses requests of more than a few words with
-      // a protocol error instead of NOAUTH (and closes the connection).
-      if (r->str.find("Protocol error: unauthenticated") != std::string::npos) {
-        r->str = "NOAUTH Authentication required.";
-      }
-      return server_error(std::string(script.name) + " script", r->str);
+      return script_error(script, r->str);
     }
     return r;
   }

@@ -9,6 +9,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace godislock::backend {
 
@@ -40,6 +41,9 @@ util::Status scan_lock_names(redis::Connection& conn, const std::string& prefix,
                              util::Deadline deadline);
 // The ErrorKind of a server error's text (auth, busy or server).
 util::ErrorKind classify_server_error(const std::string& text);
+// A server error reply as an Error for `what` (a command or script), a
+// NOPERM told with the permission the ACL user lacks.
+util::Error server_error(const std::string& what, const std::string& text);
 // A hand-over message, "granted SEQ FENCE" (release.lua): the fence when
 // SEQ is `latest_seq`, nullopt for any other payload.
 std::optional<uint64_t> parse_grant(std::string_view payload,

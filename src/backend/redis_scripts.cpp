@@ -5,6 +5,7 @@
 #include "backend/scripts/refresh_lua.hpp"
 #include "backend/scripts/release_lua.hpp"
 #include "backend/scripts/status_lua.hpp"
+#include "util/log.hpp"
 
 #include <fmt/format.h>
 
@@ -347,6 +348,37 @@ std::optional<std::string> acl_rule(const std::string& prefix, bool read_only,
     rule += " +" + right;
   }
   return rule;
+}
+
+std::vector<std::string> evalsha_argv(const ScriptCall& call) {
+  std::vector<std::string> argv;
+  argv.reserve(3 + call.keys.size() + call.args.size());
+  argv.emplace_back("EVALSHA");
+  argv.emplace_back(call.script->sha1);
+  argv.push_back(std::to_string(call.keys.size()));
+  argv.insert(argv.end(), call.keys.begin(), call.keys.end());
+  argv.insert(argv.end(), call.args.begin(), call.args.end());
+  return argv;
+}
+
+void evalsha_to_eval(std::vector<std::string>& argv, const Script& script) {
+  GODISLOCK_DEBUG("{} script not cached on the server; sending it",
+                  script.name);
+  argv[0] = "EVAL";
+  argv[1] = script.source;
+}
+
+bool is_noscript(const Reply& r) {
+  return r.is_error() && r.str.rfind("NOSCRIPT", 0) == 0;
+}
+
+Error script_error(const Script& script, std::string text) {
+  // Before AUTH, Redis refuses requests of more than a few words with a
+  // protocol error instead of NOAUTH (and closes the connection).
+  if (text.find("Protocol error: unauthenticated") != std::string::npos) {
+    text = "NOAUTH Authentication required.";
+  }
+  return server_error(std::string(script.name) + " script", text);
 }
 
 }  // namespace godislock::backend

@@ -31,6 +31,15 @@ struct ScriptCall {
   std::vector<std::string> args;
 };
 
+// EVALSHA's words for `call`; evalsha_to_eval turns them into EVAL's, for
+// a server that does not have the script cached (SCRIPT FLUSH, a restart,
+// a failover: Redis 7 does not replicate SCRIPT LOAD).
+std::vector<std::string> evalsha_argv(const ScriptCall& call);
+void evalsha_to_eval(std::vector<std::string>& argv, const Script& script);
+bool is_noscript(const redis::Reply& r);
+// A script's error reply as an Error.
+util::Error script_error(const Script& script, std::string text);
+
 // acquire.lua: KEYS lock, fence, queue; ARGV token, ttl ms, mode, queue
 // lease ms, limit, shared, host, pid, user, cmd, grace ms, seq[,
 // 'sharded'].

@@ -436,6 +436,72 @@ Status Cluster::ensure_map(Deadline deadline) {
   return discover(deadline);
 }
 
+namespace {
+
+// Errors after which the cluster may recover within the deadline: a node
+// down or failing over, a slot without a master for now.
+bool transient(const Error& e) {
+  return e.kind == ErrorKind::io || e.kind == ErrorKind::timeout ||
+         e.kind == ErrorKind::busy;
+}
+
+// Sends `bytes` (the command, after ASKING or PING when `extra`) in one
+// write and reads the command's reply.
+Result<Reply> send_and_read(Connection& conn, const std::string& bytes,
+                            bool extra, Deadline deadline) {
+  GODISLOCK_TRY(conn.send_encoded(bytes, deadline));
+  if (extra) {
+    auto first = conn.read_reply(deadline);
+    if (!first) {
+      return first.error();
+    }
+  }
+  return conn.read_reply(deadline);
+}
+
+}  // namespace
+
+Result<ClusterNode> Cluster::route(uint16_t slot,
+                                   const std::optional<ClusterNode>& ask_to,
+                                   Deadline deadline) {
+  if (ask_to) {
+    return *ask_to;
+  }
+  GODISLOCK_TRY(ensure_map(deadline));
+  if (auto node = m_map.master_of(slot)) {
+    return *node;
+  }
+  m_stale = true;
+  return Error{ErrorKind::busy,
+               fmt::format("no node of the cluster serves slot {}", slot)};
+}
+
+Cluster::Next Cluster::on_error_reply(const std::string& error,
+                                      const ClusterNode& node,
+                                      std::optional<ClusterNode>* ask_to,
+                                      std::optional<Error>* last) {
+  if (auto redirect = parse_redirect(error)) {
+    GODISLOCK_DEBUG("{} from {}", error, node.name());
+    if (redirect->ask) {
+      *ask_to = redirect->to;
+    } else {
+      m_map.move_slot(redirect->slot, redirect->to);
+      ask_to->reset();
+    }
+    *last = Error{ErrorKind::busy, error};
+    return Next::redirected;
+  }
+  if (starts_with(error, "TRYAGAIN") || starts_with(error, "CLUSTERDOWN")) {
+    // A multi-key command caught mid-migration, or a failing cluster.
+    GODISLOCK_DEBUG("{} from {}; trying again", error, node.name());
+    m_stale = m_stale || starts_with(error, "CLUSTERDOWN");
+    ask_to->reset();
+    *last = Error{ErrorKind::busy, fmt::format("{}: {}", node.name(), error)};
+    return Next::later;
+  }
+  return Next::answer;
+}
+
 Result<Reply> Cluster::command(uint16_t slot,
                                const std::vector<std::string>& argv,
                                Deadline deadline, Options options) {
@@ -445,33 +511,17 @@ Result<Reply> Cluster::command(uint16_t slot,
   // Redirections since the last pause: nodes that keep sending us on
   // without a pause between disagree about the slot.
   int hops = 0;
-  auto pause_again = [&] {
+  auto pause_again = [&](Error why) {
+    last = std::move(why);
     hops = 0;
     return pause_within(&pause, deadline);
   };
   while (hops <= k_max_redirects) {
-    if (!ask_to) {
-      if (auto st = ensure_map(deadline); !st) {
-        // Down or failing over: the map may come back within the deadline.
-        if (st.error().kind != ErrorKind::io &&
-            st.error().kind != ErrorKind::timeout &&
-            st.error().kind != ErrorKind::busy) {
-          return st.error();
-        }
-        last = st.error();
-        if (!pause_again()) {
-          return *last;
-        }
-        continue;
-      }
-    }
-    std::optional<ClusterNode> node = ask_to ? ask_to : m_map.master_of(slot);
+    auto node = route(slot, ask_to, deadline);
     if (!node) {
-      m_stale = true;
-      last = Error{ErrorKind::busy,
-                   fmt::format("no node of the cluster serves slot {}", slot)};
-      if (!pause_again()) {
-        return *last;
+      // Down or failing over: the map may come back within the deadline.
+      if (!transient(node.error()) || !pause_again(node.error())) {
+        return node.error();
       }
       continue;
     }
@@ -487,31 +537,16 @@ Result<Reply> Cluster::command(uint16_t slot,
                       c.error().message);
       m_stale = true;
       ask_to.reset();
-      last = c.error();
-      if (!pause_again()) {
+      if (!pause_again(c.error())) {
         return *last;
       }
       continue;
     }
-    Connection& conn = **c;
-    std::string bytes;
     bool extra = ask_to || options.ping_first;
-    if (ask_to) {
-      bytes = encode_command({"ASKING"});
-    } else if (options.ping_first) {
-      bytes = encode_command({"PING"});
-    }
+    std::string bytes =
+        extra ? encode_command({ask_to ? "ASKING" : "PING"}) : std::string();
     bytes += encode_command(argv);
-    auto r = [&]() -> Result<Reply> {
-      GODISLOCK_TRY(conn.send_encoded(bytes, deadline));
-      if (extra) {
-        auto first = conn.read_reply(deadline);
-        if (!first) {
-          return first.error();
-        }
-      }
-      return conn.read_reply(deadline);
-    }();
+    auto r = send_and_read(**c, bytes, extra, deadline);
     if (!r) {
       // It may have run: the caller decides whether to send it again.
       drop(node->name());
@@ -521,31 +556,18 @@ Result<Reply> Cluster::command(uint16_t slot,
     if (!r->is_error()) {
       return r;
     }
-    if (auto redirect = parse_redirect(r->str)) {
-      GODISLOCK_DEBUG("{} from {}", r->str, node->name());
-      if (redirect->ask) {
-        ask_to = redirect->to;
-      } else {
-        m_map.move_slot(redirect->slot, redirect->to);
-        ask_to.reset();
-      }
-      last = Error{ErrorKind::busy, r->str};
-      ++hops;
-      continue;
+    switch (on_error_reply(r->str, *node, &ask_to, &last)) {
+      case Next::answer:
+        return r;
+      case Next::redirected:
+        ++hops;
+        break;
+      case Next::later:
+        if (!pause_again(*last)) {
+          return *last;
+        }
+        break;
     }
-    if (starts_with(r->str, "TRYAGAIN") || starts_with(r->str, "CLUSTERDOWN")) {
-      // A multi-key command caught mid-migration, or a failing cluster.
-      GODISLOCK_DEBUG("{} from {}; trying again", r->str, node->name());
-      m_stale = m_stale || starts_with(r->str, "CLUSTERDOWN");
-      ask_to.reset();
-      last =
-          Error{ErrorKind::busy, fmt::format("{}: {}", node->name(), r->str)};
-      if (!pause_again()) {
-        return *last;
-      }
-      continue;
-    }
-    return r;
   }
   return Error{ErrorKind::busy,
                fmt::format("slot {}: more than {} redirections in a row ({})",

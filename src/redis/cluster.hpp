@@ -153,6 +153,21 @@ class Cluster {
   static constexpr int k_max_redirects = 16;
 
  private:
+  // What an error reply to a command calls for.
+  enum class Next {
+    answer,      // it is the answer (the caller's to judge)
+    redirected,  // MOVED or ASK: at once to the node named
+    later,       // TRYAGAIN, CLUSTERDOWN: again after a pause
+  };
+  // The node to send the next try at `slot` to: the ASK target, else the
+  // slot's master (the map learnt again first when stale).
+  util::Result<ClusterNode> route(uint16_t slot,
+                                  const std::optional<ClusterNode>& ask_to,
+                                  util::Deadline deadline);
+  // Follows a redirection in the map or `ask_to`; `last` says why.
+  Next on_error_reply(const std::string& error, const ClusterNode& node,
+                      std::optional<ClusterNode>* ask_to,
+                      std::optional<util::Error>* last);
   util::Result<SlotMap> ask_map(const ClusterNode& node,
                                 util::Deadline deadline);
   util::Result<Connection> open(const ClusterNode& node,
