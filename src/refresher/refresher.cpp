@@ -207,6 +207,59 @@ void Refresher::declare_lost(std::string reason) {
   [[maybe_unused]] ssize_t n = ::write(m_wake_fd, &byte, 1);
 }
 
+bool Refresher::wait_turn(Clock::time_point until, std::string* failover) {
+  std::unique_lock<std::mutex> lock(m_mutex);
+  m_cv.wait_until(lock, until, [this] { return m_stop || m_failover_pending; });
+  if (m_stop) {
+    return false;
+  }
+  // After a failover the lease is verified at once, by a refresh on the
+  // new master.
+  *failover = m_failover_pending ? m_failover : std::string();
+  m_failover_pending = false;
+  return true;
+}
+
+bool Refresher::renewed(Clock::time_point started,
+                        const std::string& failover) {
+  if (!failover.empty()) {
+    GODISLOCK_DEBUG("the lock survived the failover ({})", failover);
+  }
+  std::lock_guard<std::mutex> lock(m_mutex);
+  if (m_stop) {
+    return false;
+  }
+  m_lease.renewed(started);
+  m_refreshes++;
+  m_last_error.clear();
+  return true;
+}
+
+bool Refresher::failed(const util::Result<bool>& r,
+                       const std::string& failover) {
+  if (is_stop_requested()) {
+    return false;  // released meanwhile: the token is gone on purpose
+  }
+  if (r) {
+    declare_lost(gone_reason(failover));
+    return false;
+  }
+  if (r.error().kind == ErrorKind::foreign) {
+    // No retry can help: the script extends nothing while the key is
+    // there, so the lease lapses.
+    declare_lost(
+        fmt::format("{}; left alone, so the lease could not be extended",
+                    r.error().message));
+    return false;
+  }
+  {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    m_last_error = r.error().message;
+  }
+  GODISLOCK_DEBUG("refresh failed: {}", r.error().message);
+  return true;
+}
+
 void Refresher::run() {
   // No exception may escape a thread (std::terminate would skip the release
   // and leave the child running): report any as a loss.
@@ -218,17 +271,8 @@ void Refresher::run() {
         std::clamp(m_timing.refresh_interval / 4, Millis(5), Millis(1000));
     for (;;) {
       Clock::time_point give_up = m_lease.give_up_at();
-      {
-        std::unique_lock<std::mutex> lock(m_mutex);
-        m_cv.wait_until(lock, std::min(next, give_up),
-                        [this] { return m_stop || m_failover_pending; });
-        if (m_stop) {
-          return;
-        }
-        // After a failover the lease is verified at once, by a refresh on
-        // the new master.
-        failover = m_failover_pending ? m_failover : std::string();
-        m_failover_pending = false;
+      if (!wait_turn(std::min(next, give_up), &failover)) {
+        return;
       }
       auto started = Clock::now();
       // Checked before refreshing: after a pause (SIGSTOP, suspend) longer
@@ -247,42 +291,17 @@ void Refresher::run() {
       }
       auto r = m_backend->refresh(m_token, m_timing.ttl, Deadline::at(give_up));
       if (r && *r) {
-        if (!failover.empty()) {
-          GODISLOCK_DEBUG("the lock survived the failover ({})", failover);
-        }
-        std::lock_guard<std::mutex> lock(m_mutex);
-        if (m_stop) {
+        if (!renewed(started, failover)) {
           return;
         }
-        m_lease.renewed(started);
-        m_refreshes++;
-        m_last_error.clear();
         next = started + m_timing.refresh_interval;
         last_error.clear();
         continue;
       }
-      if (is_stop_requested()) {
-        return;  // released meanwhile: the token is gone on purpose
-      }
-      if (r) {
-        declare_lost(gone_reason(failover));
-        return;
-      }
-      if (r.error().kind == ErrorKind::foreign) {
-        // No retry can help: the script extends nothing while the key is
-        // there, so the lease lapses.
-        declare_lost(
-            fmt::format("{}; left alone, so the lease could not be "
-                        "extended",
-                        r.error().message));
+      if (!failed(r, failover)) {
         return;
       }
       last_error = r.error().message;
-      {
-        std::lock_guard<std::mutex> lock(m_mutex);
-        m_last_error = last_error;
-      }
-      GODISLOCK_DEBUG("refresh failed: {}", last_error);
       next = Clock::now() + retry_delay;
     }
   } catch (const std::exception& e) {

@@ -61,6 +61,15 @@ class Refresher {
 
  private:
   void run();
+  // Waits for the next refresh (`until`) or a failover to verify (its
+  // description in `failover`); false once stop is requested.
+  bool wait_turn(util::Clock::time_point until, std::string* failover);
+  // Records a refresh that started at `started`; false once stop is
+  // requested.
+  bool renewed(util::Clock::time_point started, const std::string& failover);
+  // A refresh that did not extend the lease: false when that ends the
+  // refresher (the lease is lost, or stop was requested), true to retry.
+  bool failed(const util::Result<bool>& r, const std::string& failover);
   void listen();
   bool is_stop_requested() const;
   void declare_lost(std::string reason);
