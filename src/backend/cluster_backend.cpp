@@ -90,18 +90,9 @@ class ClusterBackend final : public Backend {
 
   Result<Attempt> acquire(const std::string& token, Millis ttl, Mode mode,
                           Deadline deadline) override {
-    if (mode == Mode::queue) {
-      ++*m_queue_seq;
-    }
-    AcquireArgs args{token,
-                     ttl,
-                     mode,
-                     m_settings.limit,
-                     m_settings.shared,
-                     &m_settings.holder,
-                     *m_queue_seq,
-                     /*sharded=*/true};
-    auto r = eval(acquire_call(m_keys, args), m_slot, deadline);
+    auto r = eval(acquire_call(m_keys, m_settings, token, ttl, mode,
+                               m_queue_seq.get(), /*sharded=*/true),
+                  m_slot, deadline);
     if (!r) {
       return r.error();
     }

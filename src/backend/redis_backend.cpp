@@ -311,18 +311,9 @@ class RedisBackend final : public Backend {
 
   Result<Attempt> acquire(const std::string& token, Millis ttl, Mode mode,
                           Deadline deadline) override {
-    if (mode == Mode::queue) {
-      ++*m_queue_seq;
-    }
-    AcquireArgs args{token,
-                     ttl,
-                     mode,
-                     m_settings.limit,
-                     m_settings.shared,
-                     &m_settings.holder,
-                     *m_queue_seq};
-    auto r = eval(acquire_call(m_keys, args), deadline, /*ping_first=*/false,
-                  /*carry_login=*/true);
+    auto r = eval(
+        acquire_call(m_keys, m_settings, token, ttl, mode, m_queue_seq.get()),
+        deadline, /*ping_first=*/false, /*carry_login=*/true);
     if (!r) {
       if (m_conn && m_conn->ran_despite_failed_login()) {
         give_back_after_failed_login(token, deadline);

@@ -161,6 +161,17 @@ HolderInfo holder_of(const Fields& h) {
 
 }  // namespace
 
+ScriptCall acquire_call(const RedisKeys& keys, const Settings& settings,
+                        const std::string& token, Millis ttl,
+                        Backend::Mode mode, uint64_t* queue_seq, bool sharded) {
+  if (mode == Backend::Mode::queue) {
+    ++*queue_seq;
+  }
+  return acquire_call(
+      keys, AcquireArgs{token, ttl, mode, settings.limit, settings.shared,
+                        &settings.holder, *queue_seq, sharded});
+}
+
 ScriptCall acquire_call(const RedisKeys& keys, const AcquireArgs& a) {
   const Holder& h = *a.holder;
   ScriptCall call{&k_acquire,

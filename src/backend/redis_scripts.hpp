@@ -56,6 +56,12 @@ struct AcquireArgs {
   bool sharded = false;
 };
 ScriptCall acquire_call(const RedisKeys& keys, const AcquireArgs& a);
+// The same for an attempt on `settings`' lock; a queue-mode attempt takes
+// the next number of `*queue_seq` (the backend's count of them).
+ScriptCall acquire_call(const RedisKeys& keys, const Settings& settings,
+                        const std::string& token, Millis ttl,
+                        Backend::Mode mode, uint64_t* queue_seq,
+                        bool sharded = false);
 // {1, fence, slot} | {0, -1} | {0, -2, head_lapses} | {0, ttl, holders,
 // host, pid, cmd, age} | {-3, shape} | {-1|other, type, key}.
 util::Result<Attempt> decode_acquire(const redis::Reply& r,
