@@ -8,15 +8,14 @@
 #include "lock/acquirer.hpp"
 #include "redis/cluster.hpp"
 #include "support/backend_fixture.hpp"
+#include "support/process.hpp"
 #include "support/redis_cluster.hpp"
 #include "support/redis_server.hpp"
 #include "support/time.hpp"
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -112,19 +111,6 @@ struct Waiter {
     }
   }
 };
-
-// A loopback port nothing listens on.
-int free_port_for_test() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
 
 // Clients of node `node` subscribed to shard channel `channel`.
 long long shard_subscribers(const RedisCluster& c, size_t node,
@@ -302,7 +288,7 @@ TEST_F(ClusterTest, ANameWhoseKeysWouldSplitIsRefused) {
 
 // Any node answers for the rest: one live seed among dead ones is enough.
 TEST_F(ClusterTest, OneLiveSeedIsEnough) {
-  int dead = free_port_for_test();
+  int dead = free_loopback_port();
   backend::Settings s = settings_for(cluster(), "seeds");
   std::string why;
   s.endpoint = *config::parse_url(
@@ -340,8 +326,8 @@ TEST(ClusterSeeds, ASeedThatIsNotAClusterNodeIsNamed) {
 TEST(ClusterSeeds, AllSeedsDownIsUnavailable) {
   backend::Settings s;
   std::string why;
-  int a = free_port_for_test();
-  int b2 = free_port_for_test();
+  int a = free_loopback_port();
+  int b2 = free_loopback_port();
   s.endpoint = *config::parse_url(
       fmt::format("redis-cluster://127.0.0.1:{},127.0.0.1:{}", a, b2), &why);
   s.name = "x";

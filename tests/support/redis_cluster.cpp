@@ -2,12 +2,11 @@
 #include "support/redis_cluster.hpp"
 
 #include "redis/connection.hpp"
+#include "support/process.hpp"
 #include "support/redis_server.hpp"
 
 #include <fmt/format.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,19 +26,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
-
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  int port = ntohs(a.sin_port);
-  ::close(fd);
-  return port;
-}
 
 std::vector<std::string> split(const std::string& text, char sep) {
   std::vector<std::string> out;
@@ -168,7 +154,7 @@ RedisCluster::~RedisCluster() {
 
 bool RedisCluster::start_node(size_t i) {
   for (int attempt = 0; attempt < 5; ++attempt) {
-    int port = free_port();
+    int port = free_loopback_port();
     std::string dir = fmt::format("{}/{}", m_dir, port);
     std::filesystem::create_directories(dir);
     std::vector<std::string> args = {
@@ -180,16 +166,7 @@ bool RedisCluster::start_node(size_t i) {
         "--cluster-node-timeout", "1000", "--cluster-replica-validity-factor",
         "0", "--save", "", "--appendonly", "no", "--dir", dir, "--logfile",
         dir + "/redis.log"};
-    pid_t pid = ::fork();
-    if (pid == 0) {
-      std::vector<char*> argv;
-      for (auto& a : args) {
-        argv.push_back(a.data());
-      }
-      argv.push_back(nullptr);
-      ::execvp("redis-server", argv.data());
-      ::_exit(127);
-    }
+    pid_t pid = spawn(args);
     if (pid < 0) {
       return false;
     }

@@ -2,11 +2,10 @@
 #include "support/redis_server.hpp"
 
 #include "redis/connection.hpp"
+#include "support/process.hpp"
 
 #include <fmt/format.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,24 +14,6 @@
 #include <thread>
 
 namespace godislock::test {
-
-namespace {
-
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  int port = ntohs(a.sin_port);
-  ::close(fd);
-  return port;
-}
-
-}  // namespace
 
 std::string flatten(const redis::Reply& r) {
   switch (r.type) {
@@ -68,7 +49,7 @@ RedisServer::RedisServer(Tls tls, std::vector<std::string> extra_args)
   }
   m_dir = tmpl;
   m_socket = m_dir + "/redis.sock";
-  m_port = free_port();
+  m_port = free_loopback_port();
   start();
 }
 
@@ -80,7 +61,7 @@ RedisServer::RedisServer(std::vector<std::string> extra_args)
   }
   m_dir = tmpl;
   m_socket = m_dir + "/redis.sock";
-  m_port = free_port();
+  m_port = free_loopback_port();
   start();
 }
 
@@ -102,16 +83,7 @@ void RedisServer::start() {
                    d + "/ca.crt", "--tls-auth-clients", m_tls->auth_clients});
     }
     args.insert(args.end(), m_extra.begin(), m_extra.end());
-    pid_t pid = ::fork();
-    if (pid == 0) {
-      std::vector<char*> argv;
-      for (auto& a : args) {
-        argv.push_back(a.data());
-      }
-      argv.push_back(nullptr);
-      ::execvp("redis-server", argv.data());
-      ::_exit(127);
-    }
+    pid_t pid = spawn(args);
     if (pid < 0) {
       return;
     }
@@ -140,7 +112,7 @@ void RedisServer::start() {
       ::waitpid(m_pid, nullptr, 0);
       m_pid = -1;
     }
-    m_port = free_port();
+    m_port = free_loopback_port();
   }
 }
 

@@ -2,11 +2,10 @@
 #include "support/sentinel_topology.hpp"
 
 #include "redis/connection.hpp"
+#include "support/process.hpp"
 
 #include <fmt/format.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,19 +18,6 @@ namespace godislock::test {
 namespace {
 
 using namespace std::chrono_literals;
-
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  int port = ntohs(a.sin_port);
-  ::close(fd);
-  return port;
-}
 
 // A sentinel's run id: 40 hex digits, fixed per sentinel number.
 std::string sentinel_id(size_t i) { return fmt::format("{:040x}", i + 1); }
@@ -91,7 +77,7 @@ SentinelTopology::SentinelTopology(std::string master_name)
 
 bool SentinelTopology::start_sentinels() {
   for (int i = 0; i < 3; ++i) {
-    m_ports.push_back(free_port());
+    m_ports.push_back(free_loopback_port());
   }
   for (size_t i = 0; i < m_ports.size(); ++i) {
     std::string conf = fmt::format("{}/sentinel{}.conf", m_dir, i);
@@ -125,16 +111,7 @@ bool SentinelTopology::start_sentinels() {
         m_dir,
         "--logfile",
         fmt::format("{}/sentinel{}.log", m_dir, i)};
-    pid_t pid = ::fork();
-    if (pid == 0) {
-      std::vector<char*> argv;
-      for (auto& a : args) {
-        argv.push_back(a.data());
-      }
-      argv.push_back(nullptr);
-      ::execvp("redis-server", argv.data());
-      ::_exit(127);
-    }
+    pid_t pid = spawn(args);
     if (pid < 0) {
       return false;
     }
