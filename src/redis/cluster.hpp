@@ -108,8 +108,10 @@ class Cluster {
   };
   // Sends `argv` to the master of `slot` and returns its reply, which may
   // be a server error. On the way: MOVED updates the map and sends again;
-  // ASK sends ASKING and the command once to the node named; TRYAGAIN
-  // and CLUSTERDOWN send again after a pause that doubles; a master that
+  // ASK sends ASKING and the command once to the node named; TRYAGAIN,
+  // CLUSTERDOWN and a script's "non local key" error (a key the script
+  // computed, caught mid-migration) send again after a pause that
+  // doubles; a master that
   // refuses connections sends the map to be learnt again and the command
   // after a pause. At most k_max_redirects redirections in a row (nodes
   // that keep sending us on disagree about the slot), and never past
