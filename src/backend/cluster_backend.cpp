@@ -31,13 +31,22 @@ namespace {
 using StaleFlag = std::shared_ptr<bool>;
 
 // A shard subscription (SSUBSCRIBE) on the master of the lock's slot.
+//
+// A hand-over ('granted SEQ FENCE', release.lua) only wakes the waiter
+// here, which then attempts (the script answers with the handed fence when
+// the lock is ours): it never starts its command on the message alone. The
+// script hands over only when SPUBLISH reports a subscriber, but SPUBLISH
+// counts the subscribers of the node it runs on, while a shard message
+// reaches every node of the slot's shard, replicas included. A waiter whose
+// map a CLUSTER FAILOVER had just made stale subscribed on the old master
+// as it became a replica, heard 'granted' from a script that had counted no
+// subscriber and so had not handed the lock over, and ran its command while
+// that script deleted the key (tests/fault/run --scenario cluster-failover,
+// Redis 7.0.15).
 class ClusterWatch final : public ReleaseWatch {
  public:
-  ClusterWatch(Connection conn, std::shared_ptr<const uint64_t> latest_seq,
-               StaleFlag stale)
-      : m_conn(std::move(conn)),
-        m_latest_seq(std::move(latest_seq)),
-        m_stale(std::move(stale)) {}
+  ClusterWatch(Connection conn, StaleFlag stale)
+      : m_conn(std::move(conn)), m_stale(std::move(stale)) {}
 
   Result<Wakeup> wait(Deadline until) override {
     auto reply = m_conn.read_reply(until, /*idle_ok=*/true);
@@ -56,10 +65,7 @@ class ClusterWatch final : public ReleaseWatch {
     const std::string& kind = reply->elements[0].str;
     if (kind == "smessage") {
       Wakeup w;
-      w.arrived = true;
-      if (m_latest_seq) {
-        w.granted_fence = parse_grant(reply->elements[2].str, *m_latest_seq);
-      }
+      w.arrived = true;  // a hand-over too: see above
       return w;
     }
     if (kind == "sunsubscribe") {
@@ -76,7 +82,6 @@ class ClusterWatch final : public ReleaseWatch {
 
  private:
   Connection m_conn;
-  std::shared_ptr<const uint64_t> m_latest_seq;
   StaleFlag m_stale;
 };
 
@@ -187,12 +192,8 @@ class ClusterBackend final : public Backend {
           r->elements[0].str != "ssubscribe") {
         return Error{ErrorKind::protocol, "SSUBSCRIBE: unexpected reply"};
       }
-      return std::unique_ptr<ReleaseWatch>(std::make_unique<ClusterWatch>(
-          std::move(c),
-          fair && m_settings.limit == 1 && !m_settings.shared
-              ? std::shared_ptr<const uint64_t>(m_queue_seq)
-              : nullptr,
-          m_stale));
+      return std::unique_ptr<ReleaseWatch>(
+          std::make_unique<ClusterWatch>(std::move(c), m_stale));
     }
     return Error{ErrorKind::busy,
                  fmt::format("SSUBSCRIBE {}: too many redirections", channel)};

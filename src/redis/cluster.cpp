@@ -35,6 +35,11 @@ uint16_t crc16(std::string_view data) {
   return crc;
 }
 
+// What Redis (7.0) answers when a script's command names a key that is not
+// served here, e.g. one of a migrating slot that has left or not arrived.
+constexpr std::string_view k_script_non_local =
+    "ERR Script attempted to access a non local key in a cluster node";
+
 bool starts_with(std::string_view text, std::string_view head) {
   return text.substr(0, head.size()) == head;
 }
@@ -491,8 +496,12 @@ Cluster::Next Cluster::on_error_reply(const std::string& error,
     *last = Error{ErrorKind::busy, error};
     return Next::redirected;
   }
-  if (starts_with(error, "TRYAGAIN") || starts_with(error, "CLUSTERDOWN")) {
-    // A multi-key command caught mid-migration, or a failing cluster.
+  if (starts_with(error, "TRYAGAIN") || starts_with(error, "CLUSTERDOWN") ||
+      starts_with(error, k_script_non_local)) {
+    // A multi-key command caught mid-migration, or a failing cluster; or
+    // a script whose own command on keys it computes (not in KEYS) found
+    // some missing in a migrating slot. Sending a script again is as safe
+    // as after a lost reply: the scripts recognise a retry of a token.
     GODISLOCK_DEBUG("{} from {}; trying again", error, node.name());
     m_stale = m_stale || starts_with(error, "CLUSTERDOWN");
     ask_to->reset();

@@ -108,10 +108,11 @@ class Cluster {
   };
   // Sends `argv` to the master of `slot` and returns its reply, which may
   // be a server error. On the way: MOVED updates the map and sends again;
-  // ASK sends ASKING and the command once to the node named; TRYAGAIN
-  // and CLUSTERDOWN send again after a pause that doubles; a master that
-  // refuses connections sends the map to be learnt again and the command
-  // after a pause. At most k_max_redirects redirections in a row (nodes
+  // ASK sends ASKING and the command once to the node named; TRYAGAIN,
+  // CLUSTERDOWN and a script's "non local key" error (a key the script
+  // computed, caught mid-migration) send again after a pause that
+  // doubles; a master that refuses connections sends the map to be learnt
+  // again and the command after a pause. At most k_max_redirects redirections in a row (nodes
   // that keep sending us on disagree about the slot), and never past
   // `deadline` (then the last error, of kind busy or io). A lock's scripts
   // name several keys, so while its slot migrates with some of them on

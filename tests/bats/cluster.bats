@@ -121,6 +121,87 @@ names_on_three_masters() {
   assert_output 0
 }
 
+# A hand-over message alone never starts a waiter's command on a cluster:
+# the release script hands over only when SPUBLISH counts a subscriber on
+# the master, but a shard message reaches the shard's replicas too, where a
+# waiter may have subscribed with a map that a CLUSTER FAILOVER had just
+# made stale (seen in tests/fault/run --scenario cluster-failover: the
+# waiter ran its command while the releasing script deleted the key). The
+# same message is sent here by hand while the holder still holds.
+@test "cluster: a waiter that hears 'granted' without being handed the lock attempts, and runs only once it holds it" {
+  start_holder fq --ttl 60s
+  "$GODISLOCK" run --name fq --wait 30s -- sh -c \
+    'redis-cli -c -p "$1" get "godislock:{fq}" >"$2"' sh \
+    "${CLUSTER_PORTS[0]}" "$BATS_TEST_TMPDIR/seen" \
+    2>"$BATS_TEST_TMPDIR/err" 3>&- &
+  local waiter=$!
+  wait_for 30 test "$(kcli 'godislock:{fq}' llen 'godislock:{fq}:queue')" = 1
+  wait_for 30 test "$(kcli 'godislock:{fq}' pubsub shardchannels \
+    'godislock:{fq}:wake:*' | grep -c .)" = 1
+  local token seq holder
+  token=$(kcli 'godislock:{fq}' lindex 'godislock:{fq}:queue' 0)
+  seq=$(kcli 'godislock:{fq}' hget "godislock:{fq}:waiter:$token" seq)
+  holder=$(kcli 'godislock:{fq}' get 'godislock:{fq}')
+  run kcli 'godislock:{fq}' spublish "godislock:{fq}:wake:$token" \
+    "granted $seq 9999999999999999"
+  assert_output 1
+  # The waiter attempts, finds the lock held and waits on; it must run
+  # only once the holder has released, under its own hold.
+  release_holder
+  wait_job 30 "$waiter"
+  cat "$BATS_TEST_TMPDIR/err" >&2
+  assert_equal "$WAIT_STATUS" 0
+  local seen
+  seen=$(cat "$BATS_TEST_TMPDIR/seen")
+  [[ -n "$seen" && "$seen" != "$holder" ]]
+}
+
+# While the lock's slot is MIGRATING, a script whose KEYS all exist on the
+# source runs there, and its first command on keys it computes (the readers,
+# limit, holder and lease keys; some missing) fails the script with "non
+# local key" (Redis 7.0). In tests/fault/run --scenario cluster-reshard runs
+# exited 69 on it; the attempt must be sent again until the move ends.
+@test "cluster: an attempt caught by a slot migration (script 'non local key') is sent again, not an error" {
+  start_holder mg --ttl 60s
+  "$GODISLOCK" run --name mg --wait 30s -- true 3>&- &
+  local first=$!
+  wait_for 30 test "$(kcli 'godislock:{mg}' llen 'godislock:{mg}:queue')" = 1
+  local slot src dst port
+  slot=$(ccli "${CLUSTER_PORTS[0]}" cluster keyslot 'godislock:{mg}')
+  src=$(key_master 'godislock:{mg}')
+  for port in $(live_ports); do
+    if [[ $port != "$src" ]] && node_is_master "$port"; then
+      dst=$port
+      break
+    fi
+  done
+  ccli "$dst" cluster setslot "$slot" importing "$(ccli "$src" cluster myid)"
+  ccli "$src" cluster setslot "$slot" migrating "$(ccli "$dst" cluster myid)"
+  ccli "$src" config resetstat >/dev/null
+  "$GODISLOCK" run --name mg --wait 30s -- true 2>"$BATS_TEST_TMPDIR/err" \
+    3>&- &
+  local second=$!
+  # The second run's attempt ran into the migration at least once.
+  wait_for 30 eval "ccli $src info errorstats | grep -q '^errorstat_ERR:count='"
+  local keys
+  keys=$(ccli "$src" cluster getkeysinslot "$slot" 100)
+  # shellcheck disable=SC2086 # one word per key
+  ccli "$src" migrate 127.0.0.1 "$dst" "" 0 5000 keys $keys
+  # The target, the source, then the other masters (as redis-cli does).
+  for port in "$dst" "$src" $(live_ports); do
+    if node_is_master "$port"; then
+      ccli "$port" cluster setslot "$slot" node "$(ccli "$dst" cluster myid)"
+    fi
+  done
+  wait_for 30 cluster_converged
+  release_holder
+  wait_job 30 "$first"
+  assert_equal "$WAIT_STATUS" 0
+  wait_job 30 "$second"
+  cat "$BATS_TEST_TMPDIR/err" >&2
+  assert_equal "$WAIT_STATUS" 0
+}
+
 @test "cluster: a failover that lost the lock's key is a lost lock (79), the command signalled" {
   local master replica
   master=$(key_master 'godislock:{gone}')

@@ -202,6 +202,18 @@ B's ended: two holders at once" >&2
   fault_scenario master-kill
 }
 
+@test "fault: cluster-reshard (move the lock's slot between masters)" {
+  fault_scenario cluster-reshard
+}
+
+@test "fault: cluster-failover (CLUSTER FAILOVER of the slot's master)" {
+  fault_scenario cluster-failover
+}
+
+@test "fault: cluster-master-kill (kill -9 the slot's master; replica promoted)" {
+  fault_scenario cluster-master-kill
+}
+
 # etcd-leader-kill and etcd-member-pause are not run here: with a member
 # killed or stopped, waiters can stall (a liveness defect still open, see
 # tests/fault/README.md); they are run by hand with tests/fault/run.
