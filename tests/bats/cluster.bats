@@ -69,9 +69,8 @@ names_on_three_masters() {
     >"$BATS_TEST_TMPDIR/second" 2>&1 &
   local second=$!
   # Queued and subscribed on the slot's master (a shard channel).
-  wait_for 30 test "$(kcli 'godislock:{busy}' llen 'godislock:{busy}:queue')" = 1
-  wait_for 30 test "$(kcli 'godislock:{busy}' pubsub shardchannels \
-    'godislock:{busy}:wake:*' | grep -c .)" = 1
+  wait_for 30 output_is 1 queue_len busy
+  wait_for 30 output_is 1 wake_channels busy
   ! grep -q second "$BATS_TEST_TMPDIR/second"
   release_holder
   # The holder's lease had most of a minute left: the waiter was woken.
@@ -135,9 +134,8 @@ names_on_three_masters() {
     "${CLUSTER_PORTS[0]}" "$BATS_TEST_TMPDIR/seen" \
     2>"$BATS_TEST_TMPDIR/err" 3>&- &
   local waiter=$!
-  wait_for 30 test "$(kcli 'godislock:{fq}' llen 'godislock:{fq}:queue')" = 1
-  wait_for 30 test "$(kcli 'godislock:{fq}' pubsub shardchannels \
-    'godislock:{fq}:wake:*' | grep -c .)" = 1
+  wait_for 30 output_is 1 queue_len fq
+  wait_for 30 output_is 1 wake_channels fq
   local token seq holder
   token=$(kcli 'godislock:{fq}' lindex 'godislock:{fq}:queue' 0)
   seq=$(kcli 'godislock:{fq}' hget "godislock:{fq}:waiter:$token" seq)
@@ -165,7 +163,7 @@ names_on_three_masters() {
   start_holder mg --ttl 60s
   "$GODISLOCK" run --name mg --wait 30s -- true 3>&- &
   local first=$!
-  wait_for 30 test "$(kcli 'godislock:{mg}' llen 'godislock:{mg}:queue')" = 1
+  wait_for 30 output_is 1 queue_len mg
   local slot src dst port
   slot=$(ccli "${CLUSTER_PORTS[0]}" cluster keyslot 'godislock:{mg}')
   src=$(key_master 'godislock:{mg}')
@@ -257,4 +255,32 @@ disabled; use redis:// for a single server)"
   run --separate-stderr "$GODISLOCK" run --name silent --wait 20s -- echo got
   assert_success
   assert_output got
+}
+
+@test "cluster: the ACL rule of acl-rule (the man page's), set on every node, is enough for run, status and release --force" {
+  local port
+  local -a words
+  read -ra words <<<"$("$GODISLOCK" acl-rule)"
+  for port in "${CLUSTER_PORTS[@]}"; do
+    run ccli "$port" ACL SETUSER locker "${words[@]}" '>acl-pw'
+    assert_output OK
+  done
+  export GODISLOCK_URL="${GODISLOCK_URL/redis-cluster:\/\//redis-cluster://locker:@}"
+  export GODISLOCK_PASSWORD=acl-pw
+  start_holder acl --ttl 30s
+  "$GODISLOCK" run --name acl --wait 20s -- echo second \
+    >"$BATS_TEST_TMPDIR/second" 2>&1 &
+  local second=$!
+  wait_for 30 output_is 1 queue_len acl
+  run "$GODISLOCK" status
+  assert_success
+  assert_line --partial "lock 'acl': held"
+  release_holder
+  wait_job 20 "$second"
+  assert_equal "$WAIT_STATUS" 0
+  start_holder acl --ttl 30s
+  run "$GODISLOCK" release --force acl
+  assert_success
+  wait_job 20 "$HOLDER_PID"
+  assert_equal "$WAIT_STATUS" 79
 }

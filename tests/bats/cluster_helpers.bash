@@ -170,3 +170,14 @@ failover_master() {
 node_is_master() {
   ccli "$1" role | head -1 | grep -qx master
 }
+
+# queue_len NAME: how many wait in lock NAME's queue.
+queue_len() {
+  kcli "godislock:{$1}" llen "godislock:{$1}:queue"
+}
+
+# wake_channels NAME: how many shard channels of lock NAME's waiters have
+# subscribers on its slot's master.
+wake_channels() {
+  kcli "godislock:{$1}" pubsub shardchannels "godislock:{$1}:wake:*" | grep -c .
+}

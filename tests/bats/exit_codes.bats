@@ -232,7 +232,8 @@ alone (use another --name or --prefix)"
   ((elapsed >= 800 && elapsed < 8000))
   # The acquire still queued in the server runs after it resumes (the fence
   # moves on); the release sent after it must delete the key again.
-  wait_for 5 test "$(rcli get 'godislock:{ec}:fence')" != "$fence"
+  fence_moved() { [[ "$(rcli get 'godislock:{ec}:fence')" != "$1" ]]; }
+  wait_for 5 fence_moved "$fence"
   wait_for 5 assert_no_lock_key
 }
 

@@ -104,6 +104,15 @@ wait_for() {
   return 1
 }
 
+# output_is EXPECTED CMD...: CMD prints EXPECTED. For wait_for, which runs
+# its arguments anew on every try (a "$(...)" among them is read once, before
+# the first).
+output_is() {
+  local expected=$1
+  shift
+  [[ "$("$@" 2>/dev/null)" == "$expected" ]]
+}
+
 # Monotonic milliseconds (for tolerance windows, never exact timings).
 now_ms() {
   python3 -c 'import time; print(int(time.monotonic()*1000))'
