@@ -551,6 +551,13 @@ class Client::Impl {
   const std::string& current_endpoint() const {
     return m_endpoints[m_current].name;
   }
+  void prefer(const std::string& endpoint) {
+    for (size_t i = 0; i < m_endpoints.size(); ++i) {
+      if (m_endpoints[i].name == endpoint) {
+        m_current = i;
+      }
+    }
+  }
   void set_interrupt_fd(int fd) { m_options.interrupt_fd = fd; }
   void set_attempt_timeout(std::chrono::milliseconds t) {
     m_options.attempt_timeout = t;
@@ -822,6 +829,8 @@ void Client::set_attempt_timeout(std::chrono::milliseconds timeout) {
 const std::string& Client::current_endpoint() const {
   return m_impl->current_endpoint();
 }
+
+void Client::prefer(const std::string& endpoint) { m_impl->prefer(endpoint); }
 
 ClientStats Client::stats() const { return m_impl->stats(); }
 

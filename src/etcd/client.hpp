@@ -118,6 +118,11 @@ class Client {
 
   // The endpoint the next call tries first.
   const std::string& current_endpoint() const;
+  // Makes `endpoint` (a name as current_endpoint() and Watch::endpoint()
+  // give it) the one the next call tries first; unknown names are ignored.
+  // After the call, current_endpoint() still naming it means it answered:
+  // a liveness check of the member a watch stream is on.
+  void prefer(const std::string& endpoint);
   ClientStats stats() const;
 
   class Impl;
