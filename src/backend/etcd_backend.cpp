@@ -858,6 +858,7 @@ Result<std::unique_ptr<Backend>> open_etcd(const Settings& settings,
   options.tls.ca_dir = ep.tls.ca_dir;
   options.tls.cert_file = ep.tls.cert_file;
   options.tls.key_file = ep.tls.key_file;
+  options.tls.sni = ep.tls.sni;
   options.tls.insecure = ep.tls.insecure;
   options.user = ep.user;
   options.password = ep.password;

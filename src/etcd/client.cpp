@@ -177,10 +177,22 @@ std::optional<std::pair<int64_t, std::string>> error_reply(const Json& j) {
   return std::make_pair(code->get<int64_t>(), message);
 }
 
+// Where a request goes: the URL, and with --sni the address it is
+// connected to instead (the URL then names the SNI name, so that libcurl
+// sends it and checks the certificate against it).
+struct Target {
+  std::string url;
+  Slist connect_to;
+};
+
+Target target_of(const std::string& url, const std::string& name,
+                 const ClientTls& tls);
+
 struct Endpoint {
   std::string url;   // "http://127.0.0.1:2379", no trailing slash
   std::string name;  // "127.0.0.1:2379", for messages
   Easy easy;
+  Target target;  // set once libcurl is loaded
 };
 
 Result<Endpoint> parse_endpoint(const std::string& text) {
@@ -204,18 +216,36 @@ Result<Endpoint> parse_endpoint(const std::string& text) {
     return Error{ErrorKind::config,
                  fmt::format("etcd endpoint {}: expected host:port", text)};
   }
-  return Endpoint{scheme + rest, rest, nullptr};
+  return Endpoint{scheme + rest, rest, nullptr, Target{}};
 }
 
 bool is_https(const std::string& url) { return url.rfind("https://", 0) == 0; }
+
+Target target_of(const std::string& url, const std::string& name,
+                 const ClientTls& tls) {
+  if (tls.sni.empty() || !is_https(url)) {
+    return Target{url, nullptr};
+  }
+  // name is "host:port" or "[v6]:port", as CURLOPT_CONNECT_TO wants them.
+  size_t colon = name.rfind(':');
+  std::string port = name.substr(colon + 1);
+  std::string entry =
+      fmt::format("{}:{}:{}:{}", tls.sni, port, name.substr(0, colon), port);
+  return Target{fmt::format("https://{}:{}", tls.sni, port),
+                Slist(curl_api().slist_append(nullptr, entry.c_str()))};
+}
 
 // Options shared by every handle: plain HTTP/1.1 to the endpoint itself
 // (no proxy from the environment, no redirects, no Expect: 100-continue
 // round trip), Nagle off, TCP keep-alive probes so that a dead peer of a
 // long watch is noticed; for https, the trust and client certificate.
-void set_common(CURL* e, char* errbuf, const std::string& url,
+void set_common(CURL* e, char* errbuf, const Target& target,
                 const ClientTls& tls) {
+  const std::string& url = target.url;
   const CurlApi& c = curl_api();
+  if (target.connect_to) {
+    c.easy_setopt(e, CURLOPT_CONNECT_TO, target.connect_to.get());
+  }
   c.easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   c.easy_setopt(e, CURLOPT_NOPROXY, "*");
   c.easy_setopt(e, CURLOPT_PROTOCOLS_STR, is_https(url) ? "https" : "http");
@@ -304,9 +334,11 @@ class Watch::Impl {
     m_multi.reset(curl_api().multi_init());
     m_easy.reset(curl_api().easy_init());
     CURL* e = m_easy.get();
-    set_common(e, m_errbuf, url, m_tls);
+    m_target = target_of(url, m_endpoint, m_tls);
+    set_common(e, m_errbuf, m_target, m_tls);
     m_headers = make_headers(token);
-    curl_api().easy_setopt(e, CURLOPT_URL, (url + "/v3/watch").c_str());
+    curl_api().easy_setopt(e, CURLOPT_URL,
+                           (m_target.url + "/v3/watch").c_str());
     curl_api().easy_setopt(e, CURLOPT_HTTPHEADER, m_headers.get());
     curl_api().easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body.c_str());
     curl_api().easy_setopt(e, CURLOPT_WRITEDATA, &m_buf);
@@ -404,6 +436,7 @@ class Watch::Impl {
   ClientTls m_tls;
   Multi m_multi;
   Easy m_easy;
+  Target m_target;
   Slist m_headers;
   bool m_added = false;
   std::string m_buf;
@@ -457,6 +490,9 @@ class Client::Impl {
     }
     if (auto api = load_curl(); !api.ok()) {
       return api.error();
+    }
+    for (auto& ep : m_endpoints) {
+      ep.target = target_of(ep.url, ep.name, m_options.tls);
     }
     m_multi.reset(curl_api().multi_init());
     if (!m_multi) {
@@ -641,13 +677,13 @@ class Client::Impl {
         return failed(
             fail(ErrorKind::io, "etcd: curl_easy_init failed", false));
       }
-      set_common(ep.easy.get(), m_errbuf, ep.url, m_options.tls);
+      set_common(ep.easy.get(), m_errbuf, ep.target, m_options.tls);
     }
     CURL* e = ep.easy.get();
     std::string reply;
     m_errbuf[0] = '\0';
     Slist headers = make_headers(with_token ? m_token : std::string());
-    curl_api().easy_setopt(e, CURLOPT_URL, (ep.url + path).c_str());
+    curl_api().easy_setopt(e, CURLOPT_URL, (ep.target.url + path).c_str());
     curl_api().easy_setopt(e, CURLOPT_HTTPHEADER, headers.get());
     curl_api().easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
                            static_cast<curl_off_t>(body.size()));

@@ -24,6 +24,10 @@ struct ClientTls {
   std::string ca_dir;
   std::string cert_file;  // a client certificate (PEM), with key_file
   std::string key_file;
+  // --sni: the name sent in SNI (and Host:) and checked against the
+  // certificate instead of the endpoint's host, which is still the one
+  // connected to (libcurl's CURLOPT_CONNECT_TO). Empty: the host.
+  std::string sni;
   bool insecure = false;
 };
 
