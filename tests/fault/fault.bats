@@ -202,9 +202,13 @@ B's ended: two holders at once" >&2
   fault_scenario master-kill
 }
 
-# etcd-leader-kill and etcd-member-pause are not run here: with a member
-# killed or stopped, waiters can stall (a liveness defect still open, see
-# tests/fault/README.md); they are run by hand with tests/fault/run.
+@test "fault: etcd-leader-kill (kill -9 the etcd leader, restart it)" {
+  fault_scenario etcd-leader-kill
+}
+
+@test "fault: etcd-member-pause (SIGSTOP one etcd member for 1.5 TTL)" {
+  fault_scenario etcd-member-pause
+}
 
 @test "fault: etcd-majority-loss (3 etcd members, 2 killed for 1.5 TTL)" {
   fault_scenario etcd-majority-loss
