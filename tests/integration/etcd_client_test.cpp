@@ -588,5 +588,31 @@ TEST_F(EtcdClusterTest, AttemptTimeoutSkipsAStoppedMember) {
   EXPECT_NE("http://" + c->current_endpoint(), m_etcd.endpoint(stopped));
 }
 
+// The waiter's liveness check of its watch stream's member: prefer() sends
+// the next call there first; a member that answers stays current, a
+// stopped one is passed over within the call's deadline.
+TEST_F(EtcdClusterTest, PreferTriesTheNamedMemberFirst) {
+  GODISLOCK_REQUIRE_ETCD_SERVER(m_etcd);
+  size_t n = m_etcd.size();
+  std::string last = m_etcd.endpoint(n - 1).substr(7);  // no "http://"
+  ClientOptions o;
+  o.attempt_timeout = milliseconds(500);
+  o.endpoints = m_etcd.endpoints();
+  auto c = Client::create(o);
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE(c->status(soon()).ok());
+  c->prefer(last);
+  ASSERT_TRUE(c->status(soon()).ok());
+  EXPECT_EQ(c->current_endpoint(), last);
+  c->prefer("127.0.0.1:1");  // not one of ours: ignored
+  EXPECT_EQ(c->current_endpoint(), last);
+  m_etcd.pause(n - 1);
+  c->prefer(last);
+  auto st = c->status(Deadline::after(seconds(10)));
+  m_etcd.resume(n - 1);
+  ASSERT_TRUE(st.ok()) << st.error().message;
+  EXPECT_NE(c->current_endpoint(), last);
+}
+
 }  // namespace
 }  // namespace godislock::etcd
