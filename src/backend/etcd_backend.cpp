@@ -191,7 +191,7 @@ struct Shared {
 // quiet lock by the stream alone (etcd's gateway sends progress
 // notifications only at the server's --experimental-watch-progress-notify-
 // interval, 10 minutes by default). A third of the TTL, as the queued
-// waiter's lease renewal, which doubles as the check; at most this.
+// waiter's lease renewal that goes with it; at most this.
 constexpr Millis k_watch_check_max{5000};
 
 Millis watch_check_interval(Millis ttl) {
@@ -259,37 +259,36 @@ Result<bool> EtcdWatch::keep_alive(int64_t lease, Deadline until) {
   return r->ttl_s > 0;
 }
 
-// One request to the member the stream is on (the client's attempt
-// timeout, a sixth of the TTL, bounds it there): a queued waiter's lease
-// renewal, else the member's status. When another member had to answer,
-// the stream is closed, to be opened again from the same revision on one
-// that answers (nothing is missed). False: our waiting lease is gone.
+// A queued waiter renews its lease (on whichever member answers, as any
+// call). The stream's own member must answer a status request (one
+// request per interval, served by that member without consensus, so an
+// election does not fail it; the attempt timeout, a sixth of the TTL,
+// bounds it): if not, the stream is closed, to be opened again from the
+// same revision on a member that answers (nothing is missed). False: our
+// waiting lease is gone.
 Result<bool> EtcdWatch::check(Millis interval) {
   int64_t lease = 0;
   {
     std::lock_guard<std::mutex> lock(m_shared->mutex);
     lease = m_shared->keep_alive_while_waiting ? m_shared->lease : 0;
   }
-  if (!m_stream && lease == 0) {
+  auto bound = [interval] {
+    return Deadline::after(std::min(interval, k_attempt_timeout * 2));
+  };
+  m_last_check = util::Clock::now();
+  if (m_stream) {
+    auto st = m_client->status_at(m_stream->endpoint(), bound());
+    if (!st) {
+      GODISLOCK_DEBUG("etcd {} did not answer ({}); watching elsewhere",
+                      m_stream->endpoint(), st.error().message);
+      m_stream.reset();
+    }
+  }
+  if (lease == 0) {
     return true;
   }
-  if (m_stream) {
-    m_client->prefer(m_stream->endpoint());
-  }
-  Deadline d = Deadline::after(std::min(interval, k_attempt_timeout * 2));
-  Result<bool> alive = true;
-  if (lease != 0) {
-    alive = keep_alive(lease, d);
-  } else if (auto st = m_client->status(d); !st) {
-    alive = st.error();
-  }
+  auto alive = keep_alive(lease, bound());
   m_last_check = util::Clock::now();
-  if (m_stream &&
-      (!alive || m_client->current_endpoint() != m_stream->endpoint())) {
-    GODISLOCK_DEBUG("etcd {} did not answer; watching elsewhere",
-                    m_stream->endpoint());
-    m_stream.reset();
-  }
   return alive;
 }
 

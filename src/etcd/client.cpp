@@ -152,7 +152,9 @@ Failure grpc_failure(int64_t code, const std::string& message,
     return fail(ErrorKind::auth, std::move(text), false);
   }
   if (code == 14) {
-    return fail(ErrorKind::server, std::move(text), true);
+    // Transient (busy): the caller retries it through an outage as it
+    // does a timeout, instead of ending the run at the first election.
+    return fail(ErrorKind::busy, std::move(text), true);
   }
   return fail(ErrorKind::server, std::move(text), false);
 }
@@ -572,11 +574,9 @@ class Client::Impl {
         }
         break;
       }
-      bool try_next = last->kind == ErrorKind::io ||
-                      last->kind == ErrorKind::protocol ||
-                      last->kind == ErrorKind::timeout ||
-                      (last->kind == ErrorKind::server &&
-                       last->message.find("unavailable") != std::string::npos);
+      bool try_next =
+          last->kind == ErrorKind::io || last->kind == ErrorKind::protocol ||
+          last->kind == ErrorKind::timeout || last->kind == ErrorKind::busy;
       if (!try_next || deadline.expired()) {
         break;
       }
@@ -587,12 +587,20 @@ class Client::Impl {
   const std::string& current_endpoint() const {
     return m_endpoints[m_current].name;
   }
-  void prefer(const std::string& endpoint) {
+  // As call(), on the endpoint named `endpoint` only; m_current stays.
+  Result<Json> call_at(const std::string& endpoint, const char* path,
+                       const Json& body, Deadline deadline) {
     for (size_t i = 0; i < m_endpoints.size(); ++i) {
       if (m_endpoints[i].name == endpoint) {
-        m_current = i;
+        Attempt a = call_on(i, path, body.dump(), deadline);
+        if (a.failure) {
+          return a.failure->error;
+        }
+        return std::move(a.json);
       }
     }
+    return Error{ErrorKind::config,
+                 fmt::format("etcd: {} is not one of the endpoints", endpoint)};
   }
   void set_interrupt_fd(int fd) { m_options.interrupt_fd = fd; }
   void set_attempt_timeout(std::chrono::milliseconds t) {
@@ -866,7 +874,13 @@ const std::string& Client::current_endpoint() const {
   return m_impl->current_endpoint();
 }
 
-void Client::prefer(const std::string& endpoint) { m_impl->prefer(endpoint); }
+Result<StatusResponse> Client::status_at(const std::string& endpoint,
+                                         Deadline deadline) {
+  return decoded<StatusResponse>(
+      m_impl->call_at(endpoint, "/v3/maintenance/status", Json::object(),
+                      deadline),
+      endpoint, codec::decode_status);
+}
 
 ClientStats Client::stats() const { return m_impl->stats(); }
 

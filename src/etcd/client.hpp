@@ -74,7 +74,8 @@ class Watch;
 //
 // Errors: io (unreachable, connection broken), timeout (deadline passed),
 // interrupted, auth (bad credentials, permission denied), protocol (the
-// peer does not speak etcd's JSON gateway), server (any other etcd error);
+// peer does not speak etcd's JSON gateway), busy (unavailable on every
+// endpoint tried: no leader, leader changed), server (any other etcd error);
 // messages are one line and name the endpoint.
 //
 // Not thread-safe: one Client per thread. Move-only.
@@ -122,11 +123,13 @@ class Client {
 
   // The endpoint the next call tries first.
   const std::string& current_endpoint() const;
-  // Makes `endpoint` (a name as current_endpoint() and Watch::endpoint()
-  // give it) the one the next call tries first; unknown names are ignored.
-  // After the call, current_endpoint() still naming it means it answered:
-  // a liveness check of the member a watch stream is on.
-  void prefer(const std::string& endpoint);
+  // The status of exactly the member named `endpoint` (as Watch::endpoint()
+  // gives it), bounded by the attempt timeout, with no other endpoint tried
+  // and current_endpoint() left as it is: a liveness check of the member a
+  // watch stream is on. The member answers it itself, without consensus,
+  // so an election elsewhere does not fail it. An unknown name: config.
+  util::Result<StatusResponse> status_at(const std::string& endpoint,
+                                         util::Deadline deadline);
   ClientStats stats() const;
 
   class Impl;
