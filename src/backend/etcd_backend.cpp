@@ -185,6 +185,19 @@ struct Shared {
   }
 };
 
+// How often a waiter checks that the member its watch stream is on still
+// answers: a stopped member (SIGSTOP, a hung host) keeps its connections
+// open and simply sends nothing, so a silent stream cannot be told from a
+// quiet lock by the stream alone (etcd's gateway sends progress
+// notifications only at the server's --experimental-watch-progress-notify-
+// interval, 10 minutes by default). A third of the TTL, as the queued
+// waiter's lease renewal that goes with it; at most this.
+constexpr Millis k_watch_check_max{5000};
+
+Millis watch_check_interval(Millis ttl) {
+  return std::clamp(ttl / 3, Millis(100), k_watch_check_max);
+}
+
 class EtcdWatch final : public ReleaseWatch {
  public:
   EtcdWatch(std::shared_ptr<Shared> shared, etcd::Client* client)
@@ -194,14 +207,15 @@ class EtcdWatch final : public ReleaseWatch {
 
  private:
   util::Status open(Deadline until);
-  Result<bool> keep_alive(Deadline until);
+  Result<bool> check(Millis interval);
+  Result<bool> keep_alive(int64_t lease, Deadline until);
 
   std::shared_ptr<Shared> m_shared;
   etcd::Client* m_client;
   std::optional<etcd::Watch> m_stream;
   std::string m_key;
   int64_t m_revision = 0;
-  util::Clock::time_point m_last_keep_alive = util::Clock::now();
+  util::Clock::time_point m_last_check = util::Clock::now();
 };
 
 // Opens the stream on what the latest attempt said to watch, unless it is
@@ -231,41 +245,62 @@ util::Status EtcdWatch::open(Deadline until) {
   m_stream.emplace(std::move(*w));
   m_key = key;
   m_revision = revision;
-  GODISLOCK_DEBUG("watching {} for its deletion", key);
+  GODISLOCK_DEBUG("watching {} for its deletion on etcd {}", key,
+                  m_stream->endpoint());
   return util::ok_status();
 }
 
 // Renews a queued waiter's lease; false when it is gone.
-Result<bool> EtcdWatch::keep_alive(Deadline until) {
-  int64_t lease = 0;
-  {
-    std::lock_guard<std::mutex> lock(m_shared->mutex);
-    lease = m_shared->lease;
-  }
-  if (lease == 0) {
-    return false;
-  }
+Result<bool> EtcdWatch::keep_alive(int64_t lease, Deadline until) {
   auto r = m_client->lease_keep_alive(lease, until);
   if (!r) {
     return r.error();
   }
-  m_last_keep_alive = util::Clock::now();
   return r->ttl_s > 0;
+}
+
+// A queued waiter renews its lease (on whichever member answers, as any
+// call). The stream's own member must answer a status request (one
+// request per interval, served by that member without consensus, so an
+// election does not fail it; the attempt timeout, a sixth of the TTL,
+// bounds it): if not, the stream is closed, to be opened again from the
+// same revision on a member that answers (nothing is missed). False: our
+// waiting lease is gone.
+Result<bool> EtcdWatch::check(Millis interval) {
+  int64_t lease = 0;
+  {
+    std::lock_guard<std::mutex> lock(m_shared->mutex);
+    lease = m_shared->keep_alive_while_waiting ? m_shared->lease : 0;
+  }
+  auto bound = [interval] {
+    return Deadline::after(std::min(interval, k_attempt_timeout * 2));
+  };
+  m_last_check = util::Clock::now();
+  if (m_stream) {
+    auto st = m_client->status_at(m_stream->endpoint(), bound());
+    if (!st) {
+      GODISLOCK_DEBUG("etcd {} did not answer ({}); watching elsewhere",
+                      m_stream->endpoint(), st.error().message);
+      m_stream.reset();
+    }
+  }
+  if (lease == 0) {
+    return true;
+  }
+  auto alive = keep_alive(lease, bound());
+  m_last_check = util::Clock::now();
+  return alive;
 }
 
 Result<Wakeup> EtcdWatch::wait(Deadline until) {
   Millis interval{0};
   {
     std::lock_guard<std::mutex> lock(m_shared->mutex);
-    if (m_shared->keep_alive_while_waiting) {
-      interval = std::max(m_shared->ttl / 3, Millis(100));
-    }
+    interval = watch_check_interval(m_shared->ttl);
   }
   for (;;) {
-    if (interval > Millis(0) &&
-        util::Clock::now() >= m_last_keep_alive + interval) {
-      auto alive = keep_alive(Deadline::after(interval).min(
-          Deadline::after(k_attempt_timeout * 2)));
+    if (util::Clock::now() >= m_last_check + interval) {
+      auto alive = check(interval);
       if (!alive) {
         return alive.error();
       }
@@ -275,10 +310,7 @@ Result<Wakeup> EtcdWatch::wait(Deadline until) {
       }
     }
     GODISLOCK_TRY(open(until));
-    Deadline slice = until;
-    if (interval > Millis(0)) {
-      slice = slice.min(Deadline::at(m_last_keep_alive + interval));
-    }
+    Deadline slice = until.min(Deadline::at(m_last_check + interval));
     auto r = m_stream->next(slice);
     if (!r) {
       if (r.error().kind != ErrorKind::timeout) {
@@ -288,7 +320,7 @@ Result<Wakeup> EtcdWatch::wait(Deadline until) {
       if (until.expired()) {
         return Wakeup{false, std::nullopt};
       }
-      continue;  // time to renew the lease
+      continue;  // time for the check
     }
     if (r->canceled || r->compact_revision > 0) {
       // Events may have been lost: look again.
@@ -546,6 +578,7 @@ Result<Attempt> EtcdBackend::acquire(const std::string& /*token*/, Millis ttl,
   {
     std::lock_guard<std::mutex> lock(m_shared->mutex);
     have_key = m_shared->create_revision != 0;
+    m_shared->ttl = ttl;
   }
   if (mode != Mode::queue && !have_key) {
     auto seen = look_first(deadline);
@@ -824,6 +857,7 @@ Result<std::unique_ptr<Backend>> open_etcd(const Settings& settings,
   options.tls.ca_dir = ep.tls.ca_dir;
   options.tls.cert_file = ep.tls.cert_file;
   options.tls.key_file = ep.tls.key_file;
+  options.tls.sni = ep.tls.sni;
   options.tls.insecure = ep.tls.insecure;
   options.user = ep.user;
   options.password = ep.password;

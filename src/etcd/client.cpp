@@ -152,7 +152,9 @@ Failure grpc_failure(int64_t code, const std::string& message,
     return fail(ErrorKind::auth, std::move(text), false);
   }
   if (code == 14) {
-    return fail(ErrorKind::server, std::move(text), true);
+    // Transient (busy): the caller retries it through an outage as it
+    // does a timeout, instead of ending the run at the first election.
+    return fail(ErrorKind::busy, std::move(text), true);
   }
   return fail(ErrorKind::server, std::move(text), false);
 }
@@ -177,10 +179,22 @@ std::optional<std::pair<int64_t, std::string>> error_reply(const Json& j) {
   return std::make_pair(code->get<int64_t>(), message);
 }
 
+// Where a request goes: the URL, and with --sni the address it is
+// connected to instead (the URL then names the SNI name, so that libcurl
+// sends it and checks the certificate against it).
+struct Target {
+  std::string url;
+  Slist connect_to;
+};
+
+Target target_of(const std::string& url, const std::string& name,
+                 const ClientTls& tls);
+
 struct Endpoint {
   std::string url;   // "http://127.0.0.1:2379", no trailing slash
   std::string name;  // "127.0.0.1:2379", for messages
   Easy easy;
+  Target target;  // set once libcurl is loaded
 };
 
 Result<Endpoint> parse_endpoint(const std::string& text) {
@@ -204,18 +218,36 @@ Result<Endpoint> parse_endpoint(const std::string& text) {
     return Error{ErrorKind::config,
                  fmt::format("etcd endpoint {}: expected host:port", text)};
   }
-  return Endpoint{scheme + rest, rest, nullptr};
+  return Endpoint{scheme + rest, rest, nullptr, Target{}};
 }
 
 bool is_https(const std::string& url) { return url.rfind("https://", 0) == 0; }
+
+Target target_of(const std::string& url, const std::string& name,
+                 const ClientTls& tls) {
+  if (tls.sni.empty() || !is_https(url)) {
+    return Target{url, nullptr};
+  }
+  // name is "host:port" or "[v6]:port", as CURLOPT_CONNECT_TO wants them.
+  size_t colon = name.rfind(':');
+  std::string port = name.substr(colon + 1);
+  std::string entry =
+      fmt::format("{}:{}:{}:{}", tls.sni, port, name.substr(0, colon), port);
+  return Target{fmt::format("https://{}:{}", tls.sni, port),
+                Slist(curl_api().slist_append(nullptr, entry.c_str()))};
+}
 
 // Options shared by every handle: plain HTTP/1.1 to the endpoint itself
 // (no proxy from the environment, no redirects, no Expect: 100-continue
 // round trip), Nagle off, TCP keep-alive probes so that a dead peer of a
 // long watch is noticed; for https, the trust and client certificate.
-void set_common(CURL* e, char* errbuf, const std::string& url,
+void set_common(CURL* e, char* errbuf, const Target& target,
                 const ClientTls& tls) {
+  const std::string& url = target.url;
   const CurlApi& c = curl_api();
+  if (target.connect_to) {
+    c.easy_setopt(e, CURLOPT_CONNECT_TO, target.connect_to.get());
+  }
   c.easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   c.easy_setopt(e, CURLOPT_NOPROXY, "*");
   c.easy_setopt(e, CURLOPT_PROTOCOLS_STR, is_https(url) ? "https" : "http");
@@ -304,9 +336,11 @@ class Watch::Impl {
     m_multi.reset(curl_api().multi_init());
     m_easy.reset(curl_api().easy_init());
     CURL* e = m_easy.get();
-    set_common(e, m_errbuf, url, m_tls);
+    m_target = target_of(url, m_endpoint, m_tls);
+    set_common(e, m_errbuf, m_target, m_tls);
     m_headers = make_headers(token);
-    curl_api().easy_setopt(e, CURLOPT_URL, (url + "/v3/watch").c_str());
+    curl_api().easy_setopt(e, CURLOPT_URL,
+                           (m_target.url + "/v3/watch").c_str());
     curl_api().easy_setopt(e, CURLOPT_HTTPHEADER, m_headers.get());
     curl_api().easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body.c_str());
     curl_api().easy_setopt(e, CURLOPT_WRITEDATA, &m_buf);
@@ -404,6 +438,7 @@ class Watch::Impl {
   ClientTls m_tls;
   Multi m_multi;
   Easy m_easy;
+  Target m_target;
   Slist m_headers;
   bool m_added = false;
   std::string m_buf;
@@ -457,6 +492,9 @@ class Client::Impl {
     }
     if (auto api = load_curl(); !api.ok()) {
       return api.error();
+    }
+    for (auto& ep : m_endpoints) {
+      ep.target = target_of(ep.url, ep.name, m_options.tls);
     }
     m_multi.reset(curl_api().multi_init());
     if (!m_multi) {
@@ -536,11 +574,9 @@ class Client::Impl {
         }
         break;
       }
-      bool try_next = last->kind == ErrorKind::io ||
-                      last->kind == ErrorKind::protocol ||
-                      last->kind == ErrorKind::timeout ||
-                      (last->kind == ErrorKind::server &&
-                       last->message.find("unavailable") != std::string::npos);
+      bool try_next =
+          last->kind == ErrorKind::io || last->kind == ErrorKind::protocol ||
+          last->kind == ErrorKind::timeout || last->kind == ErrorKind::busy;
       if (!try_next || deadline.expired()) {
         break;
       }
@@ -550,6 +586,21 @@ class Client::Impl {
 
   const std::string& current_endpoint() const {
     return m_endpoints[m_current].name;
+  }
+  // As call(), on the endpoint named `endpoint` only; m_current stays.
+  Result<Json> call_at(const std::string& endpoint, const char* path,
+                       const Json& body, Deadline deadline) {
+    for (size_t i = 0; i < m_endpoints.size(); ++i) {
+      if (m_endpoints[i].name == endpoint) {
+        Attempt a = call_on(i, path, body.dump(), deadline);
+        if (a.failure) {
+          return a.failure->error;
+        }
+        return std::move(a.json);
+      }
+    }
+    return Error{ErrorKind::config,
+                 fmt::format("etcd: {} is not one of the endpoints", endpoint)};
   }
   void set_interrupt_fd(int fd) { m_options.interrupt_fd = fd; }
   void set_attempt_timeout(std::chrono::milliseconds t) {
@@ -634,13 +685,13 @@ class Client::Impl {
         return failed(
             fail(ErrorKind::io, "etcd: curl_easy_init failed", false));
       }
-      set_common(ep.easy.get(), m_errbuf, ep.url, m_options.tls);
+      set_common(ep.easy.get(), m_errbuf, ep.target, m_options.tls);
     }
     CURL* e = ep.easy.get();
     std::string reply;
     m_errbuf[0] = '\0';
     Slist headers = make_headers(with_token ? m_token : std::string());
-    curl_api().easy_setopt(e, CURLOPT_URL, (ep.url + path).c_str());
+    curl_api().easy_setopt(e, CURLOPT_URL, (ep.target.url + path).c_str());
     curl_api().easy_setopt(e, CURLOPT_HTTPHEADER, headers.get());
     curl_api().easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
                            static_cast<curl_off_t>(body.size()));
@@ -821,6 +872,14 @@ void Client::set_attempt_timeout(std::chrono::milliseconds timeout) {
 
 const std::string& Client::current_endpoint() const {
   return m_impl->current_endpoint();
+}
+
+Result<StatusResponse> Client::status_at(const std::string& endpoint,
+                                         Deadline deadline) {
+  return decoded<StatusResponse>(
+      m_impl->call_at(endpoint, "/v3/maintenance/status", Json::object(),
+                      deadline),
+      endpoint, codec::decode_status);
 }
 
 ClientStats Client::stats() const { return m_impl->stats(); }

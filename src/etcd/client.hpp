@@ -24,6 +24,10 @@ struct ClientTls {
   std::string ca_dir;
   std::string cert_file;  // a client certificate (PEM), with key_file
   std::string key_file;
+  // --sni: the name sent in SNI (and Host:) and checked against the
+  // certificate instead of the endpoint's host, which is still the one
+  // connected to (libcurl's CURLOPT_CONNECT_TO). Empty: the host.
+  std::string sni;
   bool insecure = false;
 };
 
@@ -70,7 +74,8 @@ class Watch;
 //
 // Errors: io (unreachable, connection broken), timeout (deadline passed),
 // interrupted, auth (bad credentials, permission denied), protocol (the
-// peer does not speak etcd's JSON gateway), server (any other etcd error);
+// peer does not speak etcd's JSON gateway), busy (unavailable on every
+// endpoint tried: no leader, leader changed), server (any other etcd error);
 // messages are one line and name the endpoint.
 //
 // Not thread-safe: one Client per thread. Move-only.
@@ -118,6 +123,13 @@ class Client {
 
   // The endpoint the next call tries first.
   const std::string& current_endpoint() const;
+  // The status of exactly the member named `endpoint` (as Watch::endpoint()
+  // gives it), bounded by the attempt timeout, with no other endpoint tried
+  // and current_endpoint() left as it is: a liveness check of the member a
+  // watch stream is on. The member answers it itself, without consensus,
+  // so an election elsewhere does not fail it. An unknown name: config.
+  util::Result<StatusResponse> status_at(const std::string& endpoint,
+                                         util::Deadline deadline);
   ClientStats stats() const;
 
   class Impl;

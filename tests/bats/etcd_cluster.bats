@@ -80,6 +80,53 @@ for (t1, f1, k1), (t2, f2, k2) in zip(rows[0::2], rows[1::2]):
   assert_output ran
 }
 
+# watching_port FILE: the client port of the member a waiter's watch
+# stream is on, from its --verbose log (empty until it watches).
+watching_port() {
+  sed -n 's/.*watching .* on etcd 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$1" | tail -n 1
+}
+
+# is_watching FILE: the waiter logging to FILE watches (for wait_for).
+is_watching() {
+  [[ -n "$(watching_port "$1")" ]]
+}
+
+@test "etcd cluster: the member the waiters watch on is stopped (SIGSTOP): the holder keeps its lock or gets 79, both waiters are served" {
+  local dir=$BATS_TEST_TMPDIR i m=-1 port
+  start_holder ps --ttl 3s
+  # A racing waiter (watches the lock's keys) and a fair one (queued: it
+  # also renews its own lease), both starting at member 0 of the URL. A
+  # waiter that stayed on the silent stream would look again only on its
+  # fallback, a third of the 60 s queue lease: past its --wait.
+  "$GODISLOCK" run -v --no-fair --name ps --ttl 3s --wait 15 -- touch "$dir/plain" \
+    2>"$dir/plain.err" 3>&- &
+  local plain=$!
+  "$GODISLOCK" run -v --name ps --ttl 3s --wait 15 -- touch "$dir/fair" \
+    2>"$dir/fair.err" 3>&- &
+  local fair=$!
+  wait_for 30 is_watching "$dir/plain.err"
+  wait_for 30 is_watching "$dir/fair.err"
+  port=$(watching_port "$dir/plain.err")
+  for i in 0 1 2; do
+    [[ ${ETCD_CLIENT_PORTS[$i]} != "$port" ]] || m=$i
+  done
+  ((m >= 0))
+  kill -STOP "${ETCD_PIDS[$m]}"
+  # Past several refreshes and waiter checks while the member is silent.
+  sleep 4
+  local rc=0
+  release_holder || rc=$?
+  [[ $rc == 0 || $rc == 79 ]]
+  wait_job 60 "$plain"
+  local plain_rc=$WAIT_STATUS
+  wait_job 60 "$fair"
+  local fair_rc=$WAIT_STATUS
+  kill -CONT "${ETCD_PIDS[$m]}"
+  assert_equal "$plain_rc" 0
+  assert_equal "$fair_rc" 0
+  [[ -e "$dir/plain" && -e "$dir/fair" ]]
+}
+
 @test "etcd cluster: majority lost: the holder's command is stopped (79), nobody else gets the lock" {
   local dir=$BATS_TEST_TMPDIR
   "$GODISLOCK" run --name mj --ttl 3s -- sh -c \

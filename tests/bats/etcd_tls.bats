@@ -48,3 +48,18 @@ teardown() {
   assert_equal "$status" 69
   assert_equal "${#stderr_lines[@]}" 1
 }
+
+@test "etcds: --sni NAME: the certificate is checked against NAME, the URL's host is connected to" {
+  ETCD_TLS_CERT=evil start_etcd
+  run --separate-stderr env SSL_CERT_FILE="$TLS_DIR/ca.crt" "$GODISLOCK" run \
+    --url "etcds://127.0.0.1:$ETCD_CLIENT_PORT" --sni evil.example --name s -- \
+    sh -c 'echo "fence $GODISLOCK_FENCE"'
+  assert_success
+  assert_output --regexp '^fence [1-9][0-9]*$'
+  # Another name than the certificate's: refused, naming the endpoint.
+  run --separate-stderr env SSL_CERT_FILE="$TLS_DIR/ca.crt" "$GODISLOCK" run \
+    --url "etcds://127.0.0.1:$ETCD_CLIENT_PORT" --sni localhost -- true
+  assert_equal "$status" 69
+  assert_equal "${#stderr_lines[@]}" 1
+  assert_regex "$stderr" "^godislock: error: etcd 127.0.0.1:$ETCD_CLIENT_PORT: .*(certificate|name)"
+}

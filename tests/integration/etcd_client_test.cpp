@@ -588,5 +588,35 @@ TEST_F(EtcdClusterTest, AttemptTimeoutSkipsAStoppedMember) {
   EXPECT_NE("http://" + c->current_endpoint(), m_etcd.endpoint(stopped));
 }
 
+// The waiter's liveness check of its watch stream's member: status_at()
+// asks that member only, and leaves the endpoint the next call starts at
+// alone; a stopped member fails it within the attempt timeout.
+TEST_F(EtcdClusterTest, StatusAtAsksTheNamedMemberOnly) {
+  GODISLOCK_REQUIRE_ETCD_SERVER(m_etcd);
+  size_t n = m_etcd.size();
+  std::string last = m_etcd.endpoint(n - 1).substr(7);  // no "http://"
+  ClientOptions o;
+  o.attempt_timeout = milliseconds(500);
+  o.endpoints = m_etcd.endpoints();
+  auto c = Client::create(o);
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE(c->status(soon()).ok());
+  std::string first = c->current_endpoint();
+  ASSERT_NE(first, last);
+  auto st = c->status_at(last, soon());
+  ASSERT_TRUE(st.ok()) << st.error().message;
+  EXPECT_EQ(c->current_endpoint(), first);
+  auto unknown = c->status_at("127.0.0.1:1", soon());
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.error().kind, ErrorKind::config);
+  m_etcd.pause(n - 1);
+  auto stopped = c->status_at(last, Deadline::after(seconds(10)));
+  m_etcd.resume(n - 1);
+  ASSERT_FALSE(stopped.ok());
+  EXPECT_EQ(stopped.error().kind, ErrorKind::timeout)
+      << stopped.error().message;
+  EXPECT_EQ(c->current_endpoint(), first);
+}
+
 }  // namespace
 }  // namespace godislock::etcd
