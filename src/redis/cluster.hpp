@@ -112,9 +112,9 @@ class Cluster {
   // CLUSTERDOWN and a script's "non local key" error (a key the script
   // computed, caught mid-migration) send again after a pause that
   // doubles; a master that refuses connections sends the map to be learnt
-  // again and the command after a pause. At most k_max_redirects redirections in a row (nodes
-  // that keep sending us on disagree about the slot), and never past
-  // `deadline` (then the last error, of kind busy or io). A lock's scripts
+  // again and the command after a pause. At most k_max_redirects redirections
+  // in a row (nodes that keep sending us on disagree about the slot), and never
+  // past `deadline` (then the last error, of kind busy or io). A lock's scripts
   // name several keys, so while its slot migrates with some of them on
   // each side, the nodes answer ASK and TRYAGAIN in turn until the
   // migration ends or the deadline comes. A command whose
