@@ -22,6 +22,7 @@
 #include "lock/acquirer.hpp"
 #include "redis/connection.hpp"
 #include "support/backend_fixture.hpp"
+#include "support/redis_server.hpp"
 #include "support/time.hpp"
 
 namespace godislock::lock {
@@ -606,6 +607,48 @@ TEST_F(FairQueueTest, AStaleHandOverIsOnlyAWakeup) {
   EXPECT_TRUE(woke->arrived);
   EXPECT_FALSE(woke->granted_fence) << "a stale hand-over was taken";
   (void)other->release(token(8), soon());
+  (void)w->release(tok, soon());
+}
+
+// A message published on the master also reaches its replicas. A waiter
+// subscribed on a replica (one with a stale view: a failover it has not
+// heard of yet) must never hear 'granted' from a release that, finding no
+// subscriber on the master, did not hand the lock over: it would run its
+// command without the lock. It is only woken.
+TEST_F(FairQueueTest, NoGrantIsAnnouncedWithoutTheHandOver) {
+  test::RedisServer replica(
+      {"--replicaof", "127.0.0.1", std::to_string(server.port())});
+  ASSERT_TRUE(replica.ok());
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return replica.cli({"INFO", "replication"})
+                   .find("master_link_status:up") != std::string::npos;
+      },
+      10000ms));
+  ASSERT_TRUE(hold(30000ms));
+  auto w = open();
+  ASSERT_NE(w, nullptr);
+  const std::string tok = token(7);
+  auto sub = redis::Connection::open(replica.endpoint(), soon());
+  ASSERT_TRUE(sub) << sub.error().message;
+  auto confirmed = sub->command({"SUBSCRIBE", wake_channel(tok)}, soon());
+  ASSERT_TRUE(confirmed && !confirmed->is_error());
+  auto a = w->acquire(tok, 10000ms, Backend::Mode::queue, soon());
+  ASSERT_TRUE(a && a->state == Outcome::held);
+  ASSERT_TRUE(release_holder());
+  // Not handed over: the waiter has no subscriber on the master.
+  EXPECT_EQ(server.cli({"EXISTS", k_lock}), "(integer) 0");
+  std::vector<std::string> heard;
+  for (;;) {
+    auto m = sub->read_reply(Deadline::after(2s), /*idle_ok=*/true);
+    if (!m) {
+      break;
+    }
+    ASSERT_EQ(m->elements.size(), 3u);
+    heard.push_back(m->elements[2].str);
+  }
+  // The wake-up reached the replica; no grant did.
+  EXPECT_EQ(heard, std::vector<std::string>{"1"});
   (void)w->release(tok, soon());
 }
 

@@ -147,10 +147,14 @@ local function hand_over()
           return nil, {-1, hbad, holder}
         end
       end
-      -- Announce first, which also tells whether the waiter is subscribed
-      -- (nothing is written yet if not, and a failed PUBLISH (ACL) leaves
-      -- the lock as it was).
-      if publish(lock .. ':wake:' .. w,
+      -- Only to a waiter subscribed here, asked before the announcement:
+      -- a 'granted' message must never go out without the hand-over, as
+      -- a message published here also reaches the replicas, and a waiter
+      -- with a stale view (a failover it has not heard of yet) may be
+      -- subscribed on one. Announce first (nothing is written yet, and a
+      -- failed PUBLISH (ACL) leaves the lock as it was).
+      local wake_channel = lock .. ':wake:' .. w
+      if subscribers(wake_channel) == 0 or publish(wake_channel,
           'granted ' .. f[2] .. ' ' .. fence_text) == 0 then
         return 'wake', i
       end
