@@ -170,7 +170,13 @@ class ClusterBackend final : public Backend {
         return opened.error();
       }
       Connection& c = opened->first;
-      auto r = c.command({"SSUBSCRIBE", channel}, deadline);
+      // A replica serves SSUBSCRIBE for its master's slots, and a map
+      // learnt from a node that has not heard of a failover yet names the
+      // old master, now a replica: a waiter subscribed there would not be
+      // counted by the scripts (they count subscribers on the master), and
+      // would lose its place in the queue. A read of the lock's key in the
+      // same write tells: a replica answers it with MOVED.
+      auto r = where_served(c, channel, deadline);
       if (!r) {
         m_cluster->mark_stale();
         return r.error();
@@ -208,6 +214,22 @@ class ClusterBackend final : public Backend {
   std::string describe() const override { return m_cluster->describe(); }
 
  private:
+  // PTTL of the lock's key, then SSUBSCRIBE `channel`, in one write: the
+  // first reply when it is an error (MOVED from a replica), else the
+  // second.
+  Result<Reply> where_served(Connection& c, const std::string& channel,
+                             Deadline deadline) {
+    GODISLOCK_TRY(
+        c.send_encoded(redis::encode_command({"PTTL", m_keys.lock}) +
+                           redis::encode_command({"SSUBSCRIBE", channel}),
+                       deadline));
+    auto probe = c.read_reply(deadline);
+    if (!probe || probe->is_error()) {
+      return probe;
+    }
+    return c.read_reply(deadline);
+  }
+
   // A watch saw the map go stale: learn it again before the next command.
   void sync_stale() {
     if (*m_stale) {
