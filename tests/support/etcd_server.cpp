@@ -3,10 +3,8 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,28 +16,13 @@
 #include <thread>
 
 #include "etcd/client.hpp"
+#include "support/process.hpp"
 
 namespace godislock::test {
 
 namespace {
 
 using std::chrono::milliseconds;
-
-// A port the kernel just handed out for loopback; free unless someone
-// takes it between now and etcd's bind (start_all retries then).
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  int port = ntohs(a.sin_port);
-  ::close(fd);
-  return port;
-}
 
 bool on_path(const char* name) {
   return std::system(
@@ -94,8 +77,8 @@ bool EtcdCluster::start_all() {
   for (auto& m : m_members) {
     std::error_code ec;
     std::filesystem::remove_all(m.data_dir, ec);
-    m.client_port = free_port();
-    m.peer_port = free_port();
+    m.client_port = free_loopback_port();
+    m.peer_port = free_loopback_port();
   }
   for (size_t i = 0; i < m_members.size(); ++i) {
     spawn(i, true);
