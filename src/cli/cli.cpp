@@ -417,6 +417,18 @@ std::optional<std::string> env_value(const char* name) {
   return std::string(v);
 }
 
+// `out` from `option` when given (its text `value`), else from the variable
+// `var` when set; left alone otherwise.
+template <typename Given, typename Out>
+void duration_setting(const Given& given, const char* option, const char* var,
+                      const std::string& value, Out& out) {
+  if (given(option)) {
+    out = duration_option(option, value);
+  } else if (auto env = env_value(var)) {
+    out = duration_option(var, *env);
+  }
+}
+
 // GODISLOCK_VERBOSE=1 and the like: 1/true/yes/on or 0/false/no/off.
 bool env_flag(const char* name) {
   auto v = env_value(name);
@@ -509,12 +521,8 @@ void finish_connection(const Given& given, ConnectionOptions& c,
   } else if (auto env = env_value("GODISLOCK_PREFIX")) {
     c.prefix = *env;
   }
-  if (given("--connect-timeout")) {
-    c.connect_timeout =
-        duration_option("--connect-timeout", in.connect_timeout);
-  } else if (auto env = env_value("GODISLOCK_CONNECT_TIMEOUT")) {
-    c.connect_timeout = duration_option("GODISLOCK_CONNECT_TIMEOUT", *env);
-  }
+  duration_setting(given, "--connect-timeout", "GODISLOCK_CONNECT_TIMEOUT",
+                   in.connect_timeout, c.connect_timeout);
   if (c.connect_timeout.count() <= 0) {
     throw UsageError{"--connect-timeout must be greater than 0"};
   }
@@ -576,12 +584,8 @@ void finish_replicas(const Given& given, RunOptions& o, const RunInputs& in) {
   } else if (auto env = env_value("GODISLOCK_REPLICAS")) {
     o.replicas = count("GODISLOCK_REPLICAS", *env);
   }
-  if (given("--replica-timeout")) {
-    o.replica_timeout =
-        duration_option("--replica-timeout", in.replica_timeout);
-  } else if (auto env = env_value("GODISLOCK_REPLICA_TIMEOUT")) {
-    o.replica_timeout = duration_option("GODISLOCK_REPLICA_TIMEOUT", *env);
-  }
+  duration_setting(given, "--replica-timeout", "GODISLOCK_REPLICA_TIMEOUT",
+                   in.replica_timeout, o.replica_timeout);
   if (o.replica_timeout.count() <= 0) {
     throw UsageError{"--replica-timeout must be greater than 0"};
   }
@@ -603,21 +607,14 @@ void finish_run(const Given& given, RunOptions& o, const RunInputs& in,
   if (given("--name")) {
     o.name = in.name;
   }
-  if (given("--ttl")) {
-    o.ttl = duration_option("--ttl", in.ttl);
-  } else if (auto env = env_value("GODISLOCK_TTL")) {
-    o.ttl = duration_option("GODISLOCK_TTL", *env);
-  }
+  duration_setting(given, "--ttl", "GODISLOCK_TTL", in.ttl, o.ttl);
   if (given("--wait")) {
     o.wait = duration_option("--wait", in.wait);
   } else if (auto env = env_value("GODISLOCK_WAIT"); env && !o.nonblock) {
     o.wait = duration_option("GODISLOCK_WAIT", *env);
   }
-  if (given("--kill-after")) {
-    o.kill_after = duration_option("--kill-after", in.kill_after);
-  } else if (auto env = env_value("GODISLOCK_KILL_AFTER")) {
-    o.kill_after = duration_option("GODISLOCK_KILL_AFTER", *env);
-  }
+  duration_setting(given, "--kill-after", "GODISLOCK_KILL_AFTER", in.kill_after,
+                   o.kill_after);
   if (given("--kill-signal")) {
     o.kill_signal = in.kill_signal;
   } else if (auto env = env_value("GODISLOCK_KILL_SIGNAL")) {
