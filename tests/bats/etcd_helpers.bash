@@ -8,6 +8,18 @@
 # teardown that uses them should call stop_etcd (terminate_all_children
 # also reaps it, as a background job of the test).
 
+# require_etcd: etcd and etcdctl are installed; else fails when
+# GODISLOCK_REQUIRE_ETCD is set, or skips the test.
+require_etcd() {
+  if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
+    if [[ -n "${GODISLOCK_REQUIRE_ETCD:-}" ]]; then
+      echo "etcd or etcdctl not installed" >&2
+      return 1
+    fi
+    skip "etcd not installed (Debian: etcd-server etcd-client)"
+  fi
+}
+
 # Starts etcd; sets ETCD_PID, ETCD_DIR, ETCD_CLIENT_PORT, ETCD_PEER_PORT and
 # exports ETCD_ENDPOINT (http://127.0.0.1:PORT). Skips the test when etcd is
 # not installed, unless GODISLOCK_REQUIRE_ETCD=1. With ETCD_TLS_CERT=NAME
@@ -22,13 +34,7 @@ start_etcd() {
       --key-file "$TLS_DIR/$ETCD_TLS_CERT.key")
     curl_tls=(--insecure) # liveness only; some test certificates name other hosts
   fi
-  if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
-    if [[ -n "${GODISLOCK_REQUIRE_ETCD:-}" ]]; then
-      echo "etcd or etcdctl not installed" >&2
-      return 1
-    fi
-    skip "etcd not installed (Debian: etcd-server etcd-client)"
-  fi
+  require_etcd || return 1
   ETCD_DIR=$(mktemp -d "${BATS_TEST_TMPDIR:-/tmp}/etcd.XXXXXX")
   local attempt i client peer
   for attempt in 1 2 3; do
@@ -113,13 +119,7 @@ enable_etcd_auth() {
 # (etcd://127.0.0.1:P0,127.0.0.1:P1,127.0.0.1:P2). Stop with
 # stop_etcd_cluster.
 start_etcd_cluster() {
-  if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
-    if [[ -n "${GODISLOCK_REQUIRE_ETCD:-}" ]]; then
-      echo "etcd or etcdctl not installed" >&2
-      return 1
-    fi
-    skip "etcd not installed (Debian: etcd-server etcd-client)"
-  fi
+  require_etcd || return 1
   ETCD_DIR=$(mktemp -d "${BATS_TEST_TMPDIR:-/tmp}/etcd.XXXXXX")
   local i peers=() cluster="" token="godislock-bats-$$-$RANDOM"
   ETCD_CLIENT_PORTS=()
