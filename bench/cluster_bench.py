@@ -14,20 +14,13 @@ import datetime
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 
+from ports import free_port
+
 SLOTS = 16384
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def cli(port, *args):

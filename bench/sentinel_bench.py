@@ -24,6 +24,8 @@ import subprocess
 import threading
 import time
 
+from ports import free_port
+
 NAME = "benchmaster"
 DOWN_AFTER_MS = 1000
 FAILOVER_TIMEOUT_MS = 5000
@@ -36,14 +38,6 @@ HOLDER = ("import signal, sys, time\n"
           "    sys.exit(0)\n"
           "signal.signal(signal.SIGTERM, on_term)\n"
           "time.sleep(600)\n")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Topology:
