@@ -154,10 +154,10 @@ local function hand_over()
       -- subscribed on one. Announce first (nothing is written yet, and a
       -- failed PUBLISH (ACL) leaves the lock as it was).
       local wake_channel = lock .. ':wake:' .. w
-      if subscribers(wake_channel) == 0 or publish(wake_channel,
-          'granted ' .. f[2] .. ' ' .. fence_text) == 0 then
+      if subscribers(wake_channel) == 0 then
         return 'wake', i
       end
+      publish(wake_channel, 'granted ' .. f[2] .. ' ' .. fence_text)
       redis.call('DEL', holder_key)
       -- The only hold now is the new one: the fence key lives as long.
       redis.call('SET', lock .. ':fence', fence_text, 'PX', ttl)
