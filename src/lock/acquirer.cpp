@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <optional>
 #include <thread>
 
 namespace godislock::lock {
@@ -29,19 +30,30 @@ bool is_transient(const Error& e) {
 // Retries an operation through a transient outage, with backoff, for at most
 // `tolerance` from the first failure, and not past `stop`. Stops early on
 // interruption or a non-transient error.
+//
+// The last attempt has only what is left of the outage: when it runs out of
+// time, the failure an earlier attempt saw in full (a reset, a refusal) says
+// more about the server than "no reply in time" does, and is reported.
 template <typename F>
 auto with_retries(F&& op, Millis tolerance, Deadline stop)
     -> decltype(op(Deadline::never())) {
   auto outage_end = Deadline::after(tolerance);
   auto give_up = outage_end.min(stop);
   Millis backoff{20};
+  std::optional<Error> seen;
   for (;;) {
     auto r = op(outage_end);
     if (r.ok() || !is_transient(r.error())) {
       return r;
     }
+    if (r.error().kind != ErrorKind::timeout) {
+      seen = r.error();
+    }
     auto left = give_up.remaining();
     if (left <= Millis(1)) {
+      if (r.error().kind == ErrorKind::timeout && seen) {
+        return *std::move(seen);
+      }
       return r;
     }
     auto pause = std::min<util::Clock::duration>(backoff, left / 2);
