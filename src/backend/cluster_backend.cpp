@@ -32,21 +32,25 @@ using StaleFlag = std::shared_ptr<bool>;
 
 // A shard subscription (SSUBSCRIBE) on the master of the lock's slot.
 //
-// A hand-over ('granted SEQ FENCE', release.lua) only wakes the waiter
-// here, which then attempts (the script answers with the handed fence when
-// the lock is ours): it never starts its command on the message alone. The
-// script hands over only when SPUBLISH reports a subscriber, but SPUBLISH
-// counts the subscribers of the node it runs on, while a shard message
-// reaches every node of the slot's shard, replicas included. A waiter whose
-// map a CLUSTER FAILOVER had just made stale subscribed on the old master
-// as it became a replica, heard 'granted' from a script that had counted no
-// subscriber and so had not handed the lock over, and ran its command while
-// that script deleted the key (tests/fault/run --scenario cluster-failover,
-// Redis 7.0.15).
+// A hand-over ('granted SEQ FENCE', release.lua) is acted on as on one
+// server: the waiter starts its command on the message alone. A shard
+// message reaches every node of the slot's shard, replicas included, so a
+// waiter whose map a failover had made stale could hear one on the old
+// master as it became a replica; but the script announces a hand-over only
+// after counting a subscriber of that waiter's own channel on the master it
+// runs on (PUBSUB SHARDNUMSUB, this node only), and a waiter has one
+// subscription: a 'granted' heard anywhere is a hand-over made on a master.
+// (Before the script counted, a waiter subscribed on the demoted master ran
+// its command while the script deleted the key: tests/fault/run --scenario
+// cluster-failover, Redis 7.0.15.)
 class ClusterWatch final : public ReleaseWatch {
  public:
-  ClusterWatch(Connection conn, StaleFlag stale)
-      : m_conn(std::move(conn)), m_stale(std::move(stale)) {}
+  // `latest_seq`: as for RedisWatch, null where no hand-over can come.
+  ClusterWatch(Connection conn, StaleFlag stale,
+               std::shared_ptr<const uint64_t> latest_seq)
+      : m_conn(std::move(conn)),
+        m_stale(std::move(stale)),
+        m_latest_seq(std::move(latest_seq)) {}
 
   Result<Wakeup> wait(Deadline until) override {
     auto reply = m_conn.read_reply(until, /*idle_ok=*/true);
@@ -65,7 +69,10 @@ class ClusterWatch final : public ReleaseWatch {
     const std::string& kind = reply->elements[0].str;
     if (kind == "smessage") {
       Wakeup w;
-      w.arrived = true;  // a hand-over too: see above
+      w.arrived = true;
+      if (m_latest_seq) {
+        w.granted_fence = parse_grant(reply->elements[2].str, *m_latest_seq);
+      }
       return w;
     }
     if (kind == "sunsubscribe") {
@@ -83,6 +90,7 @@ class ClusterWatch final : public ReleaseWatch {
  private:
   Connection m_conn;
   StaleFlag m_stale;
+  std::shared_ptr<const uint64_t> m_latest_seq;
 };
 
 class ClusterBackend final : public Backend {
@@ -198,8 +206,12 @@ class ClusterBackend final : public Backend {
           r->elements[0].str != "ssubscribe") {
         return Error{ErrorKind::protocol, "SSUBSCRIBE: unexpected reply"};
       }
-      return std::unique_ptr<ReleaseWatch>(
-          std::make_unique<ClusterWatch>(std::move(c), m_stale));
+      return std::unique_ptr<ReleaseWatch>(std::make_unique<ClusterWatch>(
+          std::move(c), m_stale,
+          // Only a fair waiter for the exclusive lock is ever handed it.
+          fair && m_settings.limit == 1 && !m_settings.shared
+              ? std::shared_ptr<const uint64_t>(m_queue_seq)
+              : nullptr));
     }
     return Error{ErrorKind::busy,
                  fmt::format("SSUBSCRIBE {}: too many redirections", channel)};

@@ -5,6 +5,7 @@
 #include "backend/backend.hpp"
 #include "backend/cluster_backend.hpp"
 #include "backend/redis_backend.hpp"
+#include "backend/scripts/release_lua.hpp"
 #include "lock/acquirer.hpp"
 #include "redis/cluster.hpp"
 #include "support/backend_fixture.hpp"
@@ -88,6 +89,9 @@ struct Waiter {
   bool maybe_holding = false;
   std::atomic<bool> done{false};
   std::thread thread;
+  // As `godislock run` sets it for its TTL (0: every hand-over is taken by
+  // one more attempt).
+  Millis handover_max_age{10000};
 
   void start(Millis wait) {
     thread = std::thread([this, wait] {
@@ -97,6 +101,7 @@ struct Waiter {
       req.wait = Deadline::after(wait);
       req.fair = true;
       req.outage_tolerance = 15000ms;
+      req.handover_max_age = handover_max_age;
       result = lock::acquire(*backend, req, &maybe_holding);
       done = true;
     });
@@ -261,6 +266,45 @@ TEST_F(ClusterTest, WaitersOnEveryMasterAreHandedTheirLocks) {
     auto r2 = second.backend->release(second.token, soon());
     ASSERT_TRUE(r2 && *r2);
   }
+}
+
+// A release hands the lock straight to the queue's head, over its shard
+// channel: the head starts on the message alone, without an attempt of its
+// own (one script call on the owning master, the release's), as on a
+// single server.
+TEST_F(ClusterTest, ReleaseHandsTheLockStraightToTheHead) {
+  std::set<int> taken;
+  const std::string name = name_on_new_master(cluster(), &taken);
+  const int master = master_of_lock(cluster(), name);
+  auto holder = open_on(cluster(), name);
+  ASSERT_NE(holder, nullptr);
+  auto a = holder->acquire(token(40), 60000ms, Backend::Mode::queue, soon());
+  ASSERT_TRUE(a && a->state == Outcome::acquired);
+  Waiter w;
+  w.backend = open_on(cluster(), name);
+  ASSERT_NE(w.backend, nullptr);
+  w.token = token(41);
+  w.start(30000ms);
+  ASSERT_TRUE(queued(cluster(), name, 1));
+  const std::string wake = "t:{" + name + "}:wake:" + w.token;
+  ASSERT_TRUE(wait_until(
+      [&] { return shard_subscribers(cluster(), master, wake) == 1; },
+      15000ms));
+  const auto node = static_cast<size_t>(master);
+  ASSERT_EQ(cluster().cli(
+                node, {"SCRIPT", "LOAD", backend::scripts::k_release_source}),
+            backend::scripts::k_release_sha1);
+  ASSERT_EQ(cluster().cli(node, {"CONFIG", "RESETSTAT"}), "OK");
+  auto r = holder->release(token(40), soon());
+  ASSERT_TRUE(r && *r);
+  ASSERT_TRUE(wait_until([&] { return w.done.load(); }, 20000ms));
+  w.thread.join();
+  ASSERT_TRUE(w.acquired());
+  EXPECT_TRUE((*w.result)->handed_over);
+  std::string info = cluster().cli(node, {"INFO", "commandstats"});
+  EXPECT_EQ(calls_of(info, "evalsha") + calls_of(info, "eval"), 1) << info;
+  auto gone = w.backend->release(w.token, soon());
+  ASSERT_TRUE(gone && *gone);
 }
 
 // EVALSHA after SCRIPT FLUSH on the lock's master falls back to EVAL.
