@@ -553,6 +553,59 @@ TEST_F(ClusterTopologyTest, FailoverOfTheOwningMaster) {
   ASSERT_TRUE(w.backend->release(w.token, soon()));
 }
 
+// Redis 7.0 (fixed in 7.4) keeps the shard subscriptions of a replica that
+// is moved to another primary, where they hear nothing again: a waiter
+// subscribed there would be deaf. godislock's waiters never subscribe on a
+// replica (a read of the lock's key in the same write answers MOVED
+// there), a demoted master drops its subscribers (sunsubscribe), and every
+// sleep is bounded by the holder's TTL anyway. Here the lock's master is
+// demoted by a failover and then moved under another primary while a
+// waiter waits: nothing of the waiter's stays on it, and when the holder
+// vanishes without a release (no message at all), the waiter takes the
+// lock at the bound of its sleep, the holder's TTL.
+TEST_F(ClusterTopologyTest, DemotedMasterMovedToAnotherPrimary) {
+  auto holder = open_on(cluster, "moved");
+  ASSERT_NE(holder, nullptr);
+  auto a = holder->acquire(token(0), 15000ms, Backend::Mode::queue, soon());
+  ASSERT_TRUE(a && a->state == Outcome::acquired);
+  Waiter w;
+  w.backend = open_on(cluster, "moved");
+  ASSERT_NE(w.backend, nullptr);
+  w.token = token(1);
+  w.start(60000ms);
+  ASSERT_TRUE(queued(cluster, "moved", 1));
+  const std::string wake = "t:{moved}:wake:" + token(1);
+  int slot = redis::key_slot("t:{moved}");
+  auto old_master = static_cast<size_t>(cluster.master_of(slot));
+  ASSERT_TRUE(wait_until(
+      [&] { return shard_subscribers(cluster, old_master, wake) == 1; },
+      15000ms));
+  int replica = cluster.replica_of(old_master);
+  ASSERT_GE(replica, 0);
+  ASSERT_TRUE(cluster.failover(static_cast<size_t>(replica)));
+  ASSERT_EQ(cluster.master_of(slot), replica);
+  // Subscribed again on the new master; the old one, now its replica,
+  // is moved under another primary.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return shard_subscribers(cluster, static_cast<size_t>(replica), wake) ==
+               1;
+      },
+      15000ms));
+  size_t other = another_master(cluster, replica);
+  ASSERT_TRUE(cluster.replicate(old_master, other));
+  EXPECT_EQ(shard_subscribers(cluster, old_master, wake), 0);
+  EXPECT_FALSE(w.done.load());
+  // The holder is gone without a word: its key lapses with its TTL.
+  holder.reset();
+  ASSERT_TRUE(wait_until([&] { return w.done.load(); }, 40000ms));
+  w.thread.join();
+  ASSERT_TRUE(w.acquired());
+  EXPECT_FALSE((*w.result)->handed_over);
+  auto gone = w.backend->release(w.token, soon());
+  ASSERT_TRUE(gone && *gone);
+}
+
 // SIGKILL of the lock's master after the key reached its replica: once
 // the replica took over, refresh finds the lock still ours.
 TEST_F(ClusterTopologyTest, KilledMasterWithTheKeyReplicated) {

@@ -402,6 +402,18 @@ bool RedisCluster::failover(size_t replica) {
          wait_converged();
 }
 
+bool RedisCluster::replicate(size_t replica, size_t master) {
+  if (cli(replica, {"CLUSTER", "REPLICATE", node_id(master)}) != "OK") {
+    return false;
+  }
+  // ROLE on a replica: slave, its master's host and port, link state...
+  const std::string synced =
+      fmt::format("slave\n127.0.0.1\n(integer) {}\nconnected", port(master));
+  return wait_for([&] { return cli(replica, {"ROLE"}).rfind(synced, 0) == 0; },
+                  milliseconds(20000)) &&
+         wait_converged();
+}
+
 bool RedisCluster::kill_master(size_t node) {
   if (!alive(node)) {
     return false;

@@ -62,6 +62,9 @@ class RedisCluster {
   // CLUSTER FAILOVER on `replica`; returns once it is the master and every
   // node agrees.
   bool failover(size_t replica);
+  // CLUSTER REPLICATE on `replica`: it becomes a replica of `master`;
+  // returns once it replicates it, in sync, and every node agrees.
+  bool replicate(size_t replica, size_t master);
   // SIGKILLs node `node`; waits until another node has taken over its
   // slots (when it was a master) and the cluster is ok again.
   bool kill_master(size_t node);
