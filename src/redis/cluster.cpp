@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <random>
 #include <thread>
 
 namespace godislock::redis {
@@ -400,9 +401,20 @@ Status Cluster::discover(Deadline deadline) {
   for (const auto& seed : m_endpoint.cluster_seeds) {
     add_node(&candidates, ClusterNode{seed.host, seed.port});
   }
+  // The first map of a process comes from a seed picked at random, as
+  // go-redis does: many processes started at once (cron on every host)
+  // spread their CLUSTER SHARDS over the seeds instead of all asking the
+  // first. The failures are still reported in the URL's order.
+  size_t start = 0;
+  if (m_map.nodes.empty() && candidates.size() > 1) {
+    std::random_device rd;
+    start = std::uniform_int_distribution<size_t>(0, candidates.size() - 1)(rd);
+  }
   std::optional<Error> worst;
-  std::string tried;
-  for (const auto& node : candidates) {
+  std::vector<std::string> failures(candidates.size());
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    size_t at = (start + i) % candidates.size();
+    const ClusterNode& node = candidates[at];
     // A node that does not answer must leave time for the others.
     auto one = deadline.min(Deadline::after(std::chrono::seconds(1)));
     auto map = ask_map(node, one);
@@ -417,7 +429,7 @@ Status Cluster::discover(Deadline deadline) {
     if (e.kind == ErrorKind::interrupted) {
       return e;
     }
-    tried += (tried.empty() ? "" : "; ") + e.message;
+    failures[at] = e.message;
     // The most telling error wins the exit code: a node that is not a
     // cluster node or refused our password, over one that is down.
     if (!worst || e.kind == ErrorKind::config ||
@@ -426,6 +438,12 @@ Status Cluster::discover(Deadline deadline) {
     }
     if (deadline.expired()) {
       break;
+    }
+  }
+  std::string tried;
+  for (const auto& f : failures) {
+    if (!f.empty()) {
+      tried += (tried.empty() ? "" : "; ") + f;
     }
   }
   ErrorKind kind = worst ? worst->kind : ErrorKind::io;
