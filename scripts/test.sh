@@ -137,6 +137,12 @@ test_variant() {
         name=${BASH_REMATCH[1]} reason=${BASH_REMATCH[3]}
         file=$(grep -lF "@test \"$name\"" "$root"/tests/bats/*.bats \
           "$root"/tests/fault/*.bats | head -n 1)
+        # The core scenarios run once per backend, named "BACKEND: TEST".
+        if [[ -z $file && $name =~ ^(redis|etcd):\ (.*)$ ]] &&
+          grep -qF "@test \"${BASH_REMATCH[2]}\"" \
+            "$root/tests/bats/core/scenarios.bats"; then
+          file=core_${BASH_REMATCH[1]}.bats
+        fi
         count_skip "$variant" "$(basename "${file:-bats}")" "$name" "$reason"
       elif [[ $line =~ ^ok\  ]]; then
         ok=$((ok + 1))

@@ -1,7 +1,10 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: MIT
-# Every row of the exit-code table, with the exact one-line error message
-# where godislock prints one, and no lock key left behind on failure.
+# The rows of the exit-code table that are Redis's own or need no server
+# (64 usage, 65 a key godislock did not make, 69 Redis unavailable), with
+# the exact one-line error message and no lock key left behind on failure.
+# The command's own status, 75, 79, 126 and 127 are core scenarios, run
+# against Redis and etcd: core/scenarios.bats.
 bats_require_minimum_version 1.5.0
 load helpers
 
@@ -13,40 +16,6 @@ setup() {
 # assert_one_line_error TEXT: stderr is exactly "godislock: error: TEXT".
 assert_one_line_error() {
   assert_equal "$stderr" "godislock: error: $1"
-}
-
-# --- the command's own exit code ---
-
-@test "exit code 0 of the command is passed on" {
-  run --separate-stderr "$GODISLOCK" run --name ec -- true
-  assert_equal "$status" 0
-  assert_equal "$stderr" ""
-  assert_no_lock_key
-}
-
-@test "exit code 3 of the command is passed on" {
-  run --separate-stderr "$GODISLOCK" run --name ec -- sh -c 'exit 3'
-  assert_equal "$status" 3
-  assert_equal "$stderr" ""
-  assert_no_lock_key
-}
-
-@test "exit code 255 of the command is passed on" {
-  run --separate-stderr "$GODISLOCK" run --name ec -- sh -c 'exit 255'
-  assert_equal "$status" 255
-  assert_no_lock_key
-}
-
-@test "a command killed by SIGTERM gives 143" {
-  run --separate-stderr "$GODISLOCK" run --name ec -- sh -c 'kill -TERM $$'
-  assert_equal "$status" 143
-  assert_no_lock_key
-}
-
-@test "a command killed by SIGKILL gives 137" {
-  run --separate-stderr "$GODISLOCK" run --name ec -- sh -c 'kill -KILL $$'
-  assert_equal "$status" 137
-  assert_no_lock_key
 }
 
 # --- 64: usage and configuration errors ---
@@ -290,112 +259,4 @@ alone (use another --name or --prefix)"
     --password-file "$BATS_TEST_TMPDIR/empty" -- true
   assert_equal "$status" 64
   assert_one_line_error "--password-file '$BATS_TEST_TMPDIR/empty' is empty"
-}
-
-# --- 75: not acquired ---
-
-@test "75 on --nonblock while the lock is held; -E 0 and -E 1 override" {
-  start_holder held
-  local token
-  token=$(rcli get 'godislock:{held}')
-  run --separate-stderr "$GODISLOCK" run --name held -n \
-    -- touch "$BATS_TEST_TMPDIR/ran"
-  assert_equal "$status" 75
-  assert_equal "$stderr" ""
-  run --separate-stderr "$GODISLOCK" run --name held --nonblock -E 0 \
-    -- touch "$BATS_TEST_TMPDIR/ran"
-  assert_equal "$status" 0
-  run --separate-stderr "$GODISLOCK" run --name held --no-wait -E 1 \
-    -- touch "$BATS_TEST_TMPDIR/ran"
-  assert_equal "$status" 1
-  [[ ! -e "$BATS_TEST_TMPDIR/ran" ]]
-  # The holder's lock is untouched.
-  run rcli get 'godislock:{held}'
-  assert_output "$token"
-  local rc=0
-  release_holder || rc=$?
-  assert_equal "$rc" 0
-  assert_no_lock_key
-}
-
-# --- 79: lock lost ---
-
-@test "79 when the lock key is deleted while the command runs" {
-  "$GODISLOCK" run --name lost --ttl 900ms -- sh -c \
-    ': > "$1/started"; sleep 30 & wait' sh "$BATS_TEST_TMPDIR" \
-    2>"$BATS_TEST_TMPDIR/err" 3>&- &
-  local pid=$!
-  wait_for 10 test -e "$BATS_TEST_TMPDIR/started"
-  rcli del 'godislock:{lost}'
-  wait_job 30 "$pid"
-  assert_equal "$WAIT_STATUS" 79
-  run cat "$BATS_TEST_TMPDIR/err"
-  assert_equal "${#lines[@]}" 1
-  assert_regex "$output" "^godislock: error: lock 'lost' lost while the \
-command ran: the lock key no longer holds our token .*; the command was sent \
-signal 15 "
-  assert_no_lock_key
-}
-
-# --- 126 / 127 ---
-
-@test "126: the command is not executable" {
-  printf '#!/bin/sh\necho ran\n' >"$BATS_TEST_TMPDIR/noexec"
-  chmod 644 "$BATS_TEST_TMPDIR/noexec"
-  run --separate-stderr "$GODISLOCK" run --name ec -- "$BATS_TEST_TMPDIR/noexec"
-  assert_equal "$status" 126
-  assert_one_line_error \
-    "cannot run '$BATS_TEST_TMPDIR/noexec': Permission denied"
-  assert_output ""
-  assert_no_lock_key
-}
-
-@test "126: the command is a directory" {
-  run --separate-stderr "$GODISLOCK" run --name ec -- "$BATS_TEST_TMPDIR"
-  assert_equal "$status" 126
-  assert_one_line_error "cannot run '$BATS_TEST_TMPDIR': Permission denied"
-  assert_no_lock_key
-}
-
-@test "127: the command is not found" {
-  run -127 --separate-stderr "$GODISLOCK" run --name ec -- no-such-command-xyz
-  assert_equal "$status" 127
-  assert_one_line_error "cannot run 'no-such-command-xyz': command not found"
-  run -127 --separate-stderr "$GODISLOCK" run --name ec -- "$BATS_TEST_TMPDIR/nope"
-  assert_equal "$status" 127
-  assert_one_line_error "cannot run '$BATS_TEST_TMPDIR/nope': command not found"
-  assert_no_lock_key
-}
-
-@test "the error stays one line for a command name with a newline" {
-  run -127 --separate-stderr "$GODISLOCK" run --name ec -- $'no-such\ncommand'
-  assert_equal "$status" 127
-  assert_equal "${#stderr_lines[@]}" 1
-  assert_one_line_error "cannot run 'no-such?command': command not found"
-}
-
-@test "127 from exec after the lock was taken (missing interpreter); lock released" {
-  printf '#!/no/such/interpreter\n' >"$BATS_TEST_TMPDIR/script"
-  chmod 755 "$BATS_TEST_TMPDIR/script"
-  run -127 --separate-stderr "$GODISLOCK" run --name ec -- "$BATS_TEST_TMPDIR/script"
-  assert_equal "$status" 127
-  assert_one_line_error \
-    "cannot run '$BATS_TEST_TMPDIR/script': No such file or directory"
-  assert_no_lock_key
-  # The lock was really released: it can be taken at once.
-  run "$GODISLOCK" run --name ec -n -- echo again
-  assert_success
-  assert_output again
-}
-
-@test "126 from exec after the lock was taken (interpreter not executable); lock released" {
-  printf 'x\n' >"$BATS_TEST_TMPDIR/interp"
-  chmod 644 "$BATS_TEST_TMPDIR/interp"
-  printf '#!%s\n' "$BATS_TEST_TMPDIR/interp" >"$BATS_TEST_TMPDIR/script"
-  chmod 755 "$BATS_TEST_TMPDIR/script"
-  run --separate-stderr "$GODISLOCK" run --name ec -- "$BATS_TEST_TMPDIR/script"
-  assert_equal "$status" 126
-  assert_one_line_error \
-    "cannot run '$BATS_TEST_TMPDIR/script': Permission denied"
-  assert_no_lock_key
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: MIT
-# The FIFO queue (the default): waiters run in arrival order, a killed
-# waiter is skipped after a 1 s grace, a waiter that gives up leaves no trace, and
-# --no-fair still races.
+# The FIFO queue on Redis (the default): a killed waiter is skipped after
+# a 1 s grace, the release hands the lock to the head of the queue, and
+# --no-fair still races. Arrival order and a waiter that gives up are core
+# scenarios, run against Redis and etcd: core/scenarios.bats.
 bats_require_minimum_version 1.5.0
 load helpers
 
@@ -38,24 +39,6 @@ start_waiters() {
   done
 }
 
-@test "20 queued waiters run in arrival order" {
-  start_holder fifo
-  start_waiters fifo 20
-  [[ ! -e "$BATS_TEST_TMPDIR/order" ]]
-  local rc=0
-  release_holder || rc=$?
-  assert_equal "$rc" 0
-  local i
-  for ((i = 1; i <= 20; i++)); do
-    wait_job 30 "${WAITER_PIDS[i - 1]}"
-    assert_equal "$WAIT_STATUS" 0
-  done
-  run cat "$BATS_TEST_TMPDIR/order"
-  assert_output "$(seq 1 20)"
-  assert_equal "$(queue_len fifo)" 0
-  assert_no_lock_key
-}
-
 @test "a SIGKILLed queued waiter is skipped after the 1 s grace; the rest keep order" {
   start_holder fifo
   start_waiters fifo 20
@@ -86,26 +69,6 @@ start_waiters() {
   ((elapsed < 10000))
   assert_equal "$(queue_len fifo)" 0
   assert_no_lock_key
-}
-
-@test "a waiter whose --wait runs out leaves the queue and no keys" {
-  start_holder gaveup
-  "$GODISLOCK" run --name gaveup --wait 0.5 -- \
-    touch "$BATS_TEST_TMPDIR/ran" 3>&- &
-  local waiter=$!
-  wait_for 10 queue_is gaveup 1
-  wait_job 10 "$waiter"
-  assert_equal "$WAIT_STATUS" 75
-  [[ ! -e "$BATS_TEST_TMPDIR/ran" ]]
-  assert_equal "$(queue_len gaveup)" 0
-  assert_equal "$(rcli exists 'godislock:{gaveup}:queue')" 0
-  run rcli --scan --pattern 'godislock:{gaveup}:waiter:*'
-  assert_output ''
-  # The holder was not disturbed.
-  assert_equal "$(rcli exists 'godislock:{gaveup}')" 1
-  local rc=0
-  release_holder || rc=$?
-  assert_equal "$rc" 0
 }
 
 @test "--no-fair: two racers serialize" {

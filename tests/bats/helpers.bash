@@ -223,6 +223,21 @@ start_holder() {
   wait_for 10 test -e "$HOLDER_DIR/started"
 }
 
+# start_victim NAME OPTIONS...: a command that writes "got-term" to
+# $BATS_TEST_TMPDIR/marker on SIGTERM and exits 0; returns once it runs.
+# Sets BG_PID.
+start_victim() {
+  local name=$1 dir=$BATS_TEST_TMPDIR
+  shift
+  "$GODISLOCK" run --name "$name" "$@" -- sh -c \
+    'trap "echo got-term >\"$1/marker\"; exit 0" TERM
+     : >"$1/started"
+     sleep 30 &
+     wait' sh "$dir" 2>"$dir/err" 3>&- &
+  BG_PID=$!
+  wait_for 10 test -e "$dir/started"
+}
+
 # release_holder: lets the holder's command end; returns godislock's status.
 release_holder() {
   : >"$HOLDER_DIR/go"

@@ -1,28 +1,13 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: MIT
-# Losing the lease while the command runs: the command's whole tree is
-# stopped before the lease could expire, and godislock exits 79. A holder
-# that dies takes its command with it, and a waiter gets the lock within
-# about one TTL.
+# Losing the lease while the command runs, on Redis: the command's whole
+# tree is stopped before the lease could expire, and godislock exits 79.
+# The key deleted or its lease ended, and a holder killed, are core
+# scenarios, run against Redis and etcd: core/scenarios.bats.
 bats_require_minimum_version 1.5.0
 load helpers
 
 setup() { start_redis; }
-
-# start_victim NAME OPTIONS...: a command that writes "got-term" to
-# $BATS_TEST_TMPDIR/marker on SIGTERM and exits 0; returns once it runs.
-# Sets BG_PID.
-start_victim() {
-  local name=$1 dir=$BATS_TEST_TMPDIR
-  shift
-  "$GODISLOCK" run --name "$name" "$@" -- sh -c \
-    'trap "echo got-term >\"$1/marker\"; exit 0" TERM
-     : >"$1/started"
-     sleep 30 &
-     wait' sh "$dir" 2>"$dir/err" 3>&- &
-  BG_PID=$!
-  wait_for 10 test -e "$dir/started"
-}
 
 # wait_bg: waits for BG_PID; sets BG_STATUS.
 wait_bg() {
@@ -32,24 +17,6 @@ wait_bg() {
 
 key_absent() {
   [[ "$(rcli exists "godislock:{$1}")" == 0 ]]
-}
-
-@test "lock key deleted behind our back: command gets TERM, exit 79" {
-  start_victim del --ttl 900ms
-  local start elapsed
-  start=$(mono_ms)
-  rcli del 'godislock:{del}'
-  wait_bg
-  elapsed=$(($(mono_ms) - start))
-  assert_equal "$BG_STATUS" 79
-  run cat "$BATS_TEST_TMPDIR/marker"
-  assert_output got-term
-  run cat "$BATS_TEST_TMPDIR/err"
-  assert_equal "${#lines[@]}" 1
-  assert_regex "$output" "^godislock: error: lock 'del' lost while the \
-command ran: the lock key no longer holds our token"
-  ((elapsed < 10000))
-  assert_no_lock_key
 }
 
 @test "lock key overwritten with another value: exit 79, the new value is kept" {
@@ -101,35 +68,6 @@ command ran"
 at release (the command ended within the lease: the release came late, or the \
 key was deleted or overwritten); another holder may have run beside the \
 command"
-}
-
-@test "holder SIGKILLed: its command dies, a waiter gets the lock within a TTL" {
-  local dir=$BATS_TEST_TMPDIR
-  "$GODISLOCK" run --name crash --ttl 1s -- \
-    sh -c 'echo $$ >"$1/pidfile"; exec sleep 30' sh "$dir" 3>&- &
-  local holder=$!
-  wait_for 10 test -s "$dir/pidfile"
-  local child
-  child=$(cat "$dir/pidfile")
-  wait_for 10 grep -q sleep "/proc/$child/comm"
-  "$GODISLOCK" run -v --name crash --wait 10 -- \
-    sh -c ': >"$1/got"' sh "$dir" 2>"$dir/waiter.err" 3>&- &
-  local waiter=$!
-  wait_for 10 subscribers_are crash 1
-  [[ ! -e "$dir/got" ]]
-  local start elapsed
-  start=$(mono_ms)
-  kill -KILL "$holder"
-  wait_job 10 "$holder"
-  assert_equal "$WAIT_STATUS" 137
-  # PR_SET_PDEATHSIG: the command does not outlive its godislock.
-  wait_for 5 pid_gone "$child"
-  wait_for 10 test -e "$dir/got"
-  elapsed=$(($(mono_ms) - start))
-  wait_job 30 "$waiter"
-  assert_equal "$WAIT_STATUS" 0
-  ((elapsed < 8000))
-  assert_no_lock_key
 }
 
 @test "a command that ignores TERM, with grandchildren: all gone within the TTL, 79" {

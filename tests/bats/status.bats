@@ -1,53 +1,15 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: MIT
-# `godislock status` (text and --json, exit 0 held / 1 free, listing by SCAN)
-# and `godislock release --force` (breaks a lock, wakes its waiters at once,
-# names the holder), plus configuration from the environment.
+# `godislock status` on Redis (queued waiters, counted and shared holders,
+# listing by SCAN, foreign keys) and `godislock release --force` (breaks a
+# lock, wakes its waiters at once, names the holder), plus configuration
+# from the environment. Status of a free and of a held lock, and a queued
+# waiter, are core scenarios, run against Redis and etcd:
+# core/scenarios.bats.
 bats_require_minimum_version 1.5.0
 load helpers
 
 setup() { start_redis; }
-
-@test "status of a free lock: 'free', exit 1" {
-  run --separate-stderr "$GODISLOCK" status nothing-here
-  assert_equal "$status" 1
-  assert_output "lock 'nothing-here': free"
-  assert_equal "$stderr" ""
-}
-
-@test "status of a held lock names the holder, exit 0; --json has the documented fields" {
-  start_holder deploy
-  run --separate-stderr "$GODISLOCK" status deploy
-  assert_equal "$status" 0
-  assert_line --index 0 "lock 'deploy': held (exclusive)"
-  assert_line --index 1 --regexp "^  $(hostname):[0-9]+ [^,]+, for [0-9]+(ms|s), ttl [0-9]+s, fence [0-9]+: sh -c "
-  run --separate-stderr "$GODISLOCK" status --json deploy
-  assert_equal "$status" 0
-  assert_equal "$(json 'len(d)')" 1
-  assert_equal "$(json 'd[0]["name"]')" deploy
-  assert_equal "$(json 'd[0]["state"]')" held
-  assert_equal "$(json 'd[0]["kind"]')" exclusive
-  assert_equal "$(json 'd[0]["limit"]')" 1
-  assert_equal "$(json 'd[0]["queued"]')" 0
-  assert_equal "$(json 'd[0]["holders"][0]["host"]')" "$(hostname)"
-  assert_equal "$(json 'd[0]["holders"][0]["pid"]')" "$HOLDER_PID"
-  assert_equal "$(json 'd[0]["holders"][0]["command"][:5]')" "sh -c"
-  assert_equal "$(json 'd[0]["holders"][0]["slot"]')" 1
-  assert_equal "$(json 'd[0]["holders"][0]["fence"] == d[0]["last_fence"]')" True
-  assert_equal "$(json '0 < d[0]["holders"][0]["ttl_ms"] <= 30000')" True
-  assert_equal "$(json 'd[0]["holders"][0]["held_ms"] >= 0')" True
-  assert_equal "$(json 'sorted(d[0]["holders"][0])')" \
-    "['command', 'fence', 'held_ms', 'host', 'pid', 'slot', 'ttl_ms', 'user']"
-  assert_equal "$(json 'sorted(d[0])')" \
-    "['holders', 'kind', 'last_fence', 'limit', 'name', 'queued', 'state']"
-  local rc=0
-  release_holder || rc=$?
-  assert_equal "$rc" 0
-  run "$GODISLOCK" status --json deploy
-  assert_equal "$status" 1
-  assert_equal "$(json 'd[0]["state"], d[0]["kind"], d[0]["holders"]')" \
-    "('free', None, [])"
-}
 
 @test "status shows queued waiters, counted and shared holders" {
   start_holder deploy
