@@ -13,8 +13,9 @@
 //   counter only rises, and every key older than the holder's is gone.
 // - A waiter watches the DELETE of the key just ahead of it, from the
 //   revision its last look was made at (nothing is missed between the look
-//   and the watch), keeps its lease alive meanwhile, and looks again on
-//   every event, cancellation or compaction.
+//   and the watch), keeps its lease alive meanwhile on the member its
+//   stream is on (which checks that member: EtcdWatch::check), and looks
+//   again on every event, cancellation or compaction.
 // - Every queued attempt renews the lease before it looks (keep-alive,
 //   then a read-only txn), so a lock granted to us is known to have a live
 //   lease counted from after the attempt's start; a key whose lease lapsed
@@ -186,16 +187,24 @@ struct Shared {
 };
 
 // How often a waiter checks that the member its watch stream is on still
-// answers: a stopped member (SIGSTOP, a hung host) keeps its connections
-// open and simply sends nothing, so a silent stream cannot be told from a
-// quiet lock by the stream alone (etcd's gateway sends progress
-// notifications only at the server's --experimental-watch-progress-notify-
-// interval, 10 minutes by default). A third of the TTL, as the queued
-// waiter's lease renewal that goes with it; at most this.
+// serves it: a stopped member (SIGSTOP, a hung host) keeps its connections
+// open and simply sends nothing, and a member cut off from its peers
+// (network partition) answers but sees no new write, so a silent stream
+// cannot be told from a quiet lock by the stream alone (etcd's gateway
+// sends progress notifications only at the server's --experimental-watch-
+// progress-notify-interval, 10 minutes by default). A third of the TTL,
+// as the queued waiter's lease renewal that is the check; at most this.
 constexpr Millis k_watch_check_max{5000};
 
 Millis watch_check_interval(Millis ttl) {
   return std::clamp(ttl / 3, Millis(100), k_watch_check_max);
+}
+
+// The member did not serve a call (unreachable, stopped, cut off from its
+// leader, no leader), as opposed to answering it.
+bool member_failed(const Error& e) {
+  return e.kind == ErrorKind::io || e.kind == ErrorKind::timeout ||
+         e.kind == ErrorKind::busy;
 }
 
 class EtcdWatch final : public ReleaseWatch {
@@ -209,6 +218,7 @@ class EtcdWatch final : public ReleaseWatch {
   util::Status open(Deadline until);
   Result<bool> check(Millis interval);
   Result<bool> keep_alive(int64_t lease, Deadline until);
+  void drop_stream(const Error& why);
 
   std::shared_ptr<Shared> m_shared;
   etcd::Client* m_client;
@@ -259,13 +269,18 @@ Result<bool> EtcdWatch::keep_alive(int64_t lease, Deadline until) {
   return r->ttl_s > 0;
 }
 
-// A queued waiter renews its lease (on whichever member answers, as any
-// call). The stream's own member must answer a status request (one
-// request per interval, served by that member without consensus, so an
-// election does not fail it; the attempt timeout, a sixth of the TTL,
-// bounds it): if not, the stream is closed, to be opened again from the
-// same revision on a member that answers (nothing is missed). False: our
-// waiting lease is gone.
+// One request per interval, bounded by the attempt timeout (a sixth of the
+// TTL). A queued waiter renews its lease on the stream's own member: a
+// follower forwards a keep-alive to its leader, so a member that is
+// stopped, cut off from its peers or without a leader fails it. Then the
+// stream is closed, to be opened again from the same revision on a member
+// that answers (nothing is missed), and the lease is renewed through the
+// usual fail-over. A waiter with no lease to renew is one that does not
+// queue (--no-fair: it watches the whole prefix and owns no key); it asks
+// the stream's member for its status, which a stopped member fails (the
+// member answers it alone, so an election does not), and relies on the
+// stream's leader requirement for a member cut off from its peers. False:
+// our waiting lease is gone.
 Result<bool> EtcdWatch::check(Millis interval) {
   int64_t lease = 0;
   {
@@ -276,20 +291,36 @@ Result<bool> EtcdWatch::check(Millis interval) {
     return Deadline::after(std::min(interval, k_attempt_timeout * 2));
   };
   m_last_check = util::Clock::now();
-  if (m_stream) {
-    auto st = m_client->status_at(m_stream->endpoint(), bound());
-    if (!st) {
-      GODISLOCK_DEBUG("etcd {} did not answer ({}); watching elsewhere",
-                      m_stream->endpoint(), st.error().message);
-      m_stream.reset();
-    }
-  }
   if (lease == 0) {
+    if (m_stream) {
+      auto st = m_client->status_at(m_stream->endpoint(), bound());
+      if (!st) {
+        drop_stream(st.error());
+      }
+    }
     return true;
+  }
+  if (m_stream) {
+    auto k =
+        m_client->lease_keep_alive_at(m_stream->endpoint(), lease, bound());
+    if (k) {
+      m_last_check = util::Clock::now();
+      return k->ttl_s > 0;
+    }
+    if (!member_failed(k.error())) {
+      return k.error();
+    }
+    drop_stream(k.error());
   }
   auto alive = keep_alive(lease, bound());
   m_last_check = util::Clock::now();
   return alive;
+}
+
+void EtcdWatch::drop_stream(const Error& why) {
+  GODISLOCK_DEBUG("etcd {} did not serve us ({}); watching elsewhere",
+                  m_stream->endpoint(), why.message);
+  m_stream.reset();
 }
 
 Result<Wakeup> EtcdWatch::wait(Deadline until) {

@@ -339,6 +339,10 @@ class Watch::Impl {
     m_target = target_of(url, m_endpoint, m_tls);
     set_common(e, m_errbuf, m_target, m_tls);
     m_headers = make_headers(token);
+    // grpc-gateway passes a "Grpc-Metadata-" header on as gRPC metadata;
+    // etcd's "hasleader" key is what clientv3.WithRequireLeader sets.
+    // Appended to a list that is not empty, which keeps its head.
+    curl_api().slist_append(m_headers.get(), "Grpc-Metadata-hasleader: true");
     curl_api().easy_setopt(e, CURLOPT_URL,
                            (m_target.url + "/v3/watch").c_str());
     curl_api().easy_setopt(e, CURLOPT_HTTPHEADER, m_headers.get());
@@ -880,6 +884,14 @@ Result<StatusResponse> Client::status_at(const std::string& endpoint,
       m_impl->call_at(endpoint, "/v3/maintenance/status", Json::object(),
                       deadline),
       endpoint, codec::decode_status);
+}
+
+Result<LeaseKeepAliveResponse> Client::lease_keep_alive_at(
+    const std::string& endpoint, int64_t id, Deadline deadline) {
+  Json body = {{"ID", std::to_string(id)}};
+  return decoded<LeaseKeepAliveResponse>(
+      m_impl->call_at(endpoint, "/v3/lease/keepalive", body, deadline),
+      endpoint, codec::decode_lease_keep_alive);
 }
 
 ClientStats Client::stats() const { return m_impl->stats(); }

@@ -130,6 +130,13 @@ class Client {
   // so an election elsewhere does not fail it. An unknown name: config.
   util::Result<StatusResponse> status_at(const std::string& endpoint,
                                          util::Deadline deadline);
+  // One keep-alive of lease `id` on exactly the member named `endpoint`,
+  // as status_at(). A follower forwards it to its leader (etcd's
+  // LeaseRenew), so it fails (timeout, busy) on a member that is stopped,
+  // cut off from its peers or without a leader: a liveness check of a
+  // watch stream's member that renews the lease at the same time.
+  util::Result<LeaseKeepAliveResponse> lease_keep_alive_at(
+      const std::string& endpoint, int64_t id, util::Deadline deadline);
   ClientStats stats() const;
 
   class Impl;
@@ -141,6 +148,10 @@ class Client {
 
 // One watch stream: a long-lived POST /v3/watch whose chunked reply carries
 // one JSON message per line, parsed as it arrives. Owns its own connection.
+// It requires a leader (the gateway's "Grpc-Metadata-hasleader: true"
+// header, etcd's clientv3.WithRequireLeader): a member that has had no
+// leader for three election timeouts (cut off from its peers) ends the
+// stream with "no leader" (busy) instead of keeping it open in silence.
 // Not thread-safe; move-only. Destroying it closes the stream.
 class Watch {
  public:

@@ -226,6 +226,10 @@ B's ended: two holders at once" >&2
   fault_scenario etcd-majority-loss
 }
 
+@test "fault: etcd-network-cut (netns per member, one cut off from its peers)" {
+  fault_scenario etcd-network-cut
+}
+
 @test "fault: etcd-lease-revoke (revoke the holder's lease)" {
   fault_scenario etcd-lease-revoke
 }

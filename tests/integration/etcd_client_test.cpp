@@ -588,10 +588,11 @@ TEST_F(EtcdClusterTest, AttemptTimeoutSkipsAStoppedMember) {
   EXPECT_NE("http://" + c->current_endpoint(), m_etcd.endpoint(stopped));
 }
 
-// The waiter's liveness check of its watch stream's member: status_at()
-// asks that member only, and leaves the endpoint the next call starts at
-// alone; a stopped member fails it within the attempt timeout.
-TEST_F(EtcdClusterTest, StatusAtAsksTheNamedMemberOnly) {
+// The waiter's liveness checks of its watch stream's member: status_at()
+// (no lease to renew) and lease_keep_alive_at() ask that member only, and
+// leave the endpoint the next call starts at alone; a stopped member fails
+// them within the attempt timeout.
+TEST_F(EtcdClusterTest, StatusAtAndKeepAliveAtAskTheNamedMemberOnly) {
   GODISLOCK_REQUIRE_ETCD_SERVER(m_etcd);
   size_t n = m_etcd.size();
   std::string last = m_etcd.endpoint(n - 1).substr(7);  // no "http://"
@@ -600,22 +601,71 @@ TEST_F(EtcdClusterTest, StatusAtAsksTheNamedMemberOnly) {
   o.endpoints = m_etcd.endpoints();
   auto c = Client::create(o);
   ASSERT_TRUE(c.ok());
-  ASSERT_TRUE(c->status(soon()).ok());
+  auto g = c->lease_grant(seconds(30), soon());
+  ASSERT_TRUE(g.ok()) << g.error().message;
   std::string first = c->current_endpoint();
   ASSERT_NE(first, last);
   auto st = c->status_at(last, soon());
   ASSERT_TRUE(st.ok()) << st.error().message;
+  auto k = c->lease_keep_alive_at(last, g->id, soon());
+  ASSERT_TRUE(k.ok()) << k.error().message;
+  EXPECT_EQ(k->id, g->id);
+  EXPECT_GT(k->ttl_s, 0);
   EXPECT_EQ(c->current_endpoint(), first);
   auto unknown = c->status_at("127.0.0.1:1", soon());
   ASSERT_FALSE(unknown.ok());
   EXPECT_EQ(unknown.error().kind, ErrorKind::config);
   m_etcd.pause(n - 1);
   auto stopped = c->status_at(last, Deadline::after(seconds(10)));
+  auto not_renewed =
+      c->lease_keep_alive_at(last, g->id, Deadline::after(seconds(10)));
   m_etcd.resume(n - 1);
   ASSERT_FALSE(stopped.ok());
   EXPECT_EQ(stopped.error().kind, ErrorKind::timeout)
       << stopped.error().message;
+  ASSERT_FALSE(not_renewed.ok());
+  EXPECT_EQ(not_renewed.error().kind, ErrorKind::timeout)
+      << not_renewed.error().message;
   EXPECT_EQ(c->current_endpoint(), first);
+}
+
+// A member left without a leader (here: its two peers stopped, as a member
+// cut off from them by the network is) ends a watch stream on it with "no
+// leader": the gateway passes the stream's hasleader header on as gRPC
+// metadata, and etcd cancels such streams after three election timeouts
+// without a leader. Without the header the stream would stay open and
+// silent. A keep-alive on that member fails too.
+TEST_F(EtcdClusterTest, AWatchEndsWhenItsMemberHasNoLeader) {
+  GODISLOCK_REQUIRE_ETCD_SERVER(m_etcd);
+  ClientOptions o;
+  o.attempt_timeout = milliseconds(500);
+  o.endpoints = {m_etcd.endpoint(0)};
+  auto c = Client::create(o);
+  ASSERT_TRUE(c.ok());
+  auto g = c->lease_grant(seconds(60), soon());
+  ASSERT_TRUE(g.ok()) << g.error().message;
+  WatchRequest w;
+  w.key = "cut/";
+  w.range_end = prefix_end("cut/");
+  auto watch = c->watch(w, soon());
+  ASSERT_TRUE(watch.ok()) << watch.error().message;
+  m_etcd.pause(1);
+  m_etcd.pause(2);
+  // Bounded generously: an election timeout (1 s by default) to notice,
+  // three more to cancel, on a loaded machine.
+  auto ended = watch->next(Deadline::after(seconds(60)));
+  auto k = c->lease_keep_alive_at(watch->endpoint(), g->id,
+                                  Deadline::after(seconds(10)));
+  m_etcd.resume(1);
+  m_etcd.resume(2);
+  ASSERT_FALSE(ended.ok()) << "the stream reported an event";
+  EXPECT_EQ(ended.error().kind, ErrorKind::busy) << ended.error().message;
+  EXPECT_NE(ended.error().message.find("no leader"), std::string::npos)
+      << ended.error().message;
+  ASSERT_FALSE(k.ok());
+  EXPECT_TRUE(k.error().kind == ErrorKind::timeout ||
+              k.error().kind == ErrorKind::busy)
+      << k.error().message;
 }
 
 }  // namespace
