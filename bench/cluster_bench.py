@@ -29,6 +29,7 @@ import tempfile
 import time
 
 from ports import free_port
+from sentinel_bench import fmt
 
 SLOTS = 16384
 
@@ -416,10 +417,6 @@ def run(bench):
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return res
-
-
-def fmt(ns):
-    return "—" if ns is None else f"{ns / 1e6:.0f}"
 
 
 def report(bench, res):

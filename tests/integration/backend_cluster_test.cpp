@@ -137,6 +137,27 @@ bool queued(const RedisCluster& c, const std::string& name, long long n) {
       30000ms);
 }
 
+// A holder of lock `name` (token 0, `ttl`) and one waiter (token 1) queued
+// behind it; the holder, or null after a failed assertion.
+std::unique_ptr<Backend> held_with_a_waiter(const RedisCluster& c,
+                                            const std::string& name, Millis ttl,
+                                            Waiter* w, Millis wait) {
+  auto holder = open_on(c, name);
+  if (holder == nullptr) {
+    return nullptr;
+  }
+  auto a = holder->acquire(token(0), ttl, Backend::Mode::queue, soon());
+  EXPECT_TRUE(a && a->state == Outcome::acquired);
+  w->backend = open_on(c, name);
+  if (!a || a->state != Outcome::acquired || w->backend == nullptr) {
+    return nullptr;
+  }
+  w->token = token(1);
+  w->start(wait);
+  EXPECT_TRUE(queued(c, name, 1));
+  return holder;
+}
+
 // --------------------------------------------------------------------------
 // One cluster for the tests that leave its topology alone.
 
@@ -518,16 +539,9 @@ TEST_F(ClusterTopologyTest, ReshardWithQueuedWaiters) {
 // LOAD); refresh and release follow MOVED and send the scripts again; a
 // waiter subscribed on the old master is dropped and comes back.
 TEST_F(ClusterTopologyTest, FailoverOfTheOwningMaster) {
-  auto holder = open_on(cluster, "fo");
-  ASSERT_NE(holder, nullptr);
-  auto a = holder->acquire(token(0), 60000ms, Backend::Mode::queue, soon());
-  ASSERT_TRUE(a && a->state == Outcome::acquired);
   Waiter w;
-  w.backend = open_on(cluster, "fo");
-  ASSERT_NE(w.backend, nullptr);
-  w.token = token(1);
-  w.start(40000ms);
-  ASSERT_TRUE(queued(cluster, "fo", 1));
+  auto holder = held_with_a_waiter(cluster, "fo", 60000ms, &w, 40000ms);
+  ASSERT_NE(holder, nullptr);
   int slot = redis::key_slot("t:{fo}");
   auto old_master = static_cast<size_t>(cluster.master_of(slot));
   int replica = cluster.replica_of(old_master);
@@ -564,16 +578,9 @@ TEST_F(ClusterTopologyTest, FailoverOfTheOwningMaster) {
 // vanishes without a release (no message at all), the waiter takes the
 // lock at the bound of its sleep, the holder's TTL.
 TEST_F(ClusterTopologyTest, DemotedMasterMovedToAnotherPrimary) {
-  auto holder = open_on(cluster, "moved");
-  ASSERT_NE(holder, nullptr);
-  auto a = holder->acquire(token(0), 15000ms, Backend::Mode::queue, soon());
-  ASSERT_TRUE(a && a->state == Outcome::acquired);
   Waiter w;
-  w.backend = open_on(cluster, "moved");
-  ASSERT_NE(w.backend, nullptr);
-  w.token = token(1);
-  w.start(60000ms);
-  ASSERT_TRUE(queued(cluster, "moved", 1));
+  auto holder = held_with_a_waiter(cluster, "moved", 15000ms, &w, 60000ms);
+  ASSERT_NE(holder, nullptr);
   const std::string wake = "t:{moved}:wake:" + token(1);
   int slot = redis::key_slot("t:{moved}");
   auto old_master = static_cast<size_t>(cluster.master_of(slot));
